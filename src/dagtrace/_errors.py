@@ -1,0 +1,23 @@
+"""Errors raised by dagtrace.
+
+    DagtraceError
+    └── StoreError        the store could not be opened, migrated, read or written
+
+The OpenTelemetry path (exporter, processor) never raises: it logs and counts.
+The drop-in `DagProvenance` raises `StoreError` where lythonic would raise a raw
+driver error, so callers catch one type whatever the backend.
+"""
+
+from __future__ import annotations
+
+
+class DagtraceError(Exception):
+    """Base class of every error dagtrace raises on purpose."""
+
+
+class StoreError(DagtraceError):
+    """A store operation failed; `location` names the file or database concerned."""
+
+    def __init__(self, message: str, *, location: str | None = None) -> None:
+        self.location = location
+        super().__init__(f"{message} ({location})" if location else message)

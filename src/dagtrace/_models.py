@@ -1,0 +1,106 @@
+"""Read models and JSON helpers, field for field those of lythonic's DagProvenance.
+
+All timestamps are timezone-aware UTC datetimes built from REAL epoch seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+_log = logging.getLogger(__name__)
+
+
+def json_default(obj: Any) -> Any:
+    """JSON serialization fallback for Pydantic models and other types."""
+    if isinstance(obj, BaseModel):
+        return obj.model_dump()
+    return str(obj)
+
+
+def safe_json_dumps(obj: Any) -> str:
+    """JSON-serialise `obj`, falling back to its `str()` (with a warning) when that fails."""
+    try:
+        return json.dumps(obj, default=json_default)
+    except Exception:
+        _log.warning("Failed to serialize to JSON: %s", type(obj).__name__, exc_info=True)
+        return json.dumps(str(obj))
+
+
+def epoch_to_datetime(epoch: float | None) -> datetime | None:
+    """REAL epoch seconds as stored → aware UTC datetime (None stays None)."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+class EdgeTraversal(BaseModel):
+    """Edge traversed during a DAG run. `downstream_label` identifies the target node."""
+
+    downstream_label: str
+    traversed_at: datetime
+
+
+class IoPayload(BaseModel):
+    """Input/output JSON payload. Loaded on demand via `load_io()`."""
+
+    input_json: str | None = None
+    output_json: str | None = None
+
+
+class NodeExecution(BaseModel):
+    """Execution record for a single node in a DAG run."""
+
+    node_label: str
+    status: str
+    is_source: bool = False
+    is_sink: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    edges: list[EdgeTraversal] = []
+    sub_dags: dict[str, DagRun] | None = None
+    """Sub-DAG runs of a composite node, keyed by expansion key (`chunks[0]`, `label[]`)."""
+    io: IoPayload | None = None
+
+
+class DagRun(BaseModel):
+    """A DAG execution record with nested node executions and edge traversals."""
+
+    run_id: str
+    dag_nsref: str
+    parent_run_id: str | None = None
+    status: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    initiated_by: str | None = None
+    nodes: dict[str, NodeExecution] = {}
+    io: IoPayload | None = None
+
+    def latest_update(self) -> datetime:
+        """The most recent timestamp across all nodes and traversals."""
+        candidates: list[datetime] = [self.started_at]
+        if self.finished_at:
+            candidates.append(self.finished_at)
+        for n in self.nodes.values():
+            if n.started_at:
+                candidates.append(n.started_at)
+            if n.finished_at:
+                candidates.append(n.finished_at)
+            candidates.extend(e.traversed_at for e in n.edges)
+        return max(candidates)
+
+    def nodes_changed_since(self, dt: datetime) -> list[NodeExecution]:
+        """Nodes whose started_at or finished_at is after `dt`."""
+        return [
+            n
+            for n in self.nodes.values()
+            if (n.started_at and n.started_at > dt) or (n.finished_at and n.finished_at > dt)
+        ]
+
+
+NodeExecution.model_rebuild()

@@ -1,0 +1,84 @@
+"""The provenance schema: lythonic 0.0.28's tables verbatim, plus dagtrace's extras.
+
+lythonic's DDL (tables, columns, types, primary keys) is normative, so a file
+either library writes opens in the other. dagtrace adds only nullable columns,
+indexes and a `dagtrace_meta` table; lythonic ignores all three.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+"""Bumped whenever a migration step is added below."""
+
+DAG_RUNS_DDL = """\
+CREATE TABLE IF NOT EXISTS dag_runs (
+    run_id TEXT PRIMARY KEY,
+    dag_nsref TEXT NOT NULL,
+    parent_run_id TEXT,
+    status TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    source_inputs_json TEXT,
+    sink_outputs_json TEXT,
+    initiated_by TEXT,
+    FOREIGN KEY (parent_run_id) REFERENCES dag_runs(run_id)
+)"""
+
+NODE_EXECUTIONS_DDL = """\
+CREATE TABLE IF NOT EXISTS node_executions (
+    run_id TEXT NOT NULL,
+    node_label TEXT NOT NULL,
+    status TEXT NOT NULL,
+    is_source INTEGER DEFAULT 0,
+    is_sink INTEGER DEFAULT 0,
+    input_json TEXT,
+    output_json TEXT,
+    started_at REAL,
+    finished_at REAL,
+    error TEXT,
+    PRIMARY KEY (run_id, node_label),
+    FOREIGN KEY (run_id) REFERENCES dag_runs(run_id)
+)"""
+
+EDGE_TRAVERSALS_DDL = """\
+CREATE TABLE IF NOT EXISTS edge_traversals (
+    run_id TEXT NOT NULL,
+    upstream_label TEXT NOT NULL,
+    downstream_label TEXT NOT NULL,
+    traversed_at REAL NOT NULL,
+    PRIMARY KEY (run_id, upstream_label, downstream_label),
+    FOREIGN KEY (run_id) REFERENCES dag_runs(run_id)
+)"""
+
+META_DDL = "CREATE TABLE IF NOT EXISTS dagtrace_meta (key TEXT PRIMARY KEY, value TEXT)"
+
+TABLE_DDLS = (DAG_RUNS_DDL, NODE_EXECUTIONS_DDL, EDGE_TRAVERSALS_DDL, META_DDL)
+
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "dag_runs": ("run_id", "dag_nsref", "parent_run_id", "status", "started_at", "finished_at",
+                 "source_inputs_json", "sink_outputs_json"),
+    "node_executions": ("run_id", "node_label", "status", "is_source", "is_sink", "input_json",
+                        "output_json", "started_at", "finished_at", "error"),
+    "edge_traversals": ("run_id", "upstream_label", "downstream_label", "traversed_at"),
+}
+"""Columns every version of the schema has; a table without them cannot be migrated."""
+
+ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "dag_runs": (
+        ("initiated_by", "TEXT"),  # lythonic 0.0.28; older files lack it
+        ("trace_id", "TEXT"),  # OTel trace id (32 hex), links a run to its Jaeger trace
+        ("span_id", "TEXT"),  # OTel span id (16 hex) of the run span
+    ),
+    "node_executions": (
+        ("trace_id", "TEXT"),
+        ("span_id", "TEXT"),
+    ),
+}
+"""Nullable columns added to existing tables when missing, in this order."""
+
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS dagtrace_runs_started ON dag_runs (started_at)",
+    "CREATE INDEX IF NOT EXISTS dagtrace_runs_status_started ON dag_runs (status, started_at)",
+    "CREATE INDEX IF NOT EXISTS dagtrace_runs_parent ON dag_runs (parent_run_id)",
+)
+"""What the reads filter and sort on: recent runs, runs by status, child runs."""

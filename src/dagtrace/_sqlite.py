@@ -1,0 +1,226 @@
+"""The embedded SQLite store: one file, WAL, long-lived connections.
+
+- One writer connection per process, behind a lock, so threads of one process
+  queue in Python instead of sleeping in SQLite's busy handler; processes
+  contend through `BEGIN IMMEDIATE` (the write lock taken up front) and a busy
+  timeout.
+- A small pool of reader connections: in WAL, reads never wait for the writer.
+- After `fork()` the child drops the parent's connections and opens its own.
+
+Durability (`durability=`):
+- ``"process"`` (default): WAL with ``synchronous=NORMAL``. A committed write
+  survives the process being killed (SIGKILL, OOM); the last commits before an
+  OS crash or power loss may be lost, never corrupting the file.
+- ``"power"``: ``synchronous=FULL``: every commit is fsynced and survives power
+  loss, at the cost of one fsync per commit.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from . import _schema
+from ._errors import StoreError
+from ._store import Cursor, Store, Writer
+
+Durability = Literal["process", "power"]
+
+_SYNCHRONOUS: dict[str, str] = {"process": "NORMAL", "power": "FULL"}
+
+
+class SqliteStore(Store):
+    """A provenance store in one SQLite file, readable by lythonic's DagProvenance."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        durability: Durability = "process",
+        busy_timeout: float = 30.0,
+    ) -> None:
+        if durability not in _SYNCHRONOUS:
+            raise ValueError(f"durability must be 'process' or 'power', not {durability!r}")
+        self.path = Path(path)
+        self.location = str(self.path)
+        self._synchronous = _SYNCHRONOUS[durability]
+        self._busy_timeout = busy_timeout
+        self.read_only = read_only or (self.path.exists() and not os.access(self.path, os.W_OK))
+        self._reset_connections()
+        if self.read_only:
+            if not self.path.is_file():
+                raise StoreError("database file does not exist", location=self.location)
+            self._check_readable_schema()
+        else:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create the directory: {e}", location=self.location) from e
+            self._migrate()
+
+    # -- connections ------------------------------------------------------------------
+
+    def _reset_connections(self) -> None:
+        """Forget all connections (at start, and in a forked child: never reuse the parent's)."""
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._writer: sqlite3.Connection | None = None
+        self._idle_readers: list[sqlite3.Connection] = []
+        self._all_readers: list[sqlite3.Connection] = []
+        self._closed = False
+
+    def _check_process(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed", location=self.location)
+        if os.getpid() != self._pid:
+            self._reset_connections()
+
+    def _connect(self, *, read_only: bool) -> sqlite3.Connection:
+        uri = self.path.resolve().as_uri() + ("?mode=ro" if read_only else "")
+        try:
+            conn = sqlite3.connect(
+                uri,
+                uri=True,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            if not read_only:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            else:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open the SQLite database: {e}", location=self.location) from e
+        return conn
+
+    def _writer_connection(self) -> sqlite3.Connection:
+        if self.read_only:
+            raise StoreError("the store was opened read-only", location=self.location)
+        if self._writer is None:
+            self._writer = self._connect(read_only=False)
+        return self._writer
+
+    # -- Store ------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Writer]:
+        self._check_process()
+        with self._lock:
+            conn = self._writer_connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield Writer(conn.cursor())
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                _rollback(conn)
+                raise StoreError(f"write failed: {e}", location=self.location) from e
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    @contextmanager
+    def _reading(self) -> Iterator[Cursor]:
+        self._check_process()
+        with self._lock:
+            conn = self._idle_readers.pop() if self._idle_readers else None
+        if conn is None:
+            conn = self._connect(read_only=self.read_only)
+            with self._lock:
+                self._all_readers.append(conn)
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn.cursor()
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise StoreError(f"read failed: {e}", location=self.location) from e
+        finally:
+            with self._lock:
+                self._idle_readers.append(conn)
+
+    def close(self) -> None:
+        if self._closed or os.getpid() != self._pid:
+            self._closed = True
+            return
+        with self._lock:
+            for conn in [*self._all_readers, *([self._writer] if self._writer else [])]:
+                conn.close()
+            self._closed = True
+
+    # -- schema -----------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        """Create or upgrade the schema; a no-op (no write lock) when it is current."""
+        with self._lock:
+            conn = self._writer_connection()
+            try:
+                self._migrate_with(conn.cursor())
+            except sqlite3.Error as e:
+                _rollback(conn)
+                raise StoreError(f"cannot migrate the schema: {e}", location=self.location) from e
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def _migrate_with(self, cur: sqlite3.Cursor) -> None:
+        if self._schema_version(cur) >= _schema.SCHEMA_VERSION:
+            return
+        cur.execute("BEGIN IMMEDIATE")
+        for ddl in _schema.TABLE_DDLS:
+            cur.execute(ddl)
+        for table, required in _schema.REQUIRED_COLUMNS.items():
+            present = _columns(cur, table)
+            missing = [c for c in required if c not in present]
+            if missing:
+                raise StoreError(
+                    f"cannot migrate: table {table} lacks {', '.join(missing)}; "
+                    "this file was not written by lythonic or dagtrace",
+                    location=self.location,
+                )
+            for column, decl in _schema.ADDED_COLUMNS.get(table, ()):
+                if column not in present:
+                    cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        for ddl in _schema.INDEXES:
+            cur.execute(ddl)
+        cur.execute(
+            "INSERT INTO dagtrace_meta (key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(_schema.SCHEMA_VERSION),),
+        )
+        cur.execute("COMMIT")
+
+    def _schema_version(self, cur: sqlite3.Cursor) -> int:
+        if "value" not in _columns(cur, "dagtrace_meta"):
+            return 0
+        row = cur.execute("SELECT value FROM dagtrace_meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _check_readable_schema(self) -> None:
+        """Without write access nothing can be migrated: read what is there."""
+        with self._reading() as cur:
+            assert isinstance(cur, sqlite3.Cursor)
+            columns = _columns(cur, "dag_runs")
+        if not columns:
+            raise StoreError("not a provenance database: no dag_runs table", location=self.location)
+        if "initiated_by" not in columns:
+            self.initiated_by_column = "NULL"
+
+
+def _columns(cur: sqlite3.Cursor, table: str) -> set[str]:
+    return {row[1] for row in cur.execute(f"PRAGMA table_info({table})").fetchall()}
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the original error is the one worth reporting

@@ -1,0 +1,363 @@
+"""The store interface: one set of portable SQL for writes and reads, two backends.
+
+A backend (SQLite now, PostgreSQL later) supplies connections, transactions and
+its dialect; everything that decides *what* is written or read lives here once.
+SQL is written with `?` placeholders; a backend translates them if it must.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, epoch_to_datetime
+
+
+class Cursor(Protocol):
+    """The slice of a DB-API cursor dagtrace uses."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, seq: Iterable[Sequence[Any]], /) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+_RUN_COLUMNS = "run_id, dag_nsref, parent_run_id, status, started_at, finished_at, {initiated_by}"
+_NODE_COLUMNS = "run_id, node_label, status, is_source, is_sink, started_at, finished_at, error"
+
+
+def _tree(seed_sql: str) -> str:
+    """A recursive CTE `tree(run_id)`: the seed runs and all their descendants.
+
+    UNION (not UNION ALL) makes a corrupt parent cycle terminate.
+    """
+    return (
+        f"WITH RECURSIVE tree(run_id) AS (SELECT seed.run_id FROM ({seed_sql}) AS seed "
+        "UNION SELECT d.run_id FROM dag_runs AS d JOIN tree AS t ON d.parent_run_id = t.run_id) "
+    )
+
+
+class Writer:
+    """Row writes inside one open transaction; the same statements on every backend.
+
+    Method for method these are lythonic's cursor-level helpers, so the drop-in
+    API writes exactly the rows lythonic writes.
+    """
+
+    def __init__(self, cursor: Cursor) -> None:
+        self._cur = cursor
+
+    def insert_run(
+        self,
+        run_id: str,
+        dag_nsref: str,
+        source_inputs_json: str,
+        parent_run_id: str | None,
+        initiator: str | None,
+    ) -> None:
+        self._cur.execute(
+            "INSERT INTO dag_runs (run_id, dag_nsref, parent_run_id, status, started_at, "
+            "source_inputs_json, initiated_by) VALUES (?, ?, ?, 'running', ?, ?, ?)",
+            (run_id, dag_nsref, parent_run_id, time.time(), source_inputs_json, initiator),
+        )
+
+    def update_run_status(self, run_id: str, status: str) -> None:
+        self._cur.execute("UPDATE dag_runs SET status = ? WHERE run_id = ?", (status, run_id))
+
+    def finish_run(self, run_id: str, status: str, sink_outputs_json: str | None) -> None:
+        self._cur.execute(
+            "UPDATE dag_runs SET status = ?, finished_at = ?, sink_outputs_json = ? "
+            "WHERE run_id = ?",
+            (status, time.time(), sink_outputs_json, run_id),
+        )
+
+    def start_node(
+        self, run_id: str, node_label: str, input_json: str, is_source: bool, is_sink: bool
+    ) -> None:
+        """Insert or wholly replace the node row as `running` (lythonic's INSERT OR REPLACE)."""
+        self._cur.execute(
+            "INSERT INTO node_executions (run_id, node_label, status, is_source, is_sink, "
+            "input_json, started_at) VALUES (?, ?, 'running', ?, ?, ?, ?) "
+            "ON CONFLICT (run_id, node_label) DO UPDATE SET status = excluded.status, "
+            "is_source = excluded.is_source, is_sink = excluded.is_sink, "
+            "input_json = excluded.input_json, started_at = excluded.started_at, "
+            "output_json = NULL, finished_at = NULL, error = NULL, "
+            "trace_id = NULL, span_id = NULL",
+            (run_id, node_label, int(is_source), int(is_sink), input_json, time.time()),
+        )
+
+    def skip_node(self, run_id: str, node_label: str, output_json: str) -> None:
+        """Insert or wholly replace the node row as `skipped` with a copied output."""
+        now = time.time()
+        self._cur.execute(
+            "INSERT INTO node_executions (run_id, node_label, status, output_json, started_at, "
+            "finished_at) VALUES (?, ?, 'skipped', ?, ?, ?) "
+            "ON CONFLICT (run_id, node_label) DO UPDATE SET status = excluded.status, "
+            "is_source = 0, is_sink = 0, input_json = NULL, output_json = excluded.output_json, "
+            "started_at = excluded.started_at, finished_at = excluded.finished_at, "
+            "error = NULL, trace_id = NULL, span_id = NULL",
+            (run_id, node_label, output_json, now, now),
+        )
+
+    def complete_node(self, run_id: str, node_label: str, output_json: str) -> None:
+        self._cur.execute(
+            "UPDATE node_executions SET status = 'completed', output_json = ?, finished_at = ? "
+            "WHERE run_id = ? AND node_label = ?",
+            (output_json, time.time(), run_id, node_label),
+        )
+
+    def fail_node(self, run_id: str, node_label: str, error: str) -> None:
+        self._cur.execute(
+            "UPDATE node_executions SET status = 'failed', error = ?, finished_at = ? "
+            "WHERE run_id = ? AND node_label = ?",
+            (error, time.time(), run_id, node_label),
+        )
+
+    def insert_edges(self, run_id: str, edges: Sequence[tuple[str, str]]) -> None:
+        if not edges:
+            return
+        now = time.time()
+        self._cur.executemany(
+            "INSERT INTO edge_traversals (run_id, upstream_label, downstream_label, "
+            "traversed_at) VALUES (?, ?, ?, ?)",
+            [(run_id, up, down, now) for up, down in edges],
+        )
+
+
+class Store(ABC):
+    """Provenance storage: transactions for writes, DagProvenance-shaped reads.
+
+    Reads load a whole sub-DAG tree in four queries whatever its depth or width.
+    """
+
+    location: str
+    """The file or database, for error messages (never includes a password)."""
+
+    read_only: bool
+
+    initiated_by_column: str = "initiated_by"
+    """`NULL` when reading, without write access, a file from before lythonic 0.0.28."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Writer]:
+        """One write transaction: committed on exit, rolled back (nothing written) on error."""
+
+    @abstractmethod
+    def _reading(self) -> AbstractContextManager[Cursor]:
+        """A cursor inside one read snapshot, for reads that take several queries."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; the store must not be used afterwards."""
+
+    # -- flat reads: exactly lythonic's dict shapes ---------------------------------
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        with self._reading() as cur:
+            cur.execute(
+                "SELECT run_id, dag_nsref, parent_run_id, status, started_at, finished_at, "
+                f"source_inputs_json, sink_outputs_json, {self.initiated_by_column} FROM dag_runs "
+                "WHERE run_id = ?",
+                (run_id,),
+            )
+            row = cur.fetchone()
+        if row is None:
+            return None
+        keys = ("run_id", "dag_nsref", "parent_run_id", "status", "started_at", "finished_at",
+                "source_inputs_json", "sink_outputs_json", "initiated_by")
+        return dict(zip(keys, row, strict=True))
+
+    def get_node_executions(self, run_id: str) -> list[dict[str, Any]]:
+        with self._reading() as cur:
+            cur.execute(
+                "SELECT run_id, node_label, status, is_source, is_sink, input_json, output_json, "
+                "started_at, finished_at, error FROM node_executions WHERE run_id = ? "
+                "ORDER BY node_label",
+                (run_id,),
+            )
+            rows = cur.fetchall()
+        return [
+            {
+                "run_id": r[0],
+                "node_label": r[1],
+                "status": r[2],
+                "is_source": bool(r[3]),
+                "is_sink": bool(r[4]),
+                "input_json": r[5],
+                "output_json": r[6],
+                "started_at": r[7],
+                "finished_at": r[8],
+                "error": r[9],
+            }
+            for r in rows
+        ]
+
+    def get_node_output(self, run_id: str, node_label: str) -> str | None:
+        with self._reading() as cur:
+            cur.execute(
+                "SELECT output_json FROM node_executions WHERE run_id = ? AND node_label = ? "
+                "AND status IN ('completed', 'skipped')",
+                (run_id, node_label),
+            )
+            row = cur.fetchone()
+        return row[0] if row else None
+
+    def get_pending_nodes(self, run_id: str) -> list[str]:
+        with self._reading() as cur:
+            cur.execute(
+                "SELECT node_label FROM node_executions WHERE run_id = ? "
+                "AND status IN ('pending', 'running', 'failed') ORDER BY node_label",
+                (run_id,),
+            )
+            return [r[0] for r in cur.fetchall()]
+
+    def get_edge_traversals(self, run_id: str) -> list[dict[str, Any]]:
+        with self._reading() as cur:
+            cur.execute(
+                "SELECT run_id, upstream_label, downstream_label, traversed_at "
+                "FROM edge_traversals WHERE run_id = ? ORDER BY traversed_at",
+                (run_id,),
+            )
+            rows = cur.fetchall()
+        return [
+            {"run_id": r[0], "upstream_label": r[1], "downstream_label": r[2],
+             "traversed_at": r[3]}
+            for r in rows
+        ]
+
+    # -- tree reads: DagRun models with nodes, edges and sub-DAGs ----------------------
+
+    def inspect_run(self, run_id: str) -> DagRun | None:
+        seed = "SELECT run_id FROM dag_runs WHERE run_id = ?"
+        with self._reading() as cur:
+            runs = self._load_tree(cur, seed, (run_id,))
+        return runs.get(run_id)
+
+    def get_recent_runs(self, limit: int = 20, status: str | None = None) -> list[DagRun]:
+        if status:
+            seed = "SELECT run_id FROM dag_runs WHERE status = ? ORDER BY started_at DESC LIMIT ?"
+            params: tuple[Any, ...] = (status, limit)
+        else:
+            seed = "SELECT run_id FROM dag_runs ORDER BY started_at DESC LIMIT ?"
+            params = (limit,)
+        with self._reading() as cur:
+            cur.execute(seed, params)
+            top = [r[0] for r in cur.fetchall()]
+            runs = self._load_tree(cur, seed, params) if top else {}
+        return [runs[r] for r in top if r in runs]
+
+    def get_active_runs(self) -> list[DagRun]:
+        return self.get_recent_runs(limit=100, status="running")
+
+    def get_child_runs(self, parent_run_id: str) -> list[DagRun]:
+        """All descendants, ordered by start, each with its own sub-DAG tree."""
+        seed = "SELECT run_id FROM dag_runs WHERE parent_run_id = ?"
+        with self._reading() as cur:
+            runs = self._load_tree(cur, seed, (parent_run_id,))
+        return list(runs.values())
+
+    def load_io(self, dag_run: DagRun, node_labels: Sequence[str] | None = None) -> None:
+        labels = list(node_labels) if node_labels is not None else list(dag_run.nodes)
+        with self._reading() as cur:
+            cur.execute(
+                "SELECT source_inputs_json, sink_outputs_json FROM dag_runs WHERE run_id = ?",
+                (dag_run.run_id,),
+            )
+            row = cur.fetchone()
+            if row:
+                dag_run.io = IoPayload(input_json=row[0], output_json=row[1])
+            if not labels:
+                return
+            cur.execute(
+                "SELECT node_label, input_json, output_json FROM node_executions "
+                "WHERE run_id = ?",
+                (dag_run.run_id,),
+            )
+            wanted = set(labels)
+            for label, input_json, output_json in cur.fetchall():
+                node = dag_run.nodes.get(label)
+                if node is not None and label in wanted:
+                    node.io = IoPayload(input_json=input_json, output_json=output_json)
+
+    def _load_tree(
+        self, cur: Cursor, seed_sql: str, params: tuple[Any, ...]
+    ) -> dict[str, DagRun]:
+        """Runs selected by `seed_sql` and all their descendants, keyed by id, in start order."""
+        tree = _tree(seed_sql)
+        cur.execute(
+            f"{tree}SELECT {_RUN_COLUMNS.format(initiated_by=self.initiated_by_column)} "
+            "FROM dag_runs "
+            "WHERE run_id IN (SELECT run_id FROM tree) ORDER BY started_at, run_id",
+            params,
+        )
+        run_rows = cur.fetchall()
+        cur.execute(
+            f"{tree}SELECT {_NODE_COLUMNS} FROM node_executions "
+            "WHERE run_id IN (SELECT run_id FROM tree) ORDER BY run_id, node_label",
+            params,
+        )
+        nodes_by_run: dict[str, dict[str, NodeExecution]] = {}
+        for r in cur.fetchall():
+            nodes_by_run.setdefault(r[0], {})[r[1]] = NodeExecution(
+                node_label=r[1],
+                status=r[2],
+                is_source=bool(r[3]),
+                is_sink=bool(r[4]),
+                started_at=epoch_to_datetime(r[5]),
+                finished_at=epoch_to_datetime(r[6]),
+                error=r[7],
+            )
+        cur.execute(
+            f"{tree}SELECT run_id, upstream_label, downstream_label, traversed_at "
+            "FROM edge_traversals WHERE run_id IN (SELECT run_id FROM tree) "
+            "ORDER BY traversed_at",
+            params,
+        )
+        for run_id, upstream, downstream, at in cur.fetchall():
+            node = nodes_by_run.get(run_id, {}).get(upstream)
+            if node is not None:
+                node.edges.append(
+                    EdgeTraversal(downstream_label=downstream, traversed_at=epoch_to_datetime(at))
+                )
+        runs: dict[str, DagRun] = {}
+        for r in run_rows:
+            runs[r[0]] = DagRun(
+                run_id=r[0],
+                dag_nsref=r[1],
+                parent_run_id=r[2],
+                status=r[3],
+                started_at=epoch_to_datetime(r[4]),
+                finished_at=epoch_to_datetime(r[5]),
+                initiated_by=r[6],
+                nodes=nodes_by_run.get(r[0], {}),
+            )
+        for run in runs.values():  # start order: a later run under the same key wins
+            _attach_to_composite_node(run, runs)
+        return runs
+
+
+def _attach_to_composite_node(child: DagRun, runs: dict[str, DagRun]) -> None:
+    """Hang `child` off its parent's composite node, keyed by expansion key.
+
+    The key is the child's nsref past `{parent nsref}/`; the node label is the key
+    up to its `[` (`chunks[0]` → `chunks`), as lythonic does.
+    """
+    parent = runs.get(child.parent_run_id or "")
+    if parent is None or parent is child:
+        return
+    prefix = parent.dag_nsref + "/"
+    if not child.dag_nsref.startswith(prefix):
+        return
+    key = child.dag_nsref[len(prefix):]
+    bracket = key.find("[")
+    node = parent.nodes.get(key[:bracket] if bracket >= 0 else key)
+    if node is not None:
+        if node.sub_dags is None:
+            node.sub_dags = {}
+        node.sub_dags[key] = child
