@@ -122,11 +122,10 @@ class Writer:
     def insert_edges(self, run_id: str, edges: Sequence[tuple[str, str]]) -> None:
         if not edges:
             return
-        now = time.time()
         self._cur.executemany(
             "INSERT INTO edge_traversals (run_id, upstream_label, downstream_label, "
             "traversed_at) VALUES (?, ?, ?, ?)",
-            [(run_id, up, down, now) for up, down in edges],
+            [(run_id, up, down, time.time()) for up, down in edges],
         )
 
 
