@@ -1,0 +1,52 @@
+"""Text rendering of a run tree, shared by the examples and the CLI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ._models import DagRun, NodeExecution
+
+_MARKS = {"completed": "✓", "failed": "✗", "running": "…", "paused": "‖", "skipped": "↷"}
+
+
+def _duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return ""
+    seconds = (end - start).total_seconds()
+    return f" {seconds * 1000:.1f}ms" if seconds < 1 else f" {seconds:.2f}s"
+
+
+def _first_line(error: str | None) -> str:
+    if not error:
+        return ""
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    return f"  ← {lines[-1].strip()}" if lines else ""
+
+
+def render_run_tree(run: DagRun, indent: str = "") -> str:
+    """A run, its nodes (start order) and their sub-DAG runs as an indented tree."""
+    mark = _MARKS.get(run.status, "?")
+    head = (
+        f"{indent}{mark} {run.dag_nsref}  [{run.status}]{_duration(run.started_at, run.finished_at)}"
+        f"  run {run.run_id}"
+    )
+    lines = [head]
+    nodes = sorted(run.nodes.values(), key=_node_order)
+    for node in nodes:
+        lines.append(_render_node(node, indent + "    "))
+        for key, child in sorted((node.sub_dags or {}).items()):
+            lines.append(f"{indent}        {key}:")
+            lines.append(render_run_tree(child, indent + "          "))
+    return "\n".join(lines)
+
+
+def _node_order(node: NodeExecution) -> tuple[float, str]:
+    return (node.started_at.timestamp() if node.started_at else float("inf"), node.node_label)
+
+
+def _render_node(node: NodeExecution, indent: str) -> str:
+    mark = _MARKS.get(node.status, "?")
+    return (
+        f"{indent}{mark} {node.node_label}  [{node.status}]"
+        f"{_duration(node.started_at, node.finished_at)}{_first_line(node.error)}"
+    )
