@@ -17,13 +17,14 @@ Durability (`durability=`):
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from . import _schema
 from ._errors import StoreError
@@ -145,6 +146,9 @@ class SqliteStore(Store):
         finally:
             with self._lock:
                 self._idle_readers.append(conn)
+
+    def _in_list(self, values: list[str]) -> tuple[str, Any]:
+        return "SELECT value FROM json_each(?)", json.dumps(values)
 
     def close(self) -> None:
         if self._closed or os.getpid() != self._pid:

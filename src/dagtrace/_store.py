@@ -11,9 +11,10 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, epoch_to_datetime
+from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, trusted
 
 
 class Cursor(Protocol):
@@ -28,18 +29,25 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
-_RUN_COLUMNS = "run_id, dag_nsref, parent_run_id, status, started_at, finished_at, {initiated_by}"
+_RUN_COLUMNS = ("run_id", "dag_nsref", "parent_run_id", "status", "started_at", "finished_at")
 _NODE_COLUMNS = "run_id, node_label, status, is_source, is_sink, started_at, finished_at, error"
 
 
-def _tree(seed_sql: str) -> str:
-    """A recursive CTE `tree(run_id)`: the seed runs and all their descendants.
+_from_epoch = datetime.fromtimestamp
 
+
+def _tree(seed_sql: str, initiated_by: str) -> str:
+    """Run rows of the seed runs and all their descendants, in start order.
+
+    `initiated_by` is the column, or `NULL` for an old file opened read-only.
     UNION (not UNION ALL) makes a corrupt parent cycle terminate.
     """
+    cols = ", ".join((*_RUN_COLUMNS, initiated_by))
+    d_cols = ", ".join(f"d.{c}" if c != "NULL" else c for c in (*_RUN_COLUMNS, initiated_by))
     return (
-        f"WITH RECURSIVE tree(run_id) AS (SELECT seed.run_id FROM ({seed_sql}) AS seed "
-        "UNION SELECT d.run_id FROM dag_runs AS d JOIN tree AS t ON d.parent_run_id = t.run_id) "
+        f"WITH RECURSIVE tree AS (SELECT {cols} FROM dag_runs WHERE run_id IN ({seed_sql}) "
+        f"UNION SELECT {d_cols} FROM dag_runs AS d JOIN tree AS t ON d.parent_run_id = t.run_id) "
+        "SELECT * FROM tree ORDER BY started_at, run_id"
     )
 
 
@@ -150,6 +158,10 @@ class Store(ABC):
     @abstractmethod
     def _reading(self) -> AbstractContextManager[Cursor]:
         """A cursor inside one read snapshot, for reads that take several queries."""
+
+    @abstractmethod
+    def _in_list(self, values: list[str]) -> tuple[str, Any]:
+        """A subquery yielding `values`, and its one parameter: any count, one statement."""
 
     @abstractmethod
     def close(self) -> None:
@@ -288,54 +300,55 @@ class Store(ABC):
         self, cur: Cursor, seed_sql: str, params: tuple[Any, ...]
     ) -> dict[str, DagRun]:
         """Runs selected by `seed_sql` and all their descendants, keyed by id, in start order."""
-        tree = _tree(seed_sql)
-        cur.execute(
-            f"{tree}SELECT {_RUN_COLUMNS.format(initiated_by=self.initiated_by_column)} "
-            "FROM dag_runs "
-            "WHERE run_id IN (SELECT run_id FROM tree) ORDER BY started_at, run_id",
-            params,
-        )
+        cur.execute(_tree(seed_sql, self.initiated_by_column), params)
         run_rows = cur.fetchall()
+        if not run_rows:
+            return {}
+        in_runs, ids = self._in_list([r[0] for r in run_rows])
         cur.execute(
-            f"{tree}SELECT {_NODE_COLUMNS} FROM node_executions "
-            "WHERE run_id IN (SELECT run_id FROM tree) ORDER BY run_id, node_label",
-            params,
+            f"SELECT {_NODE_COLUMNS} FROM node_executions WHERE run_id IN ({in_runs})",
+            (ids,),
         )
+        # Rows of our own schema need no re-validation: most of the cost of a big tree.
         nodes_by_run: dict[str, dict[str, NodeExecution]] = {}
-        for r in cur.fetchall():
-            nodes_by_run.setdefault(r[0], {})[r[1]] = NodeExecution(
-                node_label=r[1],
-                status=r[2],
-                is_source=bool(r[3]),
-                is_sink=bool(r[4]),
-                started_at=epoch_to_datetime(r[5]),
-                finished_at=epoch_to_datetime(r[6]),
-                error=r[7],
-            )
+        for run_id, label, status, is_source, is_sink, started, finished, error in cur.fetchall():
+            nodes_by_run.setdefault(run_id, {})[label] = trusted(NodeExecution, {
+                "node_label": label,
+                "status": status,
+                "is_source": bool(is_source),
+                "is_sink": bool(is_sink),
+                "started_at": None if started is None else _from_epoch(started, UTC),
+                "finished_at": None if finished is None else _from_epoch(finished, UTC),
+                "error": error,
+                "edges": [],
+                "sub_dags": None,
+                "io": None,
+            })
         cur.execute(
-            f"{tree}SELECT run_id, upstream_label, downstream_label, traversed_at "
-            "FROM edge_traversals WHERE run_id IN (SELECT run_id FROM tree) "
-            "ORDER BY traversed_at",
-            params,
+            "SELECT run_id, upstream_label, downstream_label, traversed_at "
+            f"FROM edge_traversals WHERE run_id IN ({in_runs}) ORDER BY traversed_at",
+            (ids,),
         )
+        no_nodes: dict[str, NodeExecution] = {}
         for run_id, upstream, downstream, at in cur.fetchall():
-            node = nodes_by_run.get(run_id, {}).get(upstream)
+            node = nodes_by_run.get(run_id, no_nodes).get(upstream)
             if node is not None:
-                node.edges.append(
-                    EdgeTraversal(downstream_label=downstream, traversed_at=epoch_to_datetime(at))
-                )
+                node.edges.append(trusted(EdgeTraversal, {
+                    "downstream_label": downstream, "traversed_at": _from_epoch(at, UTC),
+                }))
         runs: dict[str, DagRun] = {}
-        for r in run_rows:
-            runs[r[0]] = DagRun(
-                run_id=r[0],
-                dag_nsref=r[1],
-                parent_run_id=r[2],
-                status=r[3],
-                started_at=epoch_to_datetime(r[4]),
-                finished_at=epoch_to_datetime(r[5]),
-                initiated_by=r[6],
-                nodes=nodes_by_run.get(r[0], {}),
-            )
+        for run_id, nsref, parent, status, started, finished, initiator in run_rows:
+            runs[run_id] = trusted(DagRun, {
+                "run_id": run_id,
+                "dag_nsref": nsref,
+                "parent_run_id": parent,
+                "status": status,
+                "started_at": _from_epoch(started, UTC),
+                "finished_at": None if finished is None else _from_epoch(finished, UTC),
+                "initiated_by": initiator,
+                "nodes": nodes_by_run.get(run_id, {}),
+                "io": None,
+            })
         for run in runs.values():  # start order: a later run under the same key wins
             _attach_to_composite_node(run, runs)
         return runs
