@@ -4,7 +4,14 @@
 faster and safe across threads and processes.
 """
 
+__version__ = "0.1.0"
+
+from . import conventions
+from ._bridge import BridgeStats, DagtraceSpanExporter, LiveSpanProcessor
+from ._configure import DagRecordingSampler, configure
 from ._errors import DagtraceError, StoreError
+from ._instrument import DagPaused, DagTracer, NodeHandle, RunHandle
+from ._mapping import SpanRejected
 from ._initiator import SCHEDULER, initiated_by, run_initiator
 from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, json_default, safe_json_dumps
 from ._provenance import DagProvenance, NullProvenance, open_store
@@ -12,6 +19,18 @@ from ._sqlite import Durability, SqliteStore
 from ._store import Store, Writer
 
 __all__ = [
+    "BridgeStats",
+    "DagPaused",
+    "DagRecordingSampler",
+    "DagTracer",
+    "DagtraceSpanExporter",
+    "LiveSpanProcessor",
+    "NodeHandle",
+    "RunHandle",
+    "SpanRejected",
+    "__version__",
+    "configure",
+    "conventions",
     "SCHEDULER",
     "DagProvenance",
     "DagRun",

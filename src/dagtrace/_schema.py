@@ -7,7 +7,7 @@ indexes and a `dagtrace_meta` table; lythonic ignores all three.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped whenever a migration step is added below."""
 
 DAG_RUNS_DDL = """\
@@ -68,10 +68,20 @@ ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("initiated_by", "TEXT"),  # lythonic 0.0.28; older files lack it
         ("trace_id", "TEXT"),  # OTel trace id (32 hex), links a run to its Jaeger trace
         ("span_id", "TEXT"),  # OTel span id (16 hex) of the run span
+        ("attempt", "INTEGER"),  # dag.attempt of the latest attempt seen
+        ("phase", "INTEGER"),  # 0 started, 1 ended, 2 closed (see _mapping)
+        ("parent_node_label", "TEXT"),  # composite node of the parent run
+        ("replay_of_run_id", "TEXT"),  # lineage: the run this one replays
+        ("replay_root_run_id", "TEXT"),  # lineage: the first run of the replay chain
+        ("close_reason", "TEXT"),  # why a run was closed without its runner
+        ("payload_error", "TEXT"),  # a payload cut on the way, stored as NULL
     ),
     "node_executions": (
         ("trace_id", "TEXT"),
         ("span_id", "TEXT"),
+        ("attempt", "INTEGER"),
+        ("phase", "INTEGER"),
+        ("payload_error", "TEXT"),
     ),
 }
 """Nullable columns added to existing tables when missing, in this order."""
@@ -80,5 +90,6 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS dagtrace_runs_started ON dag_runs (started_at)",
     "CREATE INDEX IF NOT EXISTS dagtrace_runs_status_started ON dag_runs (status, started_at)",
     "CREATE INDEX IF NOT EXISTS dagtrace_runs_parent ON dag_runs (parent_run_id)",
+    "CREATE INDEX IF NOT EXISTS dagtrace_runs_replay_of ON dag_runs (replay_of_run_id)",
 )
-"""What the reads filter and sort on: recent runs, runs by status, child runs."""
+"""What the reads filter and sort on: recent, by status, child runs, replays of a run."""

@@ -53,6 +53,7 @@ class SqliteStore(Store):
         self._synchronous = _SYNCHRONOUS[durability]
         self._busy_timeout = busy_timeout
         self.read_only = read_only or (self.path.exists() and not os.access(self.path, os.W_OK))
+        super().__init__()
         self._reset_connections()
         if self.read_only:
             if not self.path.is_file():
@@ -81,6 +82,7 @@ class SqliteStore(Store):
             raise StoreError("the store is closed", location=self.location)
         if os.getpid() != self._pid:
             self._reset_connections()
+            self._reset_deferred()
 
     def _connect(self, *, read_only: bool) -> sqlite3.Connection:
         uri = self.path.resolve().as_uri() + ("?mode=ro" if read_only else "")
@@ -111,13 +113,13 @@ class SqliteStore(Store):
     # -- Store ------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[Writer]:
+    def _transaction(self) -> Iterator[Writer]:
         self._check_process()
         with self._lock:
             conn = self._writer_connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                yield Writer(conn.cursor())
+                yield Writer(conn.cursor(), least="MIN")
                 conn.execute("COMMIT")
             except sqlite3.Error as e:
                 _rollback(conn)

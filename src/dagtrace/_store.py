@@ -7,14 +7,21 @@ SQL is written with `?` placeholders; a backend translates them if it must.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from ._errors import StoreError
+from ._mapping import SpanRecord
 from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, trusted
+
+
+_log = logging.getLogger("dagtrace")
 
 
 class Cursor(Protocol):
@@ -58,8 +65,9 @@ class Writer:
     API writes exactly the rows lythonic writes.
     """
 
-    def __init__(self, cursor: Cursor) -> None:
+    def __init__(self, cursor: Cursor, *, least: str = "MIN") -> None:
         self._cur = cursor
+        self._least = least  # the two-argument minimum: MIN in SQLite, LEAST in PostgreSQL
 
     def insert_run(
         self,
@@ -137,6 +145,131 @@ class Writer:
         )
 
 
+    # -- span records: idempotent, order-independent ---------------------------------
+
+    def apply_records(self, records: Iterable[SpanRecord]) -> None:
+        """Upsert rows for span records; any arrival order gives the in-order result.
+
+        A record wins a row when its (attempt, phase) is higher than the row's:
+        the latest attempt beats earlier ones, an end beats a start, a close beats
+        a late end of the same attempt. Equal keys (duplicates) change nothing.
+        """
+        runs: list[tuple[Any, ...]] = []
+        nodes: list[tuple[Any, ...]] = []
+        edges: list[tuple[Any, ...]] = []
+        for r in records:
+            if r.kind == "run":
+                runs.append((
+                    r.run_id, r.nsref, r.parent_run_id, r.status, r.started_at, r.finished_at,
+                    r.inputs_json, r.outputs_json, r.initiator, r.trace_id, r.span_id,
+                    r.attempt, r.phase, r.parent_node, r.replay_of, r.replay_root,
+                    r.close_reason, r.payload_error,
+                ))
+            else:
+                nodes.append((
+                    r.run_id, r.label, r.status, int(r.is_source), int(r.is_sink), r.input_json,
+                    r.output_json, r.started_at, r.finished_at, r.error, r.trace_id, r.span_id,
+                    r.attempt, r.phase, r.payload_error,
+                ))
+                edges.extend((r.run_id, r.label, down, at) for down, at in r.edges)
+        # Stable key order: concurrent writers take row locks in the same order.
+        if runs:
+            runs.sort(key=lambda row: row[0])
+            self._cur.executemany(self._run_upsert_sql(), runs)
+        if nodes:
+            nodes.sort(key=lambda row: (row[0], row[1]))
+            self._cur.executemany(_NODE_UPSERT_SQL, nodes)
+        if edges:
+            edges.sort(key=lambda row: row[:3])
+            self._cur.executemany(_EDGE_UPSERT_SQL, edges)
+
+    def _run_upsert_sql(self) -> str:
+        wins = _wins("dag_runs")
+        merged = ", ".join(f"{col} = COALESCE(dag_runs.{col}, excluded.{col})" for col in _RUN_KEPT)
+        latest = ", ".join(
+            f"{col} = CASE WHEN {wins} THEN excluded.{col} ELSE dag_runs.{col} END"
+            for col in _RUN_LATEST
+        )
+        return (
+            f"INSERT INTO dag_runs ({', '.join(_RUN_UPSERT_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(_RUN_UPSERT_COLUMNS))}) "
+            f"ON CONFLICT (run_id) DO UPDATE SET {merged}, "
+            f"started_at = {self._least}(dag_runs.started_at, excluded.started_at), {latest}"
+        )
+
+    def close_run(self, run_id: str, reason: str, closed_at: float) -> int:
+        """Close a running run, its running nodes and running descendants as failed.
+
+        Returns how many runs were closed (0 if `run_id` was not running).
+        """
+        tree = (
+            "WITH RECURSIVE tree(run_id) AS (SELECT run_id FROM dag_runs WHERE run_id = ? "
+            "AND status = 'running' UNION SELECT d.run_id FROM dag_runs AS d "
+            "JOIN tree AS t ON d.parent_run_id = t.run_id) "
+        )
+        self._cur.execute(
+            f"{tree}UPDATE node_executions SET status = 'failed', error = ?, finished_at = ?, "
+            "attempt = COALESCE(attempt, 0), phase = 2 "
+            "WHERE run_id IN (SELECT run_id FROM tree) AND status = 'running'",
+            (run_id, reason, closed_at),
+        )
+        self._cur.execute(
+            f"{tree}UPDATE dag_runs SET status = 'failed', finished_at = ?, close_reason = ?, "
+            "attempt = COALESCE(attempt, 0), phase = 2 "
+            "WHERE run_id IN (SELECT run_id FROM tree) AND status = 'running'",
+            (run_id, closed_at, reason),
+        )
+        return int(self._cur.rowcount)
+
+
+_RUN_UPSERT_COLUMNS = (
+    "run_id", "dag_nsref", "parent_run_id", "status", "started_at", "finished_at",
+    "source_inputs_json", "sink_outputs_json", "initiated_by", "trace_id", "span_id",
+    "attempt", "phase", "parent_node_label", "replay_of_run_id", "replay_root_run_id",
+    "close_reason", "payload_error",
+)
+_RUN_KEPT = (
+    "parent_run_id", "parent_node_label", "source_inputs_json", "initiated_by",
+    "replay_of_run_id", "replay_root_run_id",
+)
+"""Facts of the run itself, the same in every attempt: the first value seen stays."""
+_RUN_LATEST = (
+    "dag_nsref", "status", "finished_at", "sink_outputs_json", "trace_id", "span_id",
+    "close_reason", "payload_error", "attempt", "phase",
+)
+"""Facts of one attempt: the winning record's (every CASE sees the row before the update)."""
+
+
+def _wins(table: str) -> str:
+    """SQL: the incoming record's (attempt, phase) is above the stored row's."""
+    return (
+        f"(excluded.attempt > COALESCE({table}.attempt, 0) OR "
+        f"(excluded.attempt = COALESCE({table}.attempt, 0) AND "
+        f"excluded.phase > COALESCE({table}.phase, -1)))"
+    )
+
+
+_NODE_UPSERT_COLUMNS = (
+    "run_id", "node_label", "status", "is_source", "is_sink", "input_json", "output_json",
+    "started_at", "finished_at", "error", "trace_id", "span_id", "attempt", "phase",
+    "payload_error",
+)
+_NODE_UPSERT_SQL = (
+    f"INSERT INTO node_executions ({', '.join(_NODE_UPSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_NODE_UPSERT_COLUMNS))}) "
+    "ON CONFLICT (run_id, node_label) DO UPDATE SET "
+    + ", ".join(f"{col} = excluded.{col}" for col in _NODE_UPSERT_COLUMNS[2:])
+    + f" WHERE {_wins('node_executions')}"
+)
+_EDGE_UPSERT_SQL = (
+    "INSERT INTO edge_traversals (run_id, upstream_label, downstream_label, traversed_at) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (run_id, upstream_label, downstream_label) "
+    "DO UPDATE SET traversed_at = excluded.traversed_at "
+    "WHERE excluded.traversed_at > edge_traversals.traversed_at"
+)
+"""A traversal seen again (a later attempt) keeps the latest time, whatever the order."""
+
+
 class Store(ABC):
     """Provenance storage: transactions for writes, DagProvenance-shaped reads.
 
@@ -151,9 +284,102 @@ class Store(ABC):
     initiated_by_column: str = "initiated_by"
     """`NULL` when reading, without write access, a file from before lythonic 0.0.28."""
 
+    _DEFER_DELAY = 0.05
+    """Deferred records reach the file within this many seconds (documented: ≤ 100 ms)."""
+    _DEFER_CAP = 100_000
+    """Deferred records kept while the store cannot be written; the oldest go beyond it."""
+
+    def __init__(self) -> None:
+        self._reset_deferred()
+
+    def _reset_deferred(self) -> None:
+        """Forget deferred records (at start, and in a forked child: they are the parent's)."""
+        self._deferred: list[SpanRecord] = []
+        self._deferred_lock = threading.Lock()
+        self._flush_timer: threading.Timer | None = None
+        self.deferred_dropped = 0
+
     @abstractmethod
-    def transaction(self) -> AbstractContextManager[Writer]:
-        """One write transaction: committed on exit, rolled back (nothing written) on error."""
+    def _transaction(self) -> AbstractContextManager[Writer]:
+        """The backend's write transaction: committed on exit, rolled back on error."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[Writer]:
+        """One write transaction: committed on exit, rolled back (nothing written) on error.
+
+        Deferred records ride along, so they are never older than the newest commit.
+        """
+        pending = self._take_deferred()
+        try:
+            with self._transaction() as writer:
+                if pending:
+                    writer.apply_records(pending)
+                yield writer
+        except BaseException:
+            self._give_back(pending)
+            raise
+
+    def write_records(self, records: Sequence[SpanRecord]) -> None:
+        """Store span records now, in one transaction (with any deferred ones)."""
+        with self.transaction() as writer:
+            writer.apply_records(records)
+
+    def defer_records(self, records: Sequence[SpanRecord]) -> None:
+        """Store span records soon: with the next write or read, or within `_DEFER_DELAY`.
+
+        For starts: the live processor must not pay a commit per span start.
+        """
+        with self._deferred_lock:
+            self._deferred.extend(records)
+            if self._flush_timer is None:
+                self._flush_timer = threading.Timer(self._DEFER_DELAY, self._flush_from_timer)
+                self._flush_timer.daemon = True
+                self._flush_timer.start()
+
+    def flush(self) -> None:
+        """Write deferred records now; raises `StoreError` if the store cannot be written."""
+        if self._deferred:
+            with self.transaction():
+                pass
+
+    def _flush_from_timer(self) -> None:
+        with self._deferred_lock:
+            self._flush_timer = None
+        try:
+            self.flush()
+        except Exception:  # noqa: BLE001 - kept for the next try; counted by the caller's stats
+            _log.warning("dagtrace: deferred span starts not yet written", exc_info=True)
+
+    def _take_deferred(self) -> list[SpanRecord]:
+        if not self._deferred:
+            return []
+        with self._deferred_lock:
+            pending, self._deferred = self._deferred, []
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                self._flush_timer = None
+        return pending
+
+    def _give_back(self, pending: list[SpanRecord]) -> None:
+        if not pending:
+            return
+        with self._deferred_lock:
+            self._deferred[:0] = pending
+            overflow = len(self._deferred) - self._DEFER_CAP
+            if overflow > 0:
+                del self._deferred[:overflow]
+                self.deferred_dropped += overflow
+
+    @contextmanager
+    def _read(self) -> Iterator[Cursor]:
+        """A read snapshot that sees every write this process made, deferred ones included."""
+        if self._deferred:
+            try:
+                self.flush()
+            except StoreError:
+                _log.warning("dagtrace: reading without deferred span starts", exc_info=True)
+        with self._reading() as cur:
+            yield cur
 
     @abstractmethod
     def _reading(self) -> AbstractContextManager[Cursor]:
@@ -170,7 +396,7 @@ class Store(ABC):
     # -- flat reads: exactly lythonic's dict shapes ---------------------------------
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
-        with self._reading() as cur:
+        with self._read() as cur:
             cur.execute(
                 "SELECT run_id, dag_nsref, parent_run_id, status, started_at, finished_at, "
                 f"source_inputs_json, sink_outputs_json, {self.initiated_by_column} FROM dag_runs "
@@ -185,7 +411,7 @@ class Store(ABC):
         return dict(zip(keys, row, strict=True))
 
     def get_node_executions(self, run_id: str) -> list[dict[str, Any]]:
-        with self._reading() as cur:
+        with self._read() as cur:
             cur.execute(
                 "SELECT run_id, node_label, status, is_source, is_sink, input_json, output_json, "
                 "started_at, finished_at, error FROM node_executions WHERE run_id = ? "
@@ -210,7 +436,7 @@ class Store(ABC):
         ]
 
     def get_node_output(self, run_id: str, node_label: str) -> str | None:
-        with self._reading() as cur:
+        with self._read() as cur:
             cur.execute(
                 "SELECT output_json FROM node_executions WHERE run_id = ? AND node_label = ? "
                 "AND status IN ('completed', 'skipped')",
@@ -220,7 +446,7 @@ class Store(ABC):
         return row[0] if row else None
 
     def get_pending_nodes(self, run_id: str) -> list[str]:
-        with self._reading() as cur:
+        with self._read() as cur:
             cur.execute(
                 "SELECT node_label FROM node_executions WHERE run_id = ? "
                 "AND status IN ('pending', 'running', 'failed') ORDER BY node_label",
@@ -229,7 +455,7 @@ class Store(ABC):
             return [r[0] for r in cur.fetchall()]
 
     def get_edge_traversals(self, run_id: str) -> list[dict[str, Any]]:
-        with self._reading() as cur:
+        with self._read() as cur:
             cur.execute(
                 "SELECT run_id, upstream_label, downstream_label, traversed_at "
                 "FROM edge_traversals WHERE run_id = ? ORDER BY traversed_at",
@@ -246,7 +472,7 @@ class Store(ABC):
 
     def inspect_run(self, run_id: str) -> DagRun | None:
         seed = "SELECT run_id FROM dag_runs WHERE run_id = ?"
-        with self._reading() as cur:
+        with self._read() as cur:
             runs = self._load_tree(cur, seed, (run_id,))
         return runs.get(run_id)
 
@@ -257,7 +483,7 @@ class Store(ABC):
         else:
             seed = "SELECT run_id FROM dag_runs ORDER BY started_at DESC LIMIT ?"
             params = (limit,)
-        with self._reading() as cur:
+        with self._read() as cur:
             cur.execute(seed, params)
             top = [r[0] for r in cur.fetchall()]
             runs = self._load_tree(cur, seed, params) if top else {}
@@ -269,13 +495,13 @@ class Store(ABC):
     def get_child_runs(self, parent_run_id: str) -> list[DagRun]:
         """All descendants, ordered by start, each with its own sub-DAG tree."""
         seed = "SELECT run_id FROM dag_runs WHERE parent_run_id = ?"
-        with self._reading() as cur:
+        with self._read() as cur:
             runs = self._load_tree(cur, seed, (parent_run_id,))
         return list(runs.values())
 
     def load_io(self, dag_run: DagRun, node_labels: Sequence[str] | None = None) -> None:
         labels = list(node_labels) if node_labels is not None else list(dag_run.nodes)
-        with self._reading() as cur:
+        with self._read() as cur:
             cur.execute(
                 "SELECT source_inputs_json, sink_outputs_json FROM dag_runs WHERE run_id = ?",
                 (dag_run.run_id,),

@@ -1,0 +1,304 @@
+"""The OpenTelemetry bridge: SDK spans in, provenance rows out.
+
+- `LiveSpanProcessor` records a run or node when its span starts (deferred: in
+  the file within 50 ms, at once for reads in this process) and commits it before
+  `span.end()` returns.
+- `DagtraceSpanExporter` writes batches of ended spans, one transaction per batch
+  (`OTEL_TRACES_EXPORTER=dagtrace`; the SDK wraps it in a BatchSpanProcessor).
+
+Neither ever raises into the traced program: failures are logged and counted in
+`stats` (and in the store, for `dagtrace stats`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import StatusCode, format_span_id, format_trace_id
+
+from . import conventions as c
+from ._errors import StoreError
+from ._mapping import SpanEvent, SpanRecord, SpanRejected, is_dag_span, record_from_parts
+from ._store import Store
+
+_log = logging.getLogger("dagtrace")
+
+DB_ENV = "DAGTRACE_DB"
+"""The store: a SQLite path or a `sqlite:///` URL. Default `./dagtrace.db`."""
+DEFAULT_DB = "dagtrace.db"
+
+
+@dataclass
+class BridgeStats:
+    """What the bridge did with the spans it saw, since it started."""
+
+    spans_stored: int = 0
+    spans_ignored: int = 0
+    """Not DAG spans (no `dag.kind`): an HTTP client span inside a node, say."""
+    spans_rejected: int = 0
+    """DAG spans that could not be stored (a missing run id, a NUL in a label, …)."""
+    store_failures: int = 0
+    """Writes that failed (the store unreachable, full, read-only …)."""
+    spans_with_dropped_events: int = 0
+    """Node spans past the SDK's event limit: some `dag.edge` events may be lost."""
+
+    def snapshot(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class _Problems:
+    """Count and log without flooding: the first failure and then every 100th."""
+
+    def __init__(self, stats: BridgeStats) -> None:
+        self.stats = stats
+        self._lock = threading.Lock()
+
+    def count(self, name: str, n: int = 1) -> int:
+        with self._lock:
+            value = getattr(self.stats, name) + n
+            setattr(self.stats, name, value)
+        return value
+
+    def failure(self, what: str, error: BaseException) -> None:
+        total = self.count("store_failures")
+        if total == 1 or total % 100 == 0:
+            _log.error("dagtrace: %s failed (%d failures so far): %s", what, total, error)
+
+    def rejected(self, error: SpanRejected) -> None:
+        total = self.count("spans_rejected")
+        if total == 1 or total % 100 == 0:
+            _log.warning("dagtrace: span rejected (%d so far): %s", total, error)
+
+
+def record_from_sdk_span(span: ReadableSpan, *, ended: bool) -> SpanRecord | None:
+    """The shared mapping, fed from an SDK span (at start or at end)."""
+    attributes = span.attributes or {}
+    if not is_dag_span(attributes):
+        return None
+    ctx = span.get_span_context()
+    parent = span.parent
+    status = span.status
+    return record_from_parts(
+        attributes=attributes,
+        events=[SpanEvent(e.name, e.timestamp, e.attributes or {}) for e in span.events]
+        if ended
+        else (),
+        error_status=status.status_code is StatusCode.ERROR,
+        status_description=status.description,
+        trace_id=format_trace_id(ctx.trace_id) if ctx else None,
+        span_id=format_span_id(ctx.span_id) if ctx else None,
+        parent_span_id=format_span_id(parent.span_id) if parent else None,
+        start_ns=span.start_time or time.time_ns(),
+        end_ns=span.end_time,
+        ended=ended,
+        dropped_events=span.dropped_events if ended else 0,
+        link_span_ids=[format_span_id(link.context.span_id) for link in span.links],
+    )
+
+
+class ParentResolver:
+    """Finds the parent run of a sub-DAG run span that does not name it.
+
+    Walks OTel parents (through non-DAG spans, e.g. an HTTP span between a
+    composite node and its sub-DAG run) and links until it meets a node span it
+    has seen. Bounded: it remembers the most recent `capacity` spans.
+    """
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._nodes: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._others: OrderedDict[str, str] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def saw_node(self, span_id: str, run_id: str, label: str) -> None:
+        with self._lock:
+            self._remember(self._nodes, span_id, (run_id, label))
+
+    def saw_other(self, span_id: str, parent_span_id: str) -> None:
+        with self._lock:
+            self._remember(self._others, span_id, parent_span_id)
+
+    def _remember(self, table: OrderedDict, key: str, value: object) -> None:  # type: ignore[type-arg]
+        table[key] = value
+        if len(table) > self._capacity:
+            table.popitem(last=False)
+
+    def resolve(self, record: SpanRecord) -> None:
+        if record.kind != c.KIND_RUN or record.parent_run_id is not None:
+            return
+        with self._lock:
+            found = self._find(record.parent_span_id)
+            for link in record.link_span_ids:
+                found = found or self._find(link)
+        if found:
+            record.parent_run_id, record.parent_node = found[0], record.parent_node or found[1]
+
+    def _find(self, span_id: str | None) -> tuple[str, str] | None:
+        for _ in range(64):
+            if span_id is None:
+                return None
+            if span_id in self._nodes:
+                return self._nodes[span_id]
+            span_id = self._others.get(span_id)
+        return None
+
+
+def _map(
+    span: ReadableSpan, *, ended: bool, resolver: ParentResolver, problems: _Problems
+) -> SpanRecord | None:
+    try:
+        mapped = record_from_sdk_span(span, ended=ended)
+    except SpanRejected as e:
+        problems.rejected(e)
+        return None
+    if mapped is None:
+        ctx, parent = span.get_span_context(), span.parent
+        if ctx is not None and parent is not None:
+            resolver.saw_other(format_span_id(ctx.span_id), format_span_id(parent.span_id))
+        problems.count("spans_ignored")
+        return None
+    record = mapped
+    if record.kind == c.KIND_NODE and record.span_id and record.label:
+        resolver.saw_node(record.span_id, record.run_id, record.label)
+    resolver.resolve(record)
+    if record.dropped_events:
+        problems.count("spans_with_dropped_events")
+        _log.warning(
+            "dagtrace: node %r of run %s dropped %d events: put several downstream labels in "
+            "one dag.edge event, or raise OTEL_SPAN_EVENT_COUNT_LIMIT",
+            record.label, record.run_id, record.dropped_events,
+        )
+    return record
+
+
+class _Suppressed:
+    """Run the store's own I/O with instrumentation suppressed: it must make no spans."""
+
+    def __enter__(self) -> None:
+        self._token = otel_context.attach(
+            otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        otel_context.detach(self._token)
+
+
+class LiveSpanProcessor(SpanProcessor):
+    """Records DAG spans as they start and end, into `store`; never raises."""
+
+    def __init__(self, store: Store, *, owns_store: bool = False) -> None:
+        self.store = store
+        self.stats = BridgeStats()
+        self._problems = _Problems(self.stats)
+        self._resolver = ParentResolver()
+        self._owns_store = owns_store
+        self._shut_down = False
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        try:
+            record = _map(span, ended=False, resolver=self._resolver, problems=self._problems)
+            if record is not None and not self._shut_down:
+                self.store.defer_records([record])
+        except Exception as e:  # noqa: BLE001 - never into the traced program
+            self._problems.failure("recording a span start", e)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            record = _map(span, ended=True, resolver=self._resolver, problems=self._problems)
+            if record is None or self._shut_down:
+                return
+            if record.phase != 1:  # a start marker: the start is already deferred
+                self.store.defer_records([record])
+                return
+            try:
+                with _Suppressed():
+                    self.store.write_records([record])
+                self._problems.count("spans_stored")
+            except StoreError as e:
+                self._problems.failure("recording a span end", e)
+                self.store.defer_records([record])  # retried with the next write
+        except Exception as e:  # noqa: BLE001 - never into the traced program
+            self._problems.failure("recording a span end", e)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        try:
+            with _Suppressed():
+                self.store.flush()
+            return True
+        except Exception as e:  # noqa: BLE001
+            self._problems.failure("flushing", e)
+            return False
+
+    def shutdown(self) -> None:
+        if self._shut_down:
+            return
+        self.force_flush()
+        self._shut_down = True
+        if self._owns_store:
+            self.store.close()
+
+
+class DagtraceSpanExporter(SpanExporter):
+    """Writes each batch of ended DAG spans in one transaction; never raises.
+
+    With no argument (as `OTEL_TRACES_EXPORTER=dagtrace` builds it) the store is
+    `DAGTRACE_DB`, else `./dagtrace.db`.
+    """
+
+    def __init__(self, store: Store | str | os.PathLike[str] | None = None) -> None:
+        from ._provenance import open_store
+
+        if isinstance(store, Store):
+            self.store, self._owns_store = store, False
+        else:
+            target = store if store is not None else os.environ.get(DB_ENV) or DEFAULT_DB
+            self.store, self._owns_store = open_store(target), True
+        self.stats = BridgeStats()
+        self._problems = _Problems(self.stats)
+        self._resolver = ParentResolver()
+        self._shut_down = False
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shut_down:
+            _log.warning("dagtrace: export called after shutdown; %d spans dropped", len(spans))
+            return SpanExportResult.FAILURE
+        try:
+            # Non-DAG spans first: they connect sub-DAG runs to their composite nodes.
+            ordered = sorted(spans, key=lambda s: is_dag_span(s.attributes))
+            records = [
+                r
+                for s in ordered
+                if (r := _map(s, ended=True, resolver=self._resolver, problems=self._problems))
+            ]
+            if records:
+                with self._lock, _Suppressed():
+                    self.store.write_records(records)
+                self._problems.count("spans_stored", len(records))
+            return SpanExportResult.SUCCESS
+        except Exception as e:  # noqa: BLE001 - never into the traced program
+            self._problems.failure(f"exporting {len(spans)} spans", e)
+            return SpanExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True  # export() writes before it returns: nothing is buffered here
+
+    def shutdown(self) -> None:
+        if self._shut_down:
+            return
+        self._shut_down = True
+        if self._owns_store:
+            try:
+                self.store.close()
+            except Exception as e:  # noqa: BLE001
+                self._problems.failure("closing the store", e)

@@ -1,0 +1,114 @@
+"""`configure()`: one call to a TracerProvider that records DAG runs and, if asked, forwards them.
+
+Configuration order, as in the OTel SDK: explicit argument → environment
+variable → default. Only this edge reads the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider, sampling
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.util.types import Attributes
+
+from . import conventions as c
+from ._bridge import DB_ENV, DEFAULT_DB, LiveSpanProcessor
+from ._provenance import open_store
+from ._store import Store
+
+_log = logging.getLogger("dagtrace")
+
+FORWARD_ENV = "DAGTRACE_FORWARD"
+"""An OTLP endpoint to forward spans to (Jaeger, a Collector); `OTEL_EXPORTER_OTLP_*` also count."""
+
+
+class DagRecordingSampler(sampling.Sampler):
+    """Wraps a sampler so DAG spans are always at least recorded (stored).
+
+    A DAG span the wrapped sampler drops becomes RECORD_ONLY: the live processor
+    stores it; exporters (Jaeger) only get sampled spans, so it is not forwarded.
+    """
+
+    def __init__(self, delegate: sampling.Sampler) -> None:
+        self.delegate = delegate
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> sampling.SamplingResult:
+        result = self.delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+        if result.decision is sampling.Decision.DROP and attributes and attributes.get(c.KIND):
+            return sampling.SamplingResult(
+                sampling.Decision.RECORD_ONLY, attributes, result.trace_state
+            )
+        return result
+
+    def get_description(self) -> str:
+        return f"DagRecordingSampler{{{self.delegate.get_description()}}}"
+
+
+def configure(
+    db: str | os.PathLike[str] | Store | None = None,
+    *,
+    forward: str | bool | None = None,
+    service_name: str | None = None,
+    sampler: sampling.Sampler | None = None,
+    span_limits: SpanLimits | None = None,
+    set_global: bool = False,
+) -> TracerProvider:
+    """A TracerProvider that records DAG runs into `db` and optionally forwards all spans.
+
+    - `db`: a store, a SQLite path or URL; default `DAGTRACE_DB`, else `./dagtrace.db`.
+    - `forward`: an OTLP/HTTP traces endpoint (`http://localhost:4318/v1/traces`), or
+      True to use `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`;
+      default `DAGTRACE_FORWARD`, else forward only if one of those OTEL variables
+      is set. The official OTLP exporter reads the other `OTEL_EXPORTER_OTLP_*`
+      variables (headers, timeout, compression) as usual.
+    - `service_name`: default `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`.
+    - `sampler`: default from `OTEL_TRACES_SAMPLER`; DAG spans are always recorded.
+    - `set_global`: also install it as the global TracerProvider.
+    """
+    store = db if isinstance(db, Store) else open_store(db or os.environ.get(DB_ENV) or DEFAULT_DB)
+    resource = Resource.create({"service.name": service_name} if service_name else {})
+    provider = TracerProvider(
+        resource=resource,
+        sampler=DagRecordingSampler(sampler or sampling._get_from_env_or_default()),
+        span_limits=span_limits,
+    )
+    provider.add_span_processor(LiveSpanProcessor(store, owns_store=not isinstance(db, Store)))
+    exporter = _forwarding_exporter(forward)
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    if set_global:
+        trace.set_tracer_provider(provider)
+    return provider
+
+
+def _forwarding_exporter(forward: str | bool | None) -> SpanExporter | None:
+    if forward is None:
+        forward = os.environ.get(FORWARD_ENV) or None
+    otel_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if forward is None and not otel_endpoint or forward is False:
+        return None
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    if isinstance(forward, str):
+        return OTLPSpanExporter(endpoint=forward)
+    return OTLPSpanExporter()  # the endpoint from OTEL_EXPORTER_OTLP_* as the SDK reads it

@@ -1,0 +1,238 @@
+"""The one span mapping: any DAG span (SDK or OTLP) → a `SpanRecord` → row writes.
+
+Every entry point (live processor, exporter, OTLP receiver) extracts the same
+parts from its span type and calls `record_from_parts`; `Writer.apply_records`
+turns records into idempotent, order-independent upserts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import conventions as c
+from ._errors import DagtraceError
+
+PHASE_START = 0
+"""A run or node has started (on_start, or a start marker)."""
+PHASE_END = 1
+"""Its span ended: the attempt's final word, unless closed."""
+PHASE_CLOSED = 2
+"""Closed as interrupted: late spans of the same attempt do not reopen it."""
+
+
+class SpanRejected(DagtraceError):
+    """A span claims to be a DAG span but cannot be stored; the reason says why."""
+
+
+@dataclass(slots=True)
+class SpanEvent:
+    name: str
+    time_ns: int
+    attributes: Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    """What a DAG span says about one run or node row, in storage units (epoch seconds)."""
+
+    kind: str
+    run_id: str
+    attempt: int
+    phase: int
+    status: str
+    started_at: float
+    finished_at: float | None
+    trace_id: str | None
+    span_id: str | None
+    parent_span_id: str | None
+    error: str | None = None
+    payload_error: str | None = None
+    # run spans
+    nsref: str | None = None
+    parent_run_id: str | None = None
+    parent_node: str | None = None
+    inputs_json: str | None = None
+    outputs_json: str | None = None
+    initiator: str | None = None
+    replay_of: str | None = None
+    replay_root: str | None = None
+    close_reason: str | None = None
+    # node spans
+    label: str | None = None
+    is_source: bool = False
+    is_sink: bool = False
+    input_json: str | None = None
+    output_json: str | None = None
+    edges: list[tuple[str, float]] = field(default_factory=list)
+    dropped_events: int = 0
+    link_span_ids: Sequence[str] = ()
+    """Span ids the span links to: a fallback for the parent of a sub-DAG run."""
+
+
+def is_dag_span(attributes: Mapping[str, Any] | None) -> bool:
+    return bool(attributes) and attributes.get(c.KIND) in (c.KIND_RUN, c.KIND_NODE)  # type: ignore[union-attr]
+
+
+def record_from_parts(
+    *,
+    attributes: Mapping[str, Any],
+    events: Sequence[SpanEvent],
+    error_status: bool,
+    status_description: str | None,
+    trace_id: str | None,
+    span_id: str | None,
+    parent_span_id: str | None,
+    start_ns: int,
+    end_ns: int | None,
+    ended: bool,
+    dropped_events: int = 0,
+    link_span_ids: Sequence[str] = (),
+) -> SpanRecord | None:
+    """Map one span's parts; None if it is not a DAG span; `SpanRejected` if unusable.
+
+    `ended` is False for a span seen at start (on_start). A start marker is an
+    ended span that describes its parent's start: the record then takes the
+    parent's span id.
+    """
+    kind = attributes.get(c.KIND)
+    if kind not in (c.KIND_RUN, c.KIND_NODE):
+        return None
+    marker = attributes.get(c.START_MARKER) is True
+    phase = PHASE_START if marker or not ended else PHASE_END
+    if marker:
+        span_id, parent_span_id = parent_span_id, None
+    record = SpanRecord(
+        kind=str(kind),
+        run_id=_text(attributes, c.RUN_ID, required=True),  # type: ignore[arg-type]
+        attempt=_attempt(attributes),
+        phase=phase,
+        status=_status(attributes, phase, error_status),
+        started_at=start_ns / 1e9,
+        finished_at=end_ns / 1e9 if phase == PHASE_END and end_ns is not None else None,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent_span_id,
+        dropped_events=dropped_events,
+        link_span_ids=link_span_ids,
+    )
+    if record.status == "failed" and phase == PHASE_END:
+        record.error = _error_text(events, status_description)
+    if kind == c.KIND_RUN:
+        _fill_run(record, attributes)
+    else:
+        _fill_node(record, attributes, events if phase == PHASE_END else ())
+    return record
+
+
+def _fill_run(record: SpanRecord, attributes: Mapping[str, Any]) -> None:
+    record.nsref = _text(attributes, c.NSREF, required=True)
+    record.parent_run_id = _text(attributes, c.PARENT_RUN_ID)
+    record.parent_node = _text(attributes, c.PARENT_NODE)
+    record.initiator = _text(attributes, c.INITIATOR)
+    record.replay_of = _text(attributes, c.REPLAY_OF)
+    record.replay_root = _text(attributes, c.REPLAY_ROOT)
+    record.close_reason = _text(attributes, c.CLOSE_REASON)
+    record.inputs_json = _payload(record, attributes, c.RUN_INPUTS)
+    record.outputs_json = _payload(record, attributes, c.RUN_OUTPUTS)
+
+
+def _fill_node(record: SpanRecord, attributes: Mapping[str, Any], events: Iterable[SpanEvent]) -> None:
+    record.label = _text(attributes, c.NODE_LABEL, required=True)
+    record.is_source = attributes.get(c.IS_SOURCE) is True
+    record.is_sink = attributes.get(c.IS_SINK) is True
+    record.input_json = _payload(record, attributes, c.NODE_INPUT)
+    record.output_json = _payload(record, attributes, c.NODE_OUTPUT)
+    for event in events:
+        if event.name != c.EDGE_EVENT:
+            continue
+        downstream = event.attributes.get(c.EDGE_DOWNSTREAM)
+        labels = [downstream] if isinstance(downstream, str) else list(downstream or ())
+        for label in labels:
+            if not isinstance(label, str) or not _storable(label):
+                raise SpanRejected(f"edge event with an unusable downstream label {label!r}")
+            record.edges.append((label, event.time_ns / 1e9))
+
+
+def _text(attributes: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = attributes.get(key)
+    if value is None or value == "":
+        if required:
+            raise SpanRejected(f"missing required attribute {key}")
+        return None
+    if not isinstance(value, str):
+        raise SpanRejected(f"attribute {key} must be a string, not {type(value).__name__}")
+    if not _storable(value):
+        raise SpanRejected(f"attribute {key} contains NUL or an unpaired surrogate")
+    return value
+
+
+def _storable(text: str) -> bool:
+    """Text every store keeps as given: no NUL (PostgreSQL TEXT), valid UTF-8."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _attempt(attributes: Mapping[str, Any]) -> int:
+    value = attributes.get(c.ATTEMPT, 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpanRejected(f"attribute {c.ATTEMPT} must be an integer ≥ 1, not {value!r}")
+    return value
+
+
+def _status(attributes: Mapping[str, Any], phase: int, error_status: bool) -> str:
+    """Explicit `dag.status` beats the span status; a start is always `running`."""
+    explicit = attributes.get(c.STATUS)
+    if explicit is not None and explicit not in c.STATUSES:
+        raise SpanRejected(f"attribute {c.STATUS} must be one of {sorted(c.STATUSES)}")
+    if phase == PHASE_START:
+        return "running"
+    if explicit is not None:
+        return str(explicit)
+    return "failed" if error_status else "completed"
+
+
+def _payload(record: SpanRecord, attributes: Mapping[str, Any], key: str) -> str | None:
+    """A JSON payload attribute, or None (with `payload_error`) if it was cut on the way."""
+    value = attributes.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = json.dumps(value, default=str)  # kvlist / array values of newer SDKs
+    if not _storable(value):
+        raise SpanRejected(f"attribute {key} contains NUL or an unpaired surrogate")
+    declared = attributes.get(key + c.LENGTH_SUFFIX)
+    if isinstance(declared, int) and not isinstance(declared, bool):
+        actual = len(value.encode("utf-8"))
+        if actual != declared:
+            note = f"{key} cut to {actual} of {declared} bytes (attribute value length limit)"
+            record.payload_error = f"{record.payload_error}; {note}" if record.payload_error else note
+            return None
+    return value
+
+
+def _error_text(events: Sequence[SpanEvent], status_description: str | None) -> str | None:
+    """The last exception's stack trace, else its type and message, else the status text."""
+    for event in reversed(events):
+        if event.name != c.EXCEPTION_EVENT:
+            continue
+        trace = event.attributes.get(c.EXCEPTION_STACKTRACE)
+        if isinstance(trace, str) and trace:
+            return trace
+        kind = event.attributes.get(c.EXCEPTION_TYPE)
+        message = event.attributes.get(c.EXCEPTION_MESSAGE)
+        if kind or message:
+            return f"{kind}: {message}" if kind and message else str(kind or message)
+    return status_description or None
+
+
+def payload_attributes(key: str, payload_json: str) -> dict[str, Any]:
+    """The payload attribute and its byte length, as the conventions ask."""
+    return {key: payload_json, key + c.LENGTH_SUFFIX: len(payload_json.encode("utf-8"))}
