@@ -56,18 +56,48 @@ class BridgeStats:
         return asdict(self)
 
 
+_PERSISTED = ("spans_rejected", "store_failures", "spans_with_dropped_events")
+"""Counters also added up in the store, so `dagtrace stats` shows them from any process."""
+
+
 class _Problems:
     """Count and log without flooding: the first failure and then every 100th."""
 
     def __init__(self, stats: BridgeStats) -> None:
         self.stats = stats
         self._lock = threading.Lock()
+        self._unsaved: dict[str, int] = {}
 
     def count(self, name: str, n: int = 1) -> int:
         with self._lock:
             value = getattr(self.stats, name) + n
             setattr(self.stats, name, value)
+            if name in _PERSISTED:
+                self._unsaved[name] = self._unsaved.get(name, 0) + n
         return value
+
+    def take_unsaved(self) -> dict[str, int]:
+        """Counter increments not yet in the store (give them back if the write fails)."""
+        if not self._unsaved:
+            return {}
+        with self._lock:
+            taken, self._unsaved = self._unsaved, {}
+        return taken
+
+    def give_back(self, unsaved: dict[str, int]) -> None:
+        with self._lock:
+            for name, n in unsaved.items():
+                self._unsaved[name] = self._unsaved.get(name, 0) + n
+
+    def write(self, store: Store, records: Sequence[SpanRecord]) -> None:
+        """Write records with the unsaved counters, in one transaction."""
+        unsaved = self.take_unsaved()
+        try:
+            with _Suppressed():
+                store.write_records(records, counters=unsaved)
+        except BaseException:
+            self.give_back(unsaved)
+            raise
 
     def failure(self, what: str, error: BaseException) -> None:
         total = self.count("store_failures")
@@ -221,8 +251,7 @@ class LiveSpanProcessor(SpanProcessor):
                 self.store.defer_records([record])
                 return
             try:
-                with _Suppressed():
-                    self.store.write_records([record])
+                self._problems.write(self.store, [record])
                 self._problems.count("spans_stored")
             except StoreError as e:
                 self._problems.failure("recording a span end", e)
@@ -232,8 +261,7 @@ class LiveSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         try:
-            with _Suppressed():
-                self.store.flush()
+            self._problems.write(self.store, [])  # deferred starts and unsaved counters
             return True
         except Exception as e:  # noqa: BLE001
             self._problems.failure("flushing", e)
@@ -282,8 +310,8 @@ class DagtraceSpanExporter(SpanExporter):
                 if (r := _map(s, ended=True, resolver=self._resolver, problems=self._problems))
             ]
             if records:
-                with self._lock, _Suppressed():
-                    self.store.write_records(records)
+                with self._lock:
+                    self._problems.write(self.store, records)
                 self._problems.count("spans_stored", len(records))
             return SpanExportResult.SUCCESS
         except Exception as e:  # noqa: BLE001 - never into the traced program

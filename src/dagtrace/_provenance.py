@@ -133,6 +133,15 @@ class DagProvenance:
             w.fail_node(run_id, node_label, error)
             w.finish_run(run_id, "failed", None)
 
+    def close_interrupted(self, run_id: str, reason: str = "interrupted: runner died") -> int:
+        """Close a run whose runner died, so it can be restarted (status `failed`).
+
+        Its running nodes and running sub-DAG runs are closed too; late spans of the
+        dead attempt do not reopen it. Returns how many runs were closed (0: the run
+        is unknown or not running). Not in lythonic: a dagtrace addition.
+        """
+        return self.store.close_interrupted(run_id, reason)
+
     # -- reads --------------------------------------------------------------------------
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:

@@ -28,15 +28,24 @@ from typing import Any, Literal
 
 from . import _schema
 from ._errors import StoreError
-from ._store import Cursor, Store, Writer
+from ._store import Cursor, Dialect, Store, Writer
 
 Durability = Literal["process", "power"]
 
 _SYNCHRONOUS: dict[str, str] = {"process": "NORMAL", "power": "FULL"}
 
 
+def _json_each(values: list[str]) -> tuple[str, Any]:
+    return "SELECT value FROM json_each(?)", json.dumps(values)
+
+
+SQLITE = Dialect(least="MIN", in_list=_json_each)
+
+
 class SqliteStore(Store):
     """A provenance store in one SQLite file, readable by lythonic's DagProvenance."""
+
+    dialect = SQLITE
 
     def __init__(
         self,
@@ -119,7 +128,7 @@ class SqliteStore(Store):
             conn = self._writer_connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                yield Writer(conn.cursor(), least="MIN")
+                yield Writer(conn.cursor(), SQLITE)
                 conn.execute("COMMIT")
             except sqlite3.Error as e:
                 _rollback(conn)
@@ -148,9 +157,6 @@ class SqliteStore(Store):
         finally:
             with self._lock:
                 self._idle_readers.append(conn)
-
-    def _in_list(self, values: list[str]) -> tuple[str, Any]:
-        return "SELECT value FROM json_each(?)", json.dumps(values)
 
     def close(self) -> None:
         if self._closed or os.getpid() != self._pid:

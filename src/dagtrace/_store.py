@@ -11,8 +11,9 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -58,6 +59,16 @@ def _tree(seed_sql: str, initiated_by: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the SQL of two backends, and nothing else."""
+
+    least: str
+    """The two-argument minimum: MIN in SQLite, LEAST in PostgreSQL."""
+    in_list: Callable[[list[str]], tuple[str, Any]]
+    """A subquery yielding the given values, and its one parameter: any count, one statement."""
+
+
 class Writer:
     """Row writes inside one open transaction; the same statements on every backend.
 
@@ -65,9 +76,9 @@ class Writer:
     API writes exactly the rows lythonic writes.
     """
 
-    def __init__(self, cursor: Cursor, *, least: str = "MIN") -> None:
+    def __init__(self, cursor: Cursor, dialect: Dialect) -> None:
         self._cur = cursor
-        self._least = least  # the two-argument minimum: MIN in SQLite, LEAST in PostgreSQL
+        self._dialect = dialect
 
     def insert_run(
         self,
@@ -194,7 +205,16 @@ class Writer:
             f"INSERT INTO dag_runs ({', '.join(_RUN_UPSERT_COLUMNS)}) "
             f"VALUES ({', '.join('?' * len(_RUN_UPSERT_COLUMNS))}) "
             f"ON CONFLICT (run_id) DO UPDATE SET {merged}, "
-            f"started_at = {self._least}(dag_runs.started_at, excluded.started_at), {latest}"
+            f"started_at = {self._dialect.least}(dag_runs.started_at, excluded.started_at), {latest}"
+        )
+
+    def add_counters(self, deltas: dict[str, int]) -> None:
+        """Add to the bridge's persisted counters (`dagtrace stats` shows them)."""
+        self._cur.executemany(
+            "INSERT INTO dagtrace_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET value = CAST(CAST(dagtrace_meta.value AS BIGINT) + "
+            "CAST(excluded.value AS BIGINT) AS TEXT)",
+            [(f"counter.{name}", str(n)) for name, n in sorted(deltas.items()) if n],
         )
 
     def close_run(self, run_id: str, reason: str, closed_at: float) -> int:
@@ -202,22 +222,24 @@ class Writer:
 
         Returns how many runs were closed (0 if `run_id` was not running).
         """
-        tree = (
+        self._cur.execute(
             "WITH RECURSIVE tree(run_id) AS (SELECT run_id FROM dag_runs WHERE run_id = ? "
             "AND status = 'running' UNION SELECT d.run_id FROM dag_runs AS d "
-            "JOIN tree AS t ON d.parent_run_id = t.run_id) "
+            "JOIN tree AS t ON d.parent_run_id = t.run_id) SELECT run_id FROM tree",
+            (run_id,),
+        )
+        in_tree, ids = self._dialect.in_list([r[0] for r in self._cur.fetchall()])
+        self._cur.execute(
+            "UPDATE node_executions SET status = 'failed', error = ?, finished_at = ?, "
+            "attempt = COALESCE(attempt, 0), phase = 2 "
+            f"WHERE run_id IN ({in_tree}) AND status = 'running'",
+            (reason, closed_at, ids),
         )
         self._cur.execute(
-            f"{tree}UPDATE node_executions SET status = 'failed', error = ?, finished_at = ?, "
+            "UPDATE dag_runs SET status = 'failed', finished_at = ?, close_reason = ?, "
             "attempt = COALESCE(attempt, 0), phase = 2 "
-            "WHERE run_id IN (SELECT run_id FROM tree) AND status = 'running'",
-            (run_id, reason, closed_at),
-        )
-        self._cur.execute(
-            f"{tree}UPDATE dag_runs SET status = 'failed', finished_at = ?, close_reason = ?, "
-            "attempt = COALESCE(attempt, 0), phase = 2 "
-            "WHERE run_id IN (SELECT run_id FROM tree) AND status = 'running'",
-            (run_id, closed_at, reason),
+            f"WHERE run_id IN ({in_tree}) AND status = 'running'",
+            (closed_at, reason, ids),
         )
         return int(self._cur.rowcount)
 
@@ -319,10 +341,36 @@ class Store(ABC):
             self._give_back(pending)
             raise
 
-    def write_records(self, records: Sequence[SpanRecord]) -> None:
+    def write_records(
+        self, records: Sequence[SpanRecord], *, counters: dict[str, int] | None = None
+    ) -> None:
         """Store span records now, in one transaction (with any deferred ones)."""
         with self.transaction() as writer:
             writer.apply_records(records)
+            if counters:
+                writer.add_counters(counters)
+
+    def close_interrupted(self, run_id: str, reason: str) -> int:
+        """Close a run whose runner died: it, its running nodes and running descendants
+        become `failed` with `reason`; late spans of that attempt do not reopen it.
+        Returns the number of runs closed: 0 if the run is unknown or not running."""
+        with self.transaction() as writer:
+            return writer.close_run(run_id, reason, time.time())
+
+    def get_counters(self) -> dict[str, int]:
+        """The bridge's persisted counters, e.g. `spans_rejected`, `store_failures`."""
+        with self._read() as cur:
+            cur.execute("SELECT key, value FROM dagtrace_meta WHERE key LIKE 'counter.%'")
+            return {key[len("counter."):]: int(value) for key, value in cur.fetchall()}
+
+    def table_counts(self) -> dict[str, int]:
+        """Rows per provenance table."""
+        with self._read() as cur:
+            counts = {}
+            for table in ("dag_runs", "node_executions", "edge_traversals"):
+                cur.execute(f"SELECT count(*) FROM {table}")
+                counts[table] = int(cur.fetchone()[0])
+            return counts
 
     def defer_records(self, records: Sequence[SpanRecord]) -> None:
         """Store span records soon: with the next write or read, or within `_DEFER_DELAY`.
@@ -385,9 +433,7 @@ class Store(ABC):
     def _reading(self) -> AbstractContextManager[Cursor]:
         """A cursor inside one read snapshot, for reads that take several queries."""
 
-    @abstractmethod
-    def _in_list(self, values: list[str]) -> tuple[str, Any]:
-        """A subquery yielding `values`, and its one parameter: any count, one statement."""
+    dialect: Dialect
 
     @abstractmethod
     def close(self) -> None:
@@ -530,7 +576,7 @@ class Store(ABC):
         run_rows = cur.fetchall()
         if not run_rows:
             return {}
-        in_runs, ids = self._in_list([r[0] for r in run_rows])
+        in_runs, ids = self.dialect.in_list([r[0] for r in run_rows])
         cur.execute(
             f"SELECT {_NODE_COLUMNS} FROM node_executions WHERE run_id IN ({in_runs})",
             (ids,),

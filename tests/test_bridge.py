@@ -1,0 +1,317 @@
+"""The OTel bridge with the real SDK and real files: spans in, provenance rows out."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, TraceIdRatioBased
+
+import dagtrace
+from dagtrace import conventions as c
+from traced_pipeline import WORDS, run_pipeline
+
+
+@pytest.fixture
+def provider(db_path: Path) -> Iterator[TracerProvider]:
+    p = dagtrace.configure(db_path)
+    yield p
+    p.shutdown()
+
+
+def table_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every provenance table, sorted: for row-for-row comparison."""
+    with sqlite3.connect(path) as conn:
+        return {
+            t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+            for t in ("dag_runs", "node_executions", "edge_traversals")
+        }
+
+
+def test_live_processor_records_sub_dags_failure_and_restart(
+    provider: TracerProvider, db_path: Path
+) -> None:
+    tracer = dagtrace.DagTracer(provider)
+    run_pipeline(tracer, fail_publish=True)
+    prov = dagtrace.DagProvenance(db_path)
+    run = prov.inspect_run("run-1")
+    assert run is not None and run.status == "failed"
+    assert run.nodes["publish"].status == "failed"
+    assert "ConnectionError: publish endpoint refused" in (run.nodes["publish"].error or "")
+    assert "Traceback" in (run.nodes["publish"].error or "")
+    assert prov.get_pending_nodes("run-1") == ["publish"]
+    shout = run.nodes["shout"]
+    assert set(shout.sub_dags or {}) == {"shout[0]", "shout[1]", "shout[2]"}
+    sub = (shout.sub_dags or {})["shout[1]"]
+    assert sub.dag_nsref == "pipe/shout[1]" and sub.parent_run_id == "run-1"
+    assert [e.downstream_label for e in sub.nodes["upper"].edges] == ["explain"]
+    grandchild = (sub.nodes["explain"].sub_dags or {})["explain[]"]
+    assert grandchild.dag_nsref == "pipe/shout[1]/explain[]"
+    assert grandchild.nodes["describe"].status == "completed"
+    assert len(prov.get_child_runs("run-1")) == 6
+    prov.load_io(run)
+    assert json.loads(run.nodes["load"].io.output_json) == WORDS  # type: ignore[union-attr,arg-type]
+
+    # Restart: attempt 2 of the same run id, completed nodes not executed again.
+    done = {n: json.loads(prov.get_node_output("run-1", n) or "null") for n in ("load", "shout")}
+    run_pipeline(tracer, attempt=2, done=done)
+    run = prov.inspect_run("run-1")
+    assert run is not None and run.status == "completed"
+    assert run.nodes["publish"].status == "completed" and run.nodes["publish"].error is None
+    assert prov.get_pending_nodes("run-1") == []
+    assert len(prov.get_child_runs("run-1")) == 6  # no duplicates
+
+
+def test_trace_and_span_ids_are_stored(provider: TracerProvider, db_path: Path) -> None:
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    run_pipeline(dagtrace.DagTracer(provider))
+    spans = {s.attributes.get(c.NODE_LABEL) or s.attributes.get(c.RUN_ID): s
+             for s in memory.get_finished_spans()
+             if s.attributes.get(c.KIND) and not s.attributes.get(c.START_MARKER)
+             and s.attributes.get(c.RUN_ID) == "run-1"}
+    with sqlite3.connect(db_path) as conn:
+        trace_id, span_id = conn.execute(
+            "SELECT trace_id, span_id FROM dag_runs WHERE run_id = 'run-1'").fetchone()
+        node = conn.execute("SELECT trace_id, span_id FROM node_executions "
+                            "WHERE run_id = 'run-1' AND node_label = 'load'").fetchone()
+    assert trace_id == f"{spans['run-1'].context.trace_id:032x}"
+    assert span_id == f"{spans['run-1'].context.span_id:016x}"
+    assert node == (trace_id, f"{spans['load'].context.span_id:016x}")
+
+
+def test_pause_then_restart_same_run_id(provider: TracerProvider, db_path: Path) -> None:
+    tracer = dagtrace.DagTracer(provider)
+    run_pipeline(tracer, pause_before_publish=True)
+    prov = dagtrace.DagProvenance(db_path)
+    assert prov.get_run("run-1")["status"] == "paused"  # type: ignore[index]
+    assert prov.get_recent_runs(status="paused")[0].run_id == "run-1"
+    done = {n: json.loads(prov.get_node_output("run-1", n) or "null") for n in ("load", "shout")}
+    run_pipeline(tracer, attempt=2, done=done)
+    assert prov.get_run("run-1")["status"] == "completed"  # type: ignore[index]
+
+
+def test_five_hundred_downstream_nodes_with_default_limits(
+    provider: TracerProvider, db_path: Path
+) -> None:
+    tracer = dagtrace.DagTracer(provider)
+    downstream = [f"d{i}" for i in range(500)]
+    with tracer.run("fan", run_id="fan") as run:
+        with run.node("src") as node:
+            node.set_output(1)
+            node.edge(*downstream)
+    edges = dagtrace.DagProvenance(db_path).get_edge_traversals("fan")
+    assert sorted(e["downstream_label"] for e in edges) == sorted(downstream)
+
+
+def test_one_event_per_edge_past_the_limit_is_counted(db_path: Path) -> None:
+    """Hand instrumentation with one event per edge loses the oldest past 128: say so."""
+    provider = dagtrace.configure(db_path)
+    processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
+    tracer = provider.get_tracer("by-hand")
+    with tracer.start_as_current_span("dag.run", attributes={
+        c.KIND: "run", c.RUN_ID: "h", c.NSREF: "hand"}):
+        with tracer.start_as_current_span("dag.node src", attributes={
+                c.KIND: "node", c.RUN_ID: "h", c.NODE_LABEL: "src"}) as span:
+            for i in range(200):
+                span.add_event(c.EDGE_EVENT, {c.EDGE_DOWNSTREAM: f"d{i}"})
+    provider.shutdown()
+    assert processor.stats.spans_with_dropped_events == 1
+    assert dagtrace.DagProvenance(db_path).store.get_counters()["spans_with_dropped_events"] == 1
+    assert len(dagtrace.DagProvenance(db_path).get_edge_traversals("h")) == 128
+
+
+def _recorded_spans(fail_first: bool = True) -> list[Any]:
+    """Spans of a failing attempt 1 and a completing attempt 2, captured in memory."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = dagtrace.DagTracer(provider)
+    run_pipeline(tracer, fail_publish=fail_first)
+    run_pipeline(tracer, attempt=2, done={"load": WORDS, "shout": [f"{w}!" for w in WORDS]})
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def _export_each(path: Path, spans: list[Any]) -> None:
+    exporter = dagtrace.DagtraceSpanExporter(path)
+    for span in spans:
+        assert exporter.export([span]).name == "SUCCESS"
+    exporter.shutdown()
+
+
+def test_exporter_is_idempotent_and_order_independent(tmp_path: Path) -> None:
+    spans = _recorded_spans()
+    _export_each(tmp_path / "in-order.db", spans)
+    expected = table_rows(tmp_path / "in-order.db")
+    assert expected["dag_runs"] and expected["node_executions"] and expected["edge_traversals"]
+
+    rng = random.Random(20261128)
+    shuffled = spans * 2
+    rng.shuffle(shuffled)
+    _export_each(tmp_path / "shuffled.db", shuffled)
+    assert table_rows(tmp_path / "shuffled.db") == expected
+
+    attempt_two_first = sorted(spans, key=lambda s: -s.attributes.get(c.ATTEMPT, 1))
+    _export_each(tmp_path / "reversed.db", list(reversed(spans)) + attempt_two_first)
+    assert table_rows(tmp_path / "reversed.db") == expected
+
+    one_batch = dagtrace.DagtraceSpanExporter(tmp_path / "batch.db")
+    assert one_batch.export(list(reversed(spans))).name == "SUCCESS"
+    assert table_rows(tmp_path / "batch.db") == expected
+
+    prov = dagtrace.DagProvenance(tmp_path / "shuffled.db")
+    assert prov.get_run("run-1")["status"] == "completed"  # type: ignore[index]
+    assert prov.inspect_run("run-1").nodes["publish"].error is None  # type: ignore[union-attr]
+
+
+def test_exporter_and_live_processor_store_the_same_rows(tmp_path: Path) -> None:
+    live = dagtrace.configure(tmp_path / "live.db")
+    run_pipeline(dagtrace.DagTracer(live), fail_publish=True)
+    live.shutdown()
+    exported = TracerProvider()
+    exported.add_span_processor(SimpleSpanProcessor(dagtrace.DagtraceSpanExporter(tmp_path / "ex.db")))
+    run_pipeline(dagtrace.DagTracer(exported), fail_publish=True)
+    exported.shutdown()
+
+    def shape(path: Path) -> Any:
+        prov = dagtrace.DagProvenance(path)
+        return {(r["dag_nsref"], n["node_label"], n["status"], n["output_json"], n["error"] is None)
+                for r in [prov.get_run(x.run_id) for x in prov.get_recent_runs(100)]
+                for n in prov.get_node_executions(r["run_id"])}  # type: ignore[index]
+
+    assert shape(tmp_path / "live.db") == shape(tmp_path / "ex.db")
+
+
+def test_non_dag_spans_are_ignored_and_do_not_break_parentage(
+    provider: TracerProvider, db_path: Path
+) -> None:
+    """A sub-DAG run span without explicit parent attributes, under an HTTP span inside
+    the composite node: parentage falls back to the OTel parent chain."""
+    tracer = provider.get_tracer("by-hand")
+    with tracer.start_as_current_span("dag.run", attributes={
+            c.KIND: "run", c.RUN_ID: "p", c.NSREF: "outer"}):
+        with tracer.start_as_current_span("dag.node fetch", attributes={
+                c.KIND: "node", c.RUN_ID: "p", c.NODE_LABEL: "fetch"}):
+            with tracer.start_as_current_span("GET /data"):  # not a DAG span
+                with tracer.start_as_current_span("dag.run", attributes={
+                        c.KIND: "run", c.RUN_ID: "child", c.NSREF: "outer/fetch[]"}):
+                    pass
+    prov = dagtrace.DagProvenance(db_path)
+    assert prov.get_run("child")["parent_run_id"] == "p"  # type: ignore[index]
+    run = prov.inspect_run("p")
+    assert run is not None and set(run.nodes) == {"fetch"}
+    assert set(run.nodes["fetch"].sub_dags or {}) == {"fetch[]"}
+
+
+def test_sampler_ratio_zero_still_stores_dag_spans(db_path: Path) -> None:
+    forwarded = InMemorySpanExporter()
+    provider = dagtrace.configure(db_path, sampler=TraceIdRatioBased(0.0))
+    provider.add_span_processor(SimpleSpanProcessor(forwarded))
+    run_pipeline(dagtrace.DagTracer(provider))
+    with provider.get_tracer("t").start_as_current_span("not a dag span"):
+        pass
+    provider.shutdown()
+    prov = dagtrace.DagProvenance(db_path)
+    assert prov.get_run("run-1")["status"] == "completed"  # type: ignore[index]
+    assert len(prov.get_child_runs("run-1")) == 6
+    assert forwarded.get_finished_spans() == ()  # recorded, not sampled: not forwarded
+
+
+def test_always_off_sampler_keeps_provenance(db_path: Path) -> None:
+    provider = dagtrace.configure(db_path, sampler=ALWAYS_OFF)
+    run_pipeline(dagtrace.DagTracer(provider))
+    provider.shutdown()
+    assert dagtrace.DagProvenance(db_path).get_run("run-1")["status"] == "completed"  # type: ignore[index]
+
+
+def test_truncated_payload_is_detected_not_stored_as_whole(db_path: Path) -> None:
+    provider = dagtrace.configure(db_path, span_limits=SpanLimits(max_span_attribute_length=32))
+    tracer = dagtrace.DagTracer(provider)
+    with tracer.run("cut", run_id="cut") as run:
+        with run.node("big") as node:
+            node.set_output({"rows": list(range(100))})
+        with run.node("small") as node:
+            node.set_output([1])
+    provider.shutdown()
+    prov = dagtrace.DagProvenance(db_path)
+    nodes = {n["node_label"]: n for n in prov.get_node_executions("cut")}
+    assert nodes["big"]["output_json"] is None  # restart will re-execute it
+    assert nodes["small"]["output_json"] == "[1]"
+    with sqlite3.connect(db_path) as conn:
+        note = conn.execute("SELECT payload_error FROM node_executions WHERE node_label = 'big'"
+                            ).fetchone()[0]
+    assert "dag.node.output cut to 32 of" in note
+
+
+def test_rejected_spans_are_counted_not_raised(provider: TracerProvider, db_path: Path) -> None:
+    tracer = provider.get_tracer("by-hand")
+    with tracer.start_as_current_span("dag.run", attributes={c.KIND: "run", c.NSREF: "x"}):
+        pass  # no run id
+    with tracer.start_as_current_span("dag.node", attributes={
+            c.KIND: "node", c.RUN_ID: "r", c.NODE_LABEL: "bad\x00label"}):
+        pass
+    processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
+    assert processor.stats.spans_rejected == 4  # each at start and at end
+    assert dagtrace.DagProvenance(db_path).get_recent_runs() == []
+
+
+def test_store_failure_never_raises_into_the_program(db_path: Path) -> None:
+    provider = dagtrace.configure(db_path)
+    tracer = dagtrace.DagTracer(provider)
+    processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
+    with sqlite3.connect(db_path) as conn:  # make every write fail: a trigger that aborts
+        conn.execute("CREATE TRIGGER no_nodes BEFORE INSERT ON node_executions "
+                     "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+    run_pipeline(tracer)  # must not raise
+    assert processor.stats.store_failures > 0
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("DROP TRIGGER no_nodes")
+    provider.force_flush()  # the failed writes were kept and now go in
+    prov = dagtrace.DagProvenance(db_path)
+    assert prov.get_node_output("run-1", "publish") == '"ok"'
+    assert prov.store.get_counters()["store_failures"] == processor.stats.store_failures
+    provider.shutdown()
+    provider.shutdown()  # idempotent
+
+
+def test_exporter_failure_returns_failure_and_shutdown_is_idempotent(db_path: Path) -> None:
+    exporter = dagtrace.DagtraceSpanExporter(db_path)
+    spans = _recorded_spans()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("CREATE TRIGGER no_runs BEFORE INSERT ON dag_runs "
+                     "BEGIN SELECT RAISE(ABORT, 'nope'); END")
+    assert exporter.export(spans).name == "FAILURE"
+    assert exporter.stats.store_failures == 1
+    assert dagtrace.DagProvenance(db_path).store.table_counts()["node_executions"] == 0
+    exporter.shutdown()
+    exporter.shutdown()
+    assert exporter.export(spans).name == "FAILURE"
+
+
+def test_close_interrupted_cascades_and_late_spans_do_not_reopen(tmp_path: Path) -> None:
+    spans = [s for s in _recorded_spans(fail_first=True) if s.attributes.get(c.ATTEMPT, 1) == 1]
+    starts = [s for s in spans if s.attributes.get(c.START_MARKER)]
+    ends = [s for s in spans if not s.attributes.get(c.START_MARKER)]
+    db = tmp_path / "killed.db"
+    exporter = dagtrace.DagtraceSpanExporter(db)
+    exporter.export(starts)  # the runner died: only its start markers arrived
+    prov = dagtrace.DagProvenance(db)
+    assert prov.get_run("run-1")["status"] == "running"  # type: ignore[index]
+    assert prov.close_interrupted("run-1", "interrupted: runner died") == 7
+    run = prov.inspect_run("run-1")
+    assert run is not None and run.status == "failed"
+    assert {n.status for n in run.nodes.values()} == {"failed"}
+    assert all(r.status == "failed" for r in prov.get_child_runs("run-1"))
+    exporter.export(ends)  # late spans of the dead attempt
+    assert prov.get_run("run-1")["status"] == "failed"  # type: ignore[index]
+    assert prov.close_interrupted("run-1") == 0  # not running any more
+    assert prov.close_interrupted("unknown") == 0
