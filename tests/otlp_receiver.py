@@ -1,0 +1,60 @@
+"""A stand-in for Jaeger (which cannot run here): a real OTLP/HTTP receiver process.
+
+    python otlp_receiver.py OUT.jsonl
+
+Listens on a free loopback port, prints `READY <port>` once listening, and appends
+one JSON line per received span (ids as hex, name, parent, attributes' dag.* keys).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+
+class Handler(BaseHTTPRequestHandler):
+    out_path = ""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        request = ExportTraceServiceRequest.FromString(body)
+        with open(self.out_path, "a", encoding="utf-8") as out:
+            for resource_spans in request.resource_spans:
+                service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        attrs = {a.key: a.value.string_value or a.value.int_value
+                                 for a in span.attributes if a.key.startswith("dag.")}
+                        out.write(json.dumps({
+                            "trace_id": span.trace_id.hex(),
+                            "span_id": span.span_id.hex(),
+                            "parent_span_id": span.parent_span_id.hex() or None,
+                            "name": span.name,
+                            "service": service.get("service.name"),
+                            "attributes": attrs,
+                        }) + "\n")
+        payload = ExportTraceServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    Handler.out_path = sys.argv[1]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(f"READY {server.server_address[1]}", flush=True)
+    server.serve_forever()
