@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 from . import conventions
 from ._bridge import BridgeStats, DagtraceSpanExporter, LiveSpanProcessor
-from ._configure import DagRecordingSampler, configure
+from ._configure import DagRecordingSampler, DagtraceTracerProvider, configure
 from ._errors import DagtraceError, StoreError
 from ._instrument import DagPaused, DagTracer, NodeHandle, RunHandle
 from ._mapping import SpanRejected
@@ -24,6 +24,7 @@ __all__ = [
     "DagRecordingSampler",
     "DagTracer",
     "DagtraceSpanExporter",
+    "DagtraceTracerProvider",
     "LiveSpanProcessor",
     "NodeHandle",
     "RunHandle",

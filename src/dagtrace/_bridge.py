@@ -112,9 +112,10 @@ class _Problems:
 
 def record_from_sdk_span(span: ReadableSpan, *, ended: bool) -> SpanRecord | None:
     """The shared mapping, fed from an SDK span (at start or at end)."""
-    attributes = span.attributes or {}
+    attributes = span.attributes
     if not is_dag_span(attributes):
         return None
+    attributes = dict(attributes)  # type: ignore[arg-type]  # one copy: cheaper than many .get
     ctx = span.get_span_context()
     parent = span.parent
     status = span.status
@@ -183,6 +184,11 @@ class ParentResolver:
         return None
 
 
+def _is_start_marker(span: ReadableSpan) -> bool:
+    attributes = span.attributes
+    return bool(attributes) and attributes.get(c.START_MARKER) is True  # type: ignore[union-attr]
+
+
 def _map(
     span: ReadableSpan, *, ended: bool, resolver: ParentResolver, problems: _Problems
 ) -> SpanRecord | None:
@@ -224,7 +230,13 @@ class _Suppressed:
 
 
 class LiveSpanProcessor(SpanProcessor):
-    """Records DAG spans as they start and end, into `store`; never raises."""
+    """Records DAG spans as they start and end, into `store`; never raises.
+
+    A run start is committed at once (a killed runner leaves its run `running`).
+    A node start is only remembered: it is written with the next transaction, a
+    read in this process, or within 50 ms, if the node is still running then; a
+    node that ends first costs one commit (its end), not two.
+    """
 
     def __init__(self, store: Store, *, owns_store: bool = False) -> None:
         self.store = store
@@ -233,21 +245,44 @@ class LiveSpanProcessor(SpanProcessor):
         self._resolver = ParentResolver()
         self._owns_store = owns_store
         self._shut_down = False
+        self._started: dict[int, ReadableSpan] = {}
+        self._started_lock = threading.Lock()
+        store.add_pending_source(self)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """A run start is committed at once (a killed runner leaves its run `running`);
-        a node start is deferred: visible at once in this process, in the file within
-        50 ms, so a node costs one commit, not two."""
         try:
-            record = _map(span, ended=False, resolver=self._resolver, problems=self._problems)
-            if record is None or self._shut_down:
+            if self._shut_down or _is_start_marker(span):  # markers are for OTLP backends
                 return
-            if record.kind == c.KIND_RUN:
-                self._write_or_keep(record, "recording a run start")
+            attributes = span.attributes
+            if not is_dag_span(attributes):
+                _map(span, ended=False, resolver=self._resolver, problems=self._problems)
+            elif attributes.get(c.KIND) == c.KIND_RUN:  # type: ignore[union-attr]
+                record = _map(span, ended=False, resolver=self._resolver, problems=self._problems)
+                if record is not None:
+                    self._write_or_keep(record, "recording a run start")
             else:
-                self.store.defer_records([record])
+                with self._started_lock:
+                    was_idle = not self._started
+                    self._started[span.get_span_context().span_id] = span
+                if was_idle:
+                    self.store.wake_flusher()
         except Exception as e:  # noqa: BLE001 - never into the traced program
             self._problems.failure("recording a span start", e)
+
+    def has_pending(self) -> bool:
+        return bool(self._started)
+
+    def take_pending(self) -> list[SpanRecord]:
+        """Start records of the node spans still open (the store calls this)."""
+        with self._started_lock:
+            spans = list(self._started.values())
+            self._started.clear()
+        records = []
+        for span in spans:
+            record = _map(span, ended=False, resolver=self._resolver, problems=self._problems)
+            if record is not None:
+                records.append(record)
+        return records
 
     def _write_or_keep(self, record: SpanRecord, what: str) -> None:
         try:
@@ -258,14 +293,15 @@ class LiveSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
+            if self._shut_down or _is_start_marker(span):
+                return
+            if self._started:
+                with self._started_lock:
+                    self._started.pop(span.get_span_context().span_id, None)
             record = _map(span, ended=True, resolver=self._resolver, problems=self._problems)
-            if record is None or self._shut_down:
-                return
-            if record.phase != 1:  # a start marker: the start is already deferred
-                self.store.defer_records([record])
-                return
-            self._write_or_keep(record, "recording a span end")
-            self._problems.count("spans_stored")
+            if record is not None:
+                self._write_or_keep(record, "recording a span end")
+                self._problems.count("spans_stored")
         except Exception as e:  # noqa: BLE001 - never into the traced program
             self._problems.failure("recording a span end", e)
 

@@ -62,6 +62,18 @@ class DagRecordingSampler(sampling.Sampler):
         return f"DagRecordingSampler{{{self.delegate.get_description()}}}"
 
 
+class DagtraceTracerProvider(TracerProvider):
+    """The SDK's TracerProvider, knowing whether DAG start markers are needed.
+
+    Start markers serve backends that only see ended spans (OTLP). A provider that
+    only records in-process has the live processor's on_start instead.
+    """
+
+    def __init__(self, *, start_markers: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.start_markers = start_markers
+
+
 def configure(
     db: str | os.PathLike[str] | Store | None = None,
     *,
@@ -70,7 +82,7 @@ def configure(
     sampler: sampling.Sampler | None = None,
     span_limits: SpanLimits | None = None,
     set_global: bool = False,
-) -> TracerProvider:
+) -> DagtraceTracerProvider:
     """A TracerProvider that records DAG runs into `db` and optionally forwards all spans.
 
     - `db`: a store, a SQLite path or URL; default `DAGTRACE_DB`, else `./dagtrace.db`.
@@ -82,16 +94,19 @@ def configure(
     - `service_name`: default `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`.
     - `sampler`: default from `OTEL_TRACES_SAMPLER`; DAG spans are always recorded.
     - `set_global`: also install it as the global TracerProvider.
+
+    `DagTracer(provider)` emits start markers only when spans are forwarded.
     """
     store = db if isinstance(db, Store) else open_store(db or os.environ.get(DB_ENV) or DEFAULT_DB)
     resource = Resource.create({"service.name": service_name} if service_name else {})
-    provider = TracerProvider(
+    exporter = _forwarding_exporter(forward)
+    provider = DagtraceTracerProvider(
+        start_markers=exporter is not None,
         resource=resource,
         sampler=DagRecordingSampler(sampler or sampling._get_from_env_or_default()),
         span_limits=span_limits,
     )
     provider.add_span_processor(LiveSpanProcessor(store, owns_store=not isinstance(db, Store)))
-    exporter = _forwarding_exporter(forward)
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     if set_global:

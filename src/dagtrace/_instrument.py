@@ -89,12 +89,16 @@ class DagTracer:
         self,
         tracer_provider: trace.TracerProvider | None = None,
         *,
-        start_markers: bool = True,
+        start_markers: bool | None = None,
     ) -> None:
+        """`start_markers`: None asks the provider (`configure()` knows whether spans
+        leave the process); any other provider gets them."""
         provider = tracer_provider or trace.get_tracer_provider()
         from . import __version__
 
         self._tracer = provider.get_tracer(_INSTRUMENTATION_NAME, __version__)
+        if start_markers is None:
+            start_markers = getattr(provider, "start_markers", True)
         self.start_markers = start_markers
 
     @contextmanager

@@ -159,6 +159,7 @@ class SqliteStore(Store):
                 self._idle_readers.append(conn)
 
     def close(self) -> None:
+        self._stop_flusher()
         if self._closed or os.getpid() != self._pid:
             self._closed = True
             return

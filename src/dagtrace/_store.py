@@ -25,6 +25,15 @@ from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, trusted
 _log = logging.getLogger("dagtrace")
 
 
+class PendingSource(Protocol):
+    """Something holding records to write with the next transaction (the live
+    processor's started spans, mapped only if still open when written)."""
+
+    def has_pending(self) -> bool: ...
+
+    def take_pending(self) -> list[SpanRecord]: ...
+
+
 class Cursor(Protocol):
     """The slice of a DB-API cursor dagtrace uses."""
 
@@ -317,8 +326,9 @@ class Store(ABC):
     def _reset_deferred(self) -> None:
         """Forget deferred records (at start, and in a forked child: they are the parent's)."""
         self._deferred: list[SpanRecord] = []
-        self._deferred_lock = threading.Lock()
-        self._flush_timer: threading.Timer | None = None
+        self._sources: list[PendingSource] = []
+        self._deferred_lock = threading.Condition()
+        self._flusher: threading.Thread | None = None
         self.deferred_dropped = 0
 
     @abstractmethod
@@ -373,39 +383,65 @@ class Store(ABC):
             return counts
 
     def defer_records(self, records: Sequence[SpanRecord]) -> None:
-        """Store span records soon: with the next write or read, or within `_DEFER_DELAY`.
-
-        For starts: the live processor must not pay a commit per span start.
-        """
+        """Store span records soon: with the next write or read, or within `_DEFER_DELAY`."""
         with self._deferred_lock:
             self._deferred.extend(records)
-            if self._flush_timer is None:
-                self._flush_timer = threading.Timer(self._DEFER_DELAY, self._flush_from_timer)
-                self._flush_timer.daemon = True
-                self._flush_timer.start()
+        self.wake_flusher()
+
+    def add_pending_source(self, source: PendingSource) -> None:
+        """Have every transaction also write what `source` holds (see `wake_flusher`)."""
+        with self._deferred_lock:
+            self._sources.append(source)
+
+    def wake_flusher(self) -> None:
+        """Something is pending: make sure it is written within `_DEFER_DELAY`."""
+        with self._deferred_lock:
+            if self._flusher is None:
+                self._flusher = threading.Thread(
+                    target=self._flush_loop, name="dagtrace-flush", daemon=True
+                )
+                self._flusher.start()
+            else:
+                self._deferred_lock.notify()
+
+    def _has_pending(self) -> bool:
+        return bool(self._deferred) or any(s.has_pending() for s in self._sources)
 
     def flush(self) -> None:
         """Write deferred records now; raises `StoreError` if the store cannot be written."""
-        if self._deferred:
+        if self._has_pending():
             with self.transaction():
                 pass
 
-    def _flush_from_timer(self) -> None:
+    def _flush_loop(self) -> None:
+        """One daemon thread per store: writes deferred records `_DEFER_DELAY` after they
+        arrive, unless a write or a read took them first."""
+        me = threading.current_thread()
+        while self._flusher is me:
+            with self._deferred_lock:
+                while not self._has_pending() and self._flusher is me:
+                    self._deferred_lock.wait()
+                self._deferred_lock.wait(self._DEFER_DELAY)  # a deadline, not a handshake
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - kept for the next try
+                _log.warning("dagtrace: deferred span starts not yet written", exc_info=True)
+                with self._deferred_lock:
+                    self._deferred_lock.wait(1.0)  # back off while the store is failing
+
+    def _stop_flusher(self) -> None:
         with self._deferred_lock:
-            self._flush_timer = None
-        try:
-            self.flush()
-        except Exception:  # noqa: BLE001 - kept for the next try; counted by the caller's stats
-            _log.warning("dagtrace: deferred span starts not yet written", exc_info=True)
+            self._flusher = None
+            self._deferred_lock.notify_all()
 
     def _take_deferred(self) -> list[SpanRecord]:
-        if not self._deferred:
-            return []
-        with self._deferred_lock:
-            pending, self._deferred = self._deferred, []
-            if self._flush_timer is not None:
-                self._flush_timer.cancel()
-                self._flush_timer = None
+        pending: list[SpanRecord] = []
+        if self._deferred:
+            with self._deferred_lock:
+                pending, self._deferred = self._deferred, []
+        for source in self._sources:
+            if source.has_pending():
+                pending.extend(source.take_pending())
         return pending
 
     def _give_back(self, pending: list[SpanRecord]) -> None:
@@ -421,7 +457,7 @@ class Store(ABC):
     @contextmanager
     def _read(self) -> Iterator[Cursor]:
         """A read snapshot that sees every write this process made, deferred ones included."""
-        if self._deferred:
+        if self._has_pending():
             try:
                 self.flush()
             except StoreError:
