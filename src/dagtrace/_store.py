@@ -195,13 +195,19 @@ class Writer:
         # Stable key order: concurrent writers take row locks in the same order.
         if runs:
             runs.sort(key=lambda row: row[0])
-            self._cur.executemany(self._run_upsert_sql(), runs)
+            self._execute(self._run_upsert_sql(), runs)
         if nodes:
             nodes.sort(key=lambda row: (row[0], row[1]))
-            self._cur.executemany(_NODE_UPSERT_SQL, nodes)
+            self._execute(_NODE_UPSERT_SQL, nodes)
         if edges:
             edges.sort(key=lambda row: row[:3])
-            self._cur.executemany(_EDGE_UPSERT_SQL, edges)
+            self._execute(_EDGE_UPSERT_SQL, edges)
+
+    def _execute(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if len(rows) == 1:  # the live processor's common case: execute is cheaper
+            self._cur.execute(sql, rows[0])
+        else:
+            self._cur.executemany(sql, rows)
 
     def _run_upsert_sql(self) -> str:
         wins = _wins("dag_runs")
@@ -329,6 +335,8 @@ class Store(ABC):
         self._sources: list[PendingSource] = []
         self._deferred_lock = threading.Condition()
         self._flusher: threading.Thread | None = None
+        self._flusher_armed = False  # in its timed wait: a new start needs no wake-up
+        self._wake_requested = False
         self.deferred_dropped = 0
 
     @abstractmethod
@@ -395,7 +403,10 @@ class Store(ABC):
 
     def wake_flusher(self) -> None:
         """Something is pending: make sure it is written within `_DEFER_DELAY`."""
+        if self._flusher_armed:
+            return  # cheap path: no lock, no thread switch per span start
         with self._deferred_lock:
+            self._wake_requested = True
             if self._flusher is None:
                 self._flusher = threading.Thread(
                     target=self._flush_loop, name="dagtrace-flush", daemon=True
@@ -419,9 +430,14 @@ class Store(ABC):
         me = threading.current_thread()
         while self._flusher is me:
             with self._deferred_lock:
-                while not self._has_pending() and self._flusher is me:
+                # Woken by a request, not by "something is pending now": a node that
+                # starts and ends at once would otherwise wake this thread every time.
+                while not self._wake_requested and self._flusher is me:
                     self._deferred_lock.wait()
+                self._wake_requested = False
+                self._flusher_armed = True
                 self._deferred_lock.wait(self._DEFER_DELAY)  # a deadline, not a handshake
+                self._flusher_armed = False
             try:
                 self.flush()
             except Exception:  # noqa: BLE001 - kept for the next try
