@@ -375,6 +375,22 @@ class Store(ABC):
         with self.transaction() as writer:
             return writer.close_run(run_id, reason, time.time())
 
+    def get_run_details(self, run_id: str) -> dict[str, Any] | None:
+        """What dagtrace keeps beside lythonic's columns: trace and span ids, attempt,
+        lineage, why a run was closed or a payload dropped."""
+        with self._read() as cur:
+            cur.execute(
+                "SELECT trace_id, span_id, attempt, replay_of_run_id, replay_root_run_id, "
+                "close_reason, payload_error, parent_node_label FROM dag_runs WHERE run_id = ?",
+                (run_id,),
+            )
+            row = cur.fetchone()
+        if row is None:
+            return None
+        keys = ("trace_id", "span_id", "attempt", "replay_of_run_id", "replay_root_run_id",
+                "close_reason", "payload_error", "parent_node_label")
+        return dict(zip(keys, row, strict=True))
+
     def get_counters(self) -> dict[str, int]:
         """The bridge's persisted counters, e.g. `spans_rejected`, `store_failures`."""
         with self._read() as cur:
@@ -574,13 +590,16 @@ class Store(ABC):
             runs = self._load_tree(cur, seed, (run_id,))
         return runs.get(run_id)
 
-    def get_recent_runs(self, limit: int = 20, status: str | None = None) -> list[DagRun]:
-        if status:
-            seed = "SELECT run_id FROM dag_runs WHERE status = ? ORDER BY started_at DESC LIMIT ?"
-            params: tuple[Any, ...] = (status, limit)
-        else:
-            seed = "SELECT run_id FROM dag_runs ORDER BY started_at DESC LIMIT ?"
-            params = (limit,)
+    def get_recent_runs(
+        self, limit: int = 20, status: str | None = None, *, top_level: bool = False
+    ) -> list[DagRun]:
+        """Newest first; `top_level` leaves out sub-DAG runs (they stay nested)."""
+        where = ["status = ?"] if status else []
+        if top_level:
+            where.append("parent_run_id IS NULL")
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        seed = f"SELECT run_id FROM dag_runs {clause}ORDER BY started_at DESC LIMIT ?"
+        params: tuple[Any, ...] = (status, limit) if status else (limit,)
         with self._read() as cur:
             cur.execute(seed, params)
             top = [r[0] for r in cur.fetchall()]

@@ -1,0 +1,194 @@
+"""The `dagtrace` command: a thin mirror of the store API.
+
+Exit codes: 0 ok · 1 the run shown failed · 2 usage error · 3 not found ·
+4 store (or server) unreachable.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime
+from typing import Any, NoReturn
+
+import click
+
+from . import __version__
+from ._bridge import DB_ENV, DEFAULT_DB
+from ._errors import StoreError
+from ._models import DagRun
+from ._provenance import open_store
+from ._render import render_run_tree
+from ._store import Store
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+
+JAEGER_URL_ENV = "DAGTRACE_JAEGER_URL"
+"""Base URL of the Jaeger UI, for trace links. Default http://localhost:16686."""
+DEFAULT_JAEGER_URL = "http://localhost:16686"
+
+_db_option = click.option(
+    "--db",
+    envvar=DB_ENV,
+    default=DEFAULT_DB,
+    show_default=True,
+    show_envvar=True,
+    help="The store: a SQLite file path or a sqlite:/// URL.",
+)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"dagtrace: {message}", err=True)
+    sys.exit(code)
+
+
+def _open(db: str, *, read_only: bool = True) -> Store:
+    if read_only and "://" not in db and not os.path.exists(db):
+        _fail(f"no store at {db} (set --db or {DB_ENV})", EXIT_UNREACHABLE)
+    try:
+        return open_store(db, read_only=read_only)
+    except StoreError as e:
+        _fail(str(e), EXIT_UNREACHABLE)
+
+
+def _when(dt: datetime | None) -> str:
+    return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S") if dt else "-"
+
+
+def _duration(run: DagRun) -> str:
+    if run.finished_at is None:
+        return "-"
+    return f"{(run.finished_at - run.started_at).total_seconds():.2f}s"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dagtrace")
+def main() -> None:
+    """dagtrace: provenance of DAG runs, recorded from OpenTelemetry spans.
+
+    \b
+    Examples:
+      dagtrace runs                 the 20 newest top-level runs
+      dagtrace runs --failed        failed ones
+      dagtrace show RUN_ID          one run as a tree, with its Jaeger link
+      dagtrace close RUN_ID         close a run whose runner died
+    """
+
+
+@main.command()
+@_db_option
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--status", type=click.Choice(["running", "completed", "failed", "paused"]))
+@click.option("--active", "status", flag_value="running", help="Same as --status running.")
+@click.option("--failed", "status", flag_value="failed", help="Same as --status failed.")
+@click.option("--all", "include_sub_runs", is_flag=True, help="Include sub-DAG runs.")
+def runs(db: str, limit: int, status: str | None, include_sub_runs: bool) -> None:
+    """List recent runs, newest first (top-level runs unless --all).
+
+    \b
+    Example:
+      dagtrace runs --failed --limit 5
+    """
+    store = _open(db)
+    try:
+        found = store.get_recent_runs(limit, status, top_level=not include_sub_runs)
+    except StoreError as e:
+        _fail(str(e), EXIT_UNREACHABLE)
+    if not found:
+        click.echo("no runs")
+        return
+    click.echo(f"{'RUN ID':<38}{'STATUS':<11}{'STARTED':<21}{'DURATION':>10}{'NODES':>7}  NSREF")
+    for run in found:
+        click.echo(
+            f"{run.run_id:<38}{run.status:<11}{_when(run.started_at):<21}"
+            f"{_duration(run):>10}{len(run.nodes):>7}  {run.dag_nsref}"
+        )
+
+
+@main.command()
+@_db_option
+@click.argument("run_id")
+@click.option("--jaeger-url", envvar=JAEGER_URL_ENV, default=DEFAULT_JAEGER_URL,
+              show_default=True, show_envvar=True, help="Jaeger UI base URL for the link.")
+def show(db: str, run_id: str, jaeger_url: str) -> None:
+    """Show one run as a tree: nodes and sub-DAG runs, statuses, durations, errors.
+
+    Exits 1 if the run failed, 3 if there is no such run.
+
+    \b
+    Example:
+      dagtrace show 3f2c…   --jaeger-url http://jaeger.internal:16686
+    """
+    store = _open(db)
+    try:
+        run = store.inspect_run(run_id)
+        details = store.get_run_details(run_id) if run else None
+    except StoreError as e:
+        _fail(str(e), EXIT_UNREACHABLE)
+    if run is None:
+        _fail(f"no run {run_id!r} in {db}", EXIT_NOT_FOUND)
+    click.echo(render_run_tree(run))
+    _echo_details(details or {}, jaeger_url)
+    if run.status == "failed":
+        sys.exit(EXIT_RUN_FAILED)
+
+
+def _echo_details(details: dict[str, Any], jaeger_url: str) -> None:
+    if details.get("attempt") and details["attempt"] > 1:
+        click.echo(f"attempt: {details['attempt']}")
+    if details.get("close_reason"):
+        click.echo(f"closed: {details['close_reason']}")
+    if details.get("replay_of_run_id"):
+        click.echo(f"replay of: {details['replay_of_run_id']} "
+                   f"(chain root {details.get('replay_root_run_id')})")
+    if details.get("payload_error"):
+        click.echo(f"payload: {details['payload_error']}")
+    if details.get("trace_id"):
+        click.echo(f"trace: {jaeger_url.rstrip('/')}/trace/{details['trace_id']}")
+
+
+@main.command()
+@_db_option
+@click.argument("run_id")
+@click.option("--reason", default="interrupted: runner died", show_default=True,
+              help="Recorded in dag_runs.close_reason.")
+def close(db: str, run_id: str, reason: str) -> None:
+    """Close a run whose runner died, so it can be restarted.
+
+    The run, its running nodes and running sub-DAG runs become `failed`; late
+    spans of the dead attempt do not reopen it. Exits 3 if the run is unknown or
+    not running.
+
+    \b
+    Example:
+      dagtrace close 3f2c… --reason "host lost"
+    """
+    store = _open(db, read_only=False)
+    try:
+        closed = store.close_interrupted(run_id, reason)
+    except StoreError as e:
+        _fail(str(e), EXIT_UNREACHABLE)
+    if not closed:
+        _fail(f"run {run_id!r} is unknown or not running", EXIT_NOT_FOUND)
+    click.echo(f"closed {closed} run(s): {reason}")
+
+
+@main.command()
+@_db_option
+def stats(db: str) -> None:
+    """Row counts and the bridge's error counters.
+
+    \b
+    Example:
+      dagtrace stats --db /var/lib/dagtrace/runs.db
+    """
+    store = _open(db)
+    try:
+        counts, counters = store.table_counts(), store.get_counters()
+    except StoreError as e:
+        _fail(str(e), EXIT_UNREACHABLE)
+    for name, value in {**counts, **counters}.items():
+        click.echo(f"{name:<28}{value:>12,}")
+    if os.path.exists(db):
+        size = sum(os.path.getsize(p) for p in (db, f"{db}-wal") if os.path.exists(p))
+        click.echo(f"{'file bytes (db + wal)':<28}{size:>12,}")
