@@ -9,7 +9,7 @@ from typing import Any
 from lythonic.compose.dag_runner import DagPause
 from lythonic.compose.namespace import Dag
 
-SWITCHES = {"flaky_fails": True, "pause_once": True}
+SWITCHES = {"flaky_fails": True, "pause_once": True, "beta_fails": True}
 """Toggled by tests: a node that fails until fixed, a node that pauses once."""
 
 
@@ -58,6 +58,24 @@ def pausing(items: list[str]) -> list[str]:
     return items
 
 
+def shout_unless_beta(word: str) -> str:
+    if SWITCHES["beta_fails"] and word == "big":
+        raise ValueError("'big' failed on purpose")
+    return word.upper()
+
+
+EXTERNAL: dict[str, Any] = {"runner": None}
+"""The runner of the external-pause scenario, paused from outside its node code."""
+
+
+def noisy(items: list[str]) -> list[str]:
+    runner = EXTERNAL["runner"]
+    if runner is not None:
+        runner.pause()  # as an operator's request would, between two nodes
+        EXTERNAL["runner"] = None
+    return items
+
+
 def route(items: list[str]) -> list[tuple[str, str]]:
     return [("short" if len(w) < 4 else "long", w) for w in items]
 
@@ -89,6 +107,25 @@ def grandchild_dag() -> Dag:
     inner = Dag()
     inner.node(load, label="inner_load") >> inner.node(sub_shout(), label="deep")
     return inner
+
+
+def sub_flaky() -> Dag:
+    sub = Dag()
+    sub.node(shout_unless_beta)
+    return sub
+
+
+def mapped_flaky() -> Dag:
+    """A map whose element `big` fails until fixed: a restart re-runs the map node."""
+    dag = Dag()
+    dag.node(load) >> dag.node(words) >> dag.map(sub_flaky(), label="mf")
+    return dag
+
+
+def externally_paused() -> Dag:
+    dag = Dag()
+    dag.node(load) >> dag.node(words) >> dag.node(noisy) >> dag.node(count)
+    return dag
 
 
 def linear() -> Dag:
@@ -175,4 +212,6 @@ SCENARIOS: dict[str, Any] = {
     "nested": nested,
     "failing": failing,
     "pausing": pausing_dag,
+    "mapped_flaky": mapped_flaky,
+    "externally_paused": externally_paused,
 }

@@ -1,7 +1,8 @@
 """Errors raised by dagtrace.
 
     DagtraceError
-    └── StoreError        the store could not be opened, migrated, read or written
+    ├── StoreError        the store could not be opened, migrated, read or written
+    └── NotFoundError     no such run (replay, restart of an unknown run id)
 
 The OpenTelemetry path (exporter, processor) never raises: it logs and counts.
 The drop-in `DagProvenance` raises `StoreError` where lythonic would raise a raw
@@ -21,3 +22,7 @@ class StoreError(DagtraceError):
     def __init__(self, message: str, *, location: str | None = None) -> None:
         self.location = location
         super().__init__(f"{message} ({location})" if location else message)
+
+
+class NotFoundError(DagtraceError, LookupError):
+    """The run (or node) asked for is not in the store."""

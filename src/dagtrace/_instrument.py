@@ -13,7 +13,8 @@
 Parentage comes from the handles, never from whatever span is current, so
 nodes may run on worker threads or in concurrent asyncio tasks. Inside a
 `with`, the node's span is current, so the spans a node makes (an HTTP call)
-nest under it.
+nest under it. Runners whose calls do not nest (lythonic's provenance calls)
+use `start_run` / `start_node` and the handles' `finish` / `fail` instead.
 """
 
 from __future__ import annotations
@@ -25,17 +26,34 @@ from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, TraceFlags
 
 from . import conventions as c
 from ._mapping import payload_attributes
 from ._models import safe_json_dumps
+from ._store import ReplayPlan
 
 _INSTRUMENTATION_NAME = "dagtrace"
 
 
 class DagPaused(Exception):
     """Raise inside a `run` block to end the run as `paused` (restartable)."""
+
+
+def _fail_span(span: Span, error: BaseException | str) -> None:
+    """ERROR status and an `exception` event whose stack trace becomes the stored error."""
+    if isinstance(error, BaseException):
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        return
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    last = lines[-1].strip() if lines else "error"
+    kind, _, message = last.partition(": ")
+    span.add_event(c.EXCEPTION_EVENT, {
+        c.EXCEPTION_TYPE: kind, c.EXCEPTION_MESSAGE: message or last,
+        c.EXCEPTION_STACKTRACE: error,
+    })
+    span.set_status(Status(StatusCode.ERROR, last))
 
 
 class NodeHandle:
@@ -45,7 +63,10 @@ class NodeHandle:
         self._tracer, self.run, self.label, self.span = tracer, run, label, span
 
     def set_output(self, output: Any) -> None:
-        self.span.set_attributes(payload_attributes(c.NODE_OUTPUT, safe_json_dumps(output)))
+        self.set_output_json(safe_json_dumps(output))
+
+    def set_output_json(self, output_json: str) -> None:
+        self.span.set_attributes(payload_attributes(c.NODE_OUTPUT, output_json))
 
     def edge(self, *downstream: str) -> None:
         """Record traversals to `downstream` labels now, as one `dag.edge` event."""
@@ -54,13 +75,23 @@ class NodeHandle:
 
     def sub_run(self, expansion_key: str, **kwargs: Any) -> Any:
         """A sub-DAG run of this composite node; `expansion_key` as `label[key]` or `label[]`."""
-        return self._tracer.run(
-            f"{self.run.nsref}/{expansion_key}", _parent=self, **kwargs
-        )
+        return self._tracer.run(f"{self.run.nsref}/{expansion_key}", parent=self, **kwargs)
+
+    def finish(self, *, status: str | None = None) -> None:
+        """End the node span: `completed`, or an explicit status (`running` when a pause
+        cut the node short: a restart executes it again)."""
+        if status is not None:
+            self.span.set_attribute(c.STATUS, status)
+        self.span.end()
+
+    def fail(self, error: BaseException | str) -> None:
+        """End the node span as failed; `error` is an exception or a formatted traceback."""
+        _fail_span(self.span, error)
+        self.span.end()
 
 
 class RunHandle:
-    """An executing run: start nodes, set the sink outputs, pause."""
+    """An executing run: start nodes, set the sink outputs, finish or fail."""
 
     def __init__(self, tracer: DagTracer, run_id: str, nsref: str, attempt: int, span: Span):
         self._tracer, self.run_id, self.nsref, self.attempt, self.span = (
@@ -72,14 +103,28 @@ class RunHandle:
         return trace.format_trace_id(self.span.get_span_context().trace_id)
 
     def node(self, label: str, **kwargs: Any) -> Any:
+        """`with run.node(label, input=..., is_source=..., is_sink=...) as node:`"""
         return self._tracer.node(self, label, **kwargs)
 
     def set_outputs(self, outputs: Any) -> None:
-        self.span.set_attributes(payload_attributes(c.RUN_OUTPUTS, safe_json_dumps(outputs)))
+        self.set_outputs_json(safe_json_dumps(outputs))
+
+    def set_outputs_json(self, outputs_json: str) -> None:
+        self.span.set_attributes(payload_attributes(c.RUN_OUTPUTS, outputs_json))
 
     def skip_node(self, label: str, output: Any, *, links: Sequence[SpanContext] = ()) -> None:
         """Record `label` as skipped with a copied output (replay), linked to the original."""
-        self._tracer.skipped_node(self, label, output, links=links)
+        self._tracer.skipped_node(self, label, safe_json_dumps(output), links=links)
+
+    def finish(self, *, status: str | None = None) -> None:
+        """End the run span: `completed`, or an explicit status such as `paused`."""
+        if status is not None:
+            self.span.set_attribute(c.STATUS, status)
+        self.span.end()
+
+    def fail(self, error: BaseException | str) -> None:
+        _fail_span(self.span, error)
+        self.span.end()
 
 
 class DagTracer:
@@ -101,67 +146,66 @@ class DagTracer:
             start_markers = getattr(provider, "start_markers", True)
         self.start_markers = start_markers
 
-    @contextmanager
-    def run(
+    # -- start / finish, for runners whose calls do not nest -----------------------------
+
+    def start_run(
         self,
         nsref: str,
         *,
         run_id: str | None = None,
         inputs: Any = None,
+        inputs_json: str | None = None,
         attempt: int = 1,
         initiator: str | None = None,
         replay_of: str | None = None,
         replay_root: str | None = None,
         links: Sequence[SpanContext] = (),
-        _parent: NodeHandle | None = None,
-    ) -> Iterator[RunHandle]:
-        """A run span; an exception ends it `failed`, `DagPaused` ends it `paused`."""
+        parent: NodeHandle | None = None,
+        parent_run_id: str | None = None,
+        parent_node: str | None = None,
+    ) -> RunHandle:
+        """Start a run span. A sub-DAG run names its composite node: `parent` (its open
+        handle, which also makes it the OTel parent) or `parent_run_id` + `parent_node`."""
         run_id = run_id or str(uuid.uuid4())
+        if inputs_json is None:
+            inputs_json = safe_json_dumps(inputs if inputs is not None else {})
         attributes: dict[str, Any] = {
             c.KIND: c.KIND_RUN, c.RUN_ID: run_id, c.NSREF: nsref, c.ATTEMPT: attempt,
-            **payload_attributes(c.RUN_INPUTS, safe_json_dumps(inputs if inputs is not None else {})),
+            **payload_attributes(c.RUN_INPUTS, inputs_json),
         }
-        optional = {c.INITIATOR: initiator, c.REPLAY_OF: replay_of, c.REPLAY_ROOT: replay_root}
+        if parent is not None:
+            parent_run_id, parent_node = parent.run.run_id, parent.label
+        optional = {
+            c.INITIATOR: initiator, c.REPLAY_OF: replay_of, c.REPLAY_ROOT: replay_root,
+            c.PARENT_RUN_ID: parent_run_id, c.PARENT_NODE: parent_node,
+        }
         attributes.update({k: v for k, v in optional.items() if v is not None})
-        context = None
-        if _parent is not None:
-            attributes[c.PARENT_RUN_ID] = _parent.run.run_id
-            attributes[c.PARENT_NODE] = _parent.label
-            context = trace.set_span_in_context(_parent.span)
         span = self._tracer.start_span(
-            c.RUN_SPAN_NAME, context=context, attributes=attributes,
+            c.RUN_SPAN_NAME,
+            context=trace.set_span_in_context(parent.span) if parent is not None else None,
+            attributes=attributes,
             links=[Link(link) for link in links],
         )
         self._mark_start(span, attributes)
-        handle = RunHandle(self, run_id, nsref, attempt, span)
-        with trace.use_span(span, end_on_exit=False, record_exception=False,
-                            set_status_on_exception=False):
-            try:
-                yield handle
-            except DagPaused:
-                span.set_attribute(c.STATUS, "paused")
-            except BaseException as e:
-                span.record_exception(e)
-                span.set_status(Status(StatusCode.ERROR, f"{type(e).__name__}: {e}"))
-                span.end()
-                raise
-        span.end()
+        return RunHandle(self, run_id, nsref, attempt, span)
 
-    @contextmanager
-    def node(
+    def start_node(
         self,
         run: RunHandle,
         label: str,
         *,
         input: Any = None,
+        input_json: str | None = None,
         is_source: bool = False,
         is_sink: bool = False,
-    ) -> Iterator[NodeHandle]:
-        """A node span under `run`; an exception ends it `failed` with its stack trace."""
+    ) -> NodeHandle:
+        """Start a node span under `run` (explicitly: whatever span is current)."""
+        if input_json is None:
+            input_json = safe_json_dumps(input if input is not None else {})
         attributes: dict[str, Any] = {
             c.KIND: c.KIND_NODE, c.RUN_ID: run.run_id, c.NODE_LABEL: label,
             c.ATTEMPT: run.attempt, c.IS_SOURCE: is_source, c.IS_SINK: is_sink,
-            **payload_attributes(c.NODE_INPUT, safe_json_dumps(input if input is not None else {})),
+            **payload_attributes(c.NODE_INPUT, input_json),
         }
         span = self._tracer.start_span(
             c.NODE_SPAN_NAME_PREFIX + label,
@@ -169,20 +213,12 @@ class DagTracer:
             attributes=attributes,
         )
         self._mark_start(span, attributes)
-        with trace.use_span(span, end_on_exit=False, record_exception=False,
-                            set_status_on_exception=False):
-            try:
-                yield NodeHandle(self, run, label, span)
-            except BaseException as e:
-                span.record_exception(e)
-                span.set_status(Status(StatusCode.ERROR, f"{type(e).__name__}: {e}"))
-                span.end()
-                raise
-        span.end()
+        return NodeHandle(self, run, label, span)
 
     def skipped_node(
-        self, run: RunHandle, label: str, output: Any, *, links: Sequence[SpanContext] = ()
+        self, run: RunHandle, label: str, output_json: str, *, links: Sequence[SpanContext] = ()
     ) -> None:
+        """A zero-length node span `skipped` with a copied output (replay)."""
         now = time.time_ns()
         span = self._tracer.start_span(
             c.NODE_SPAN_NAME_PREFIX + label,
@@ -190,12 +226,60 @@ class DagTracer:
             attributes={
                 c.KIND: c.KIND_NODE, c.RUN_ID: run.run_id, c.NODE_LABEL: label,
                 c.ATTEMPT: run.attempt, c.STATUS: "skipped",
-                **payload_attributes(c.NODE_OUTPUT, safe_json_dumps(output)),
+                **payload_attributes(c.NODE_OUTPUT, output_json),
             },
             links=[Link(link) for link in links],
             start_time=now,
         )
         span.end(end_time=now)
+
+    # -- context managers --------------------------------------------------------------
+
+    @contextmanager
+    def run(self, nsref: str, **kwargs: Any) -> Iterator[RunHandle]:
+        """A run span (keywords as `start_run`); an exception ends it `failed`,
+        `DagPaused` ends it `paused`."""
+        handle = self.start_run(nsref, **kwargs)
+        with trace.use_span(handle.span, end_on_exit=False, record_exception=False,
+                            set_status_on_exception=False):
+            try:
+                yield handle
+            except DagPaused:
+                handle.finish(status="paused")
+                return
+            except BaseException as e:
+                handle.fail(e)
+                raise
+        handle.finish()
+
+    @contextmanager
+    def node(self, run: RunHandle, label: str, **kwargs: Any) -> Iterator[NodeHandle]:
+        """A node span under `run` (keywords as `start_node`); an exception ends it
+        `failed` with its stack trace."""
+        handle = self.start_node(run, label, **kwargs)
+        with trace.use_span(handle.span, end_on_exit=False, record_exception=False,
+                            set_status_on_exception=False):
+            try:
+                yield handle
+            except BaseException as e:
+                handle.fail(e)
+                raise
+        handle.finish()
+
+    @contextmanager
+    def replay(
+        self, plan: ReplayPlan, *, run_id: str | None = None, initiator: str | None = None
+    ) -> Iterator[RunHandle]:
+        """A new run replaying `plan.replay_of`: the reused nodes are recorded as skipped
+        (copied output, linked to the original span); execute `plan.rerun` and every
+        other node not in `plan.reuse` inside the block."""
+        with self.run(
+            plan.dag_nsref, run_id=run_id, inputs_json=plan.source_inputs_json or "{}",
+            initiator=initiator, replay_of=plan.replay_of, replay_root=plan.replay_root,
+        ) as run:
+            for label, output_json in plan.reuse.items():
+                self.skipped_node(run, label, output_json, links=plan_links(plan, label))
+            yield run
 
     def _mark_start(self, span: Span, attributes: dict[str, Any]) -> None:
         """A zero-length child span saying the run or node has started (for OTLP backends)."""
@@ -207,3 +291,16 @@ class DagTracer:
             attributes={**attributes, c.START_MARKER: True}, start_time=started,
         )
         marker.end(end_time=started)
+
+
+def plan_links(plan: ReplayPlan, label: str) -> list[SpanContext]:
+    """A link to the replayed run's span of `label`, if the store knows it."""
+    original = plan.node_spans.get(label)
+    return [span_context(*original)] if original else []
+
+
+def span_context(trace_id: str, span_id: str) -> SpanContext:
+    """A remote span context from stored hex ids, for links to earlier spans."""
+    return SpanContext(
+        int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(1)
+    )

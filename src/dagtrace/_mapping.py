@@ -23,6 +23,11 @@ PHASE_CLOSED = 2
 """Closed as interrupted: late spans of the same attempt do not reopen it."""
 
 
+_NOT_FINISHED = frozenset({"running", "paused"})
+"""Statuses of an ended span whose run or node is not finished: a paused run, a node
+cut short by the pause (lythonic leaves both without `finished_at`)."""
+
+
 class SpanRejected(DagtraceError):
     """A span claims to be a DAG span but cannot be stored; the reason says why."""
 
@@ -111,13 +116,15 @@ def record_from_parts(
         phase=phase,
         status=_status(attributes, phase, error_status),
         started_at=start_ns / 1e9,
-        finished_at=end_ns / 1e9 if phase == PHASE_END and end_ns is not None else None,
+        finished_at=None,
         trace_id=trace_id,
         span_id=span_id,
         parent_span_id=parent_span_id,
         dropped_events=dropped_events,
         link_span_ids=link_span_ids,
     )
+    if phase == PHASE_END and end_ns is not None and record.status not in _NOT_FINISHED:
+        record.finished_at = end_ns / 1e9
     if record.status == "failed" and phase == PHASE_END:
         record.error = _error_text(events, status_description)
     if kind == c.KIND_RUN:

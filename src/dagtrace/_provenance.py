@@ -41,7 +41,63 @@ def open_store(
     return SqliteStore(text, read_only=read_only, durability=durability)
 
 
-class DagProvenance:
+class ProvenanceReads:
+    """lythonic's read methods over `self.store`: shared by every provenance class."""
+
+    store: Store
+
+    def close_interrupted(self, run_id: str, reason: str = "interrupted: runner died") -> int:
+        """Close a run whose runner died, so it can be restarted (status `failed`).
+
+        Its running nodes and running sub-DAG runs are closed too; late spans of the
+        dead attempt do not reopen it. Returns how many runs were closed (0: the run
+        is unknown or not running). Not in lythonic: a dagtrace addition.
+        """
+        return self.store.close_interrupted(run_id, reason)
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """Get a run record by ID, or None if not found."""
+        return self.store.get_run(run_id)
+
+    def get_node_executions(self, run_id: str) -> list[dict[str, Any]]:
+        """Get all node execution records for a run."""
+        return self.store.get_node_executions(run_id)
+
+    def get_node_output(self, run_id: str, node_label: str) -> str | None:
+        """Get the output JSON of a completed or skipped node, or None."""
+        return self.store.get_node_output(run_id, node_label)
+
+    def get_pending_nodes(self, run_id: str) -> list[str]:
+        """Get labels of nodes that are not yet completed or skipped."""
+        return self.store.get_pending_nodes(run_id)
+
+    def get_edge_traversals(self, run_id: str) -> list[dict[str, Any]]:
+        """Get all edge traversals for a run, oldest first."""
+        return self.store.get_edge_traversals(run_id)
+
+    def inspect_run(self, run_id: str) -> DagRun | None:
+        """Get a full DagRun model by ID, with nested nodes, edges, and sub-DAGs."""
+        return self.store.inspect_run(run_id)
+
+    def load_io(self, dag_run: DagRun, node_labels: Sequence[str] | None = None) -> None:
+        """Populate `io` on `dag_run` and its nodes (all, or `node_labels`); not sub-DAGs."""
+        self.store.load_io(dag_run, node_labels)
+
+    def get_recent_runs(self, limit: int = 20, status: str | None = None) -> list[DagRun]:
+        """List runs (sub-DAG runs included) with full node/edge data, newest first."""
+        return self.store.get_recent_runs(limit, status)
+
+    def get_active_runs(self) -> list[DagRun]:
+        """Get all currently running DAG executions (at most 100)."""
+        return self.store.get_active_runs()
+
+    def get_child_runs(self, parent_run_id: str) -> list[DagRun]:
+        """Recursively get all descendant runs (children, grandchildren, etc.)."""
+        return self.store.get_child_runs(parent_run_id)
+
+
+
+class DagProvenance(ProvenanceReads):
     """Storage for DAG run state and node execution traces, drop-in for lythonic's.
 
     Raises `StoreError` (naming the file) where lythonic raises driver errors.
@@ -132,57 +188,6 @@ class DagProvenance:
         with self.store.transaction() as w:
             w.fail_node(run_id, node_label, error)
             w.finish_run(run_id, "failed", None)
-
-    def close_interrupted(self, run_id: str, reason: str = "interrupted: runner died") -> int:
-        """Close a run whose runner died, so it can be restarted (status `failed`).
-
-        Its running nodes and running sub-DAG runs are closed too; late spans of the
-        dead attempt do not reopen it. Returns how many runs were closed (0: the run
-        is unknown or not running). Not in lythonic: a dagtrace addition.
-        """
-        return self.store.close_interrupted(run_id, reason)
-
-    # -- reads --------------------------------------------------------------------------
-
-    def get_run(self, run_id: str) -> dict[str, Any] | None:
-        """Get a run record by ID, or None if not found."""
-        return self.store.get_run(run_id)
-
-    def get_node_executions(self, run_id: str) -> list[dict[str, Any]]:
-        """Get all node execution records for a run."""
-        return self.store.get_node_executions(run_id)
-
-    def get_node_output(self, run_id: str, node_label: str) -> str | None:
-        """Get the output JSON of a completed or skipped node, or None."""
-        return self.store.get_node_output(run_id, node_label)
-
-    def get_pending_nodes(self, run_id: str) -> list[str]:
-        """Get labels of nodes that are not yet completed or skipped."""
-        return self.store.get_pending_nodes(run_id)
-
-    def get_edge_traversals(self, run_id: str) -> list[dict[str, Any]]:
-        """Get all edge traversals for a run, oldest first."""
-        return self.store.get_edge_traversals(run_id)
-
-    def inspect_run(self, run_id: str) -> DagRun | None:
-        """Get a full DagRun model by ID, with nested nodes, edges, and sub-DAGs."""
-        return self.store.inspect_run(run_id)
-
-    def load_io(self, dag_run: DagRun, node_labels: Sequence[str] | None = None) -> None:
-        """Populate `io` on `dag_run` and its nodes (all, or `node_labels`); not sub-DAGs."""
-        self.store.load_io(dag_run, node_labels)
-
-    def get_recent_runs(self, limit: int = 20, status: str | None = None) -> list[DagRun]:
-        """List runs (sub-DAG runs included) with full node/edge data, newest first."""
-        return self.store.get_recent_runs(limit, status)
-
-    def get_active_runs(self) -> list[DagRun]:
-        """Get all currently running DAG executions (at most 100)."""
-        return self.store.get_active_runs()
-
-    def get_child_runs(self, parent_run_id: str) -> list[DagRun]:
-        """Recursively get all descendant runs (children, grandchildren, etc.)."""
-        return self.store.get_child_runs(parent_run_id)
 
 
 class NullProvenance:

@@ -17,12 +17,33 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ._errors import StoreError
+from ._errors import NotFoundError, StoreError
 from ._mapping import SpanRecord
 from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, trusted
 
 
 _log = logging.getLogger("dagtrace")
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """What a replay of `replay_of` reuses and what it must execute.
+
+    A runner executes every node of its DAG that is not in `reuse`; `reuse` holds
+    the outputs (JSON) of the old run's completed or skipped nodes that were not
+    asked to rerun and whose output is whole.
+    """
+
+    replay_of: str
+    replay_root: str
+    """The first run of the replay chain (Dagster's root run)."""
+    dag_nsref: str
+    source_inputs_json: str | None
+    reuse: dict[str, str]
+    rerun: frozenset[str]
+    """Nodes asked to rerun, plus the old run's nodes that did not complete."""
+    node_spans: dict[str, tuple[str, str]]
+    """label → (trace id, span id) of the old node spans, for span links."""
 
 
 class PendingSource(Protocol):
@@ -390,6 +411,51 @@ class Store(ABC):
         keys = ("trace_id", "span_id", "attempt", "replay_of_run_id", "replay_root_run_id",
                 "close_reason", "payload_error", "parent_node_label")
         return dict(zip(keys, row, strict=True))
+
+    def plan_replay(
+        self, run_id: str, rerun_nodes: Iterable[str] = (), *, from_failure: bool = False
+    ) -> ReplayPlan:
+        """Plan a replay of a finished run: rerun `rerun_nodes` (and, with `from_failure`,
+        every node that did not complete), reuse the other outputs."""
+        run = self.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"run {run_id!r} not found in {self.location}")
+        details = self.get_run_details(run_id) or {}
+        with self._read() as cur:
+            cur.execute(
+                "SELECT node_label, status, output_json, trace_id, span_id, payload_error "
+                "FROM node_executions WHERE run_id = ?",
+                (run_id,),
+            )
+            rows = cur.fetchall()
+        rerun = set(rerun_nodes)
+        reuse: dict[str, str] = {}
+        for label, status, output, _, _, payload_error in rows:
+            reusable = status in ("completed", "skipped") and output is not None
+            if label in rerun:
+                continue
+            if reusable and not payload_error:
+                reuse[label] = output
+            elif from_failure or not reusable:
+                rerun.add(label)
+        return ReplayPlan(
+            replay_of=run_id,
+            replay_root=details.get("replay_root_run_id") or run_id,
+            dag_nsref=run["dag_nsref"],
+            source_inputs_json=run["source_inputs_json"],
+            reuse=reuse,
+            rerun=frozenset(rerun),
+            node_spans={r[0]: (r[3], r[4]) for r in rows if r[3] and r[4]},
+        )
+
+    def get_replays(self, run_id: str) -> list[str]:
+        """Ids of the runs that replay `run_id`, oldest first."""
+        with self._read() as cur:
+            cur.execute(
+                "SELECT run_id FROM dag_runs WHERE replay_of_run_id = ? ORDER BY started_at",
+                (run_id,),
+            )
+            return [r[0] for r in cur.fetchall()]
 
     def get_counters(self) -> dict[str, int]:
         """The bridge's persisted counters, e.g. `spans_rejected`, `store_failures`."""

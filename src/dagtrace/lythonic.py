@@ -1,0 +1,237 @@
+"""`TracedProvenance`: hand it to lythonic's `DagRunner(dag, provenance=...)`.
+
+Every write lythonic makes becomes OpenTelemetry spans following
+`docs/conventions.md` (a run shows in Jaeger as one trace, sub-DAG runs nested
+under their composite nodes); every read comes from the store, with the exact
+shapes lythonic expects. Install with `pip install 'dagtrace[lythonic]'`.
+
+    from lythonic.compose.dag_runner import DagRunner
+    from dagtrace.lythonic import TracedProvenance
+
+    provenance = TracedProvenance("runs.db")
+    result = await DagRunner(dag, provenance=provenance).run(inputs, dag_nsref="etl")
+
+    # a killed runner: close its run, then restart it as lythonic documents
+    provenance.close_interrupted(run_id)
+    await DagRunner(dag, provenance=provenance).restart(run_id)
+
+    # lythonic's replay passes no old run id: say it, to record the lineage
+    with provenance.replay_lineage(run_id):
+        await DagRunner(dag, provenance=provenance).replay(run_id, {"publish"})
+
+lythonic calls provenance from executor threads (no OTel context there) and from
+the event loop; parentage comes from run ids and the composite node lythonic
+names in each sub-DAG nsref, never from the current span.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
+
+from ._bridge import DB_ENV, DEFAULT_DB, LiveSpanProcessor
+from ._configure import configure
+from ._initiator import current_initiator
+from ._instrument import DagTracer, NodeHandle, RunHandle, plan_links, span_context
+from ._models import safe_json_dumps
+from ._provenance import ProvenanceReads, open_store
+from ._store import ReplayPlan, Store
+
+_replaying: ContextVar[ReplayPlan | None] = ContextVar("dagtrace_replaying", default=None)
+
+
+class TracedProvenance(ProvenanceReads):
+    """lythonic's provenance API: writes become spans, reads come from the store.
+
+    - `TracedProvenance(db_path)`: its own TracerProvider recording into that file
+      (default `DAGTRACE_DB`, else `./dagtrace.db`).
+    - `tracer_provider=`: use yours; a live processor for this store is added to it.
+    - `forward=`: also send the spans to Jaeger / a Collector over OTLP.
+    - `store=`: an open store (e.g. PostgreSQL) instead of `db_path`.
+    Writes never raise into the runner: failures are logged and counted.
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str] | None = None,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        forward: str | bool | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.store = store or open_store(db_path or os.environ.get(DB_ENV) or DEFAULT_DB)
+        self._owns_provider = tracer_provider is None
+        if tracer_provider is None:
+            tracer_provider = configure(self.store, forward=forward)
+        else:
+            tracer_provider.add_span_processor(LiveSpanProcessor(self.store))
+        self.tracer_provider = tracer_provider
+        self._tracer = DagTracer(tracer_provider)
+        self._runs: dict[str, RunHandle] = {}
+        self._nodes: dict[tuple[str, str], NodeHandle] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Flush and, if it made it, shut its TracerProvider down."""
+        if self._owns_provider:
+            self.tracer_provider.shutdown()
+        else:
+            self.tracer_provider.force_flush()
+
+    @contextmanager
+    def replay_lineage(self, run_id: str) -> Iterator[None]:
+        """Around `runner.replay(run_id, ...)`: the new run records which run it replays
+        (and the root of the chain), and its skipped nodes link to the original spans."""
+        token = _replaying.set(self.store.plan_replay(run_id))
+        try:
+            yield
+        finally:
+            _replaying.reset(token)
+
+    # -- lythonic's writes, as spans ------------------------------------------------------
+
+    def create_run(
+        self,
+        run_id: str,
+        dag_nsref: str,
+        source_inputs: dict[str, Any],
+        parent_run_id: str | None = None,
+        initiator: str | None = None,
+    ) -> None:
+        plan = _replaying.get() if parent_run_id is None else None
+        parent, parent_node = self._composite_node(parent_run_id, dag_nsref)
+        handle = self._tracer.start_run(
+            dag_nsref,
+            run_id=run_id,
+            inputs_json=safe_json_dumps(source_inputs),
+            initiator=initiator if initiator is not None else current_initiator(),
+            replay_of=plan.replay_of if plan else None,
+            replay_root=plan.replay_root if plan else None,
+            parent=parent,
+            parent_run_id=parent_run_id,
+            parent_node=parent_node,
+        )
+        with self._lock:
+            self._runs[run_id] = handle
+
+    def update_run_status(self, run_id: str, status: str) -> None:
+        if status == "running":
+            self._start_attempt(run_id)
+            return
+        handle = self._pop_run(run_id)
+        if handle is not None:
+            self._cut_short_nodes(run_id)
+            handle.finish(status=status)
+
+    def finish_run(self, run_id: str, status: str, sink_outputs_json: str | None = None) -> None:
+        handle = self._pop_run(run_id)
+        if handle is None:
+            return
+        if sink_outputs_json is not None:
+            handle.set_outputs_json(sink_outputs_json)
+        handle.finish(status=status)
+
+    def record_node_start(
+        self,
+        run_id: str,
+        node_label: str,
+        input_json: str,
+        is_source: bool = False,
+        is_sink: bool = False,
+    ) -> None:
+        run = self._open_run(run_id)
+        node = self._tracer.start_node(
+            run, node_label, input_json=input_json, is_source=is_source, is_sink=is_sink
+        )
+        with self._lock:
+            self._nodes[(run_id, node_label)] = node
+
+    def record_node_skipped(self, run_id: str, node_label: str, output_json: str) -> None:
+        plan = _replaying.get()
+        links = plan_links(plan, node_label) if plan else []
+        self._tracer.skipped_node(self._open_run(run_id), node_label, output_json, links=links)
+
+    def complete_node_with_edges(
+        self, run_id: str, node_label: str, output_json: str, edges: list[tuple[str, str]]
+    ) -> None:
+        with self._lock:
+            node = self._nodes.pop((run_id, node_label), None)
+        if node is None:
+            return
+        node.set_output_json(output_json)
+        node.edge(*(downstream for _, downstream in edges))
+        node.finish()
+
+    def fail_node_and_finish_run(self, run_id: str, node_label: str, error: str) -> None:
+        with self._lock:
+            node = self._nodes.pop((run_id, node_label), None)
+        if node is not None:
+            node.fail(error)
+        handle = self._pop_run(run_id)
+        if handle is not None:
+            handle.fail(error)
+
+    # -- bookkeeping ------------------------------------------------------------------
+
+    def _pop_run(self, run_id: str) -> RunHandle | None:
+        with self._lock:
+            return self._runs.pop(run_id, None)
+
+    def _open_run(self, run_id: str) -> RunHandle:
+        with self._lock:
+            handle = self._runs.get(run_id)
+        return handle if handle is not None else self._start_attempt(run_id)
+
+    def _composite_node(
+        self, parent_run_id: str | None, nsref: str
+    ) -> tuple[NodeHandle | None, str | None]:
+        """The composite node a sub-DAG run belongs to: lythonic names it in the nsref,
+        `{parent nsref}/{label}[{key}]`."""
+        if parent_run_id is None:
+            return None, None
+        with self._lock:
+            parent = self._runs.get(parent_run_id)
+        parent_nsref = parent.nsref if parent else (self.store.get_run(parent_run_id) or {}).get(
+            "dag_nsref", ""
+        )
+        key = nsref[len(parent_nsref) + 1:] if nsref.startswith(parent_nsref + "/") else ""
+        label = key.split("[", 1)[0] or None
+        with self._lock:
+            node = self._nodes.get((parent_run_id, label)) if label else None
+        return node, label
+
+    def _cut_short_nodes(self, run_id: str) -> None:
+        """A pause leaves the node that raised it unfinished (lythonic: `running`)."""
+        with self._lock:
+            open_nodes = [k for k in self._nodes if k[0] == run_id]
+            handles = [self._nodes.pop(k) for k in open_nodes]
+        for node in handles:
+            node.finish(status="running")
+
+    def _start_attempt(self, run_id: str) -> RunHandle:
+        """A restart (lythonic sets the status back to `running`): the next attempt of
+        the same run id, linked to the previous attempt's run span."""
+        run = self.store.get_run(run_id) or {}
+        details = self.store.get_run_details(run_id) or {}
+        previous = [span_context(details["trace_id"], details["span_id"])] if (
+            details.get("trace_id") and details.get("span_id")
+        ) else []
+        handle = self._tracer.start_run(
+            run.get("dag_nsref") or "unknown",
+            run_id=run_id,
+            inputs_json=run.get("source_inputs_json") or "{}",
+            attempt=(details.get("attempt") or 1) + 1,
+            initiator=run.get("initiated_by"),
+            parent_run_id=run.get("parent_run_id"),
+            parent_node=details.get("parent_node_label"),
+            links=previous,
+        )
+        with self._lock:
+            self._runs[run_id] = handle
+        return handle
