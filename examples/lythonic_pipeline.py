@@ -1,9 +1,14 @@
-"""A lythonic DagRunner recording into dagtrace: a map over a sub-DAG and a failing node.
+"""A lythonic DagRunner traced through dagtrace: the main job of README.
 
-Run:  python examples/lythonic_pipeline.py [--db PATH]   (default ./dagtrace.db)
+    python examples/lythonic_pipeline.py [--db PATH] [--forward URL]
 
-The run fails at `publish`; the example then fixes the cause and restarts the
-same run id, which skips every node that had completed, and prints the tree.
+1. runs a DAG whose map node fans out over a sub-DAG, and whose `publish` node fails;
+2. fixes the cause and restarts the same run id (completed nodes are not run again);
+3. replays `publish` alone as a new run, recording which run it replays;
+4. prints each run as a tree with statuses, durations and trace ids.
+
+Every provenance write is an OpenTelemetry span; with `--forward` (or
+OTEL_EXPORTER_OTLP_ENDPOINT) the same spans go to Jaeger or a Collector.
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ import os
 from lythonic.compose.dag_runner import DagRunner
 from lythonic.compose.namespace import Dag
 
-import dagtrace
 from dagtrace._render import render_run_tree
+from dagtrace.lythonic import TracedProvenance
 
-PUBLISH_IS_BROKEN = True
+BROKEN = {"publish": True}
 
 
 def fetch(text: str) -> str:
@@ -35,7 +40,7 @@ def shout(word: str) -> str:
 
 
 def publish(words: list[str]) -> str:
-    if PUBLISH_IS_BROKEN:
+    if BROKEN["publish"]:
         raise ConnectionError("the publishing endpoint refused the connection")
     return " ".join(words)
 
@@ -48,28 +53,44 @@ def build_dag() -> Dag:
     return dag
 
 
-def _inspect(provenance: dagtrace.DagProvenance, run_id: str) -> dagtrace.DagRun:
+def show(provenance: TracedProvenance, run_id: str, title: str) -> None:
     run = provenance.inspect_run(run_id)
     assert run is not None
-    return run
+    print(f"\n── {title}")
+    print(render_run_tree(run, details=provenance.store.get_run_details))
 
 
-async def main(db: str) -> None:
-    global PUBLISH_IS_BROKEN
-    provenance = dagtrace.DagProvenance(db)
-    runner = DagRunner(build_dag(), provenance=provenance)
-    first = await runner.run({"fetch": {"text": "spans become provenance"}}, dag_nsref="example")
-    print(f"first attempt: {first.status} at {first.failed_node!r}: {first.error}\n")
-    print(render_run_tree(_inspect(provenance, first.run_id)))
-    PUBLISH_IS_BROKEN = False
-    second = await runner.restart(first.run_id)
-    print(f"\nafter restart of the same run id: {second.status}, output {second.outputs}\n")
-    print(render_run_tree(_inspect(provenance, first.run_id)))
-    print(f"\nstored in {os.path.abspath(db)}")
+async def main(db: str, forward: str | None) -> None:
+    provenance = TracedProvenance(db, forward=forward)
+    inputs = {"fetch": {"text": "spans become provenance"}}
+
+    first = await DagRunner(build_dag(), provenance=provenance).run(inputs, dag_nsref="example")
+    show(provenance, first.run_id, f"1. first run: {first.status} at {first.failed_node!r}")
+
+    BROKEN["publish"] = False
+    await DagRunner(build_dag(), provenance=provenance).restart(first.run_id)
+    show(provenance, first.run_id, "2. restarted: the same run id, a new attempt")
+
+    with provenance.replay_lineage(first.run_id):
+        replay = await DagRunner(build_dag(), provenance=provenance).replay(
+            first.run_id, {"publish"}
+        )
+    show(provenance, replay.run_id, f"3. replay of 'publish' (replays {first.run_id})")
+
+    trace_id = (provenance.store.get_run_details(first.run_id) or {}).get("trace_id")
+    provenance.close()
+    print(f"\nstored in {os.path.abspath(db)}; try: dagtrace show {first.run_id} --db {db}")
+    print(
+        "To see the same runs in Jaeger: start Jaeger (OTLP on 4318, UI on 16686), run this\n"
+        "again with --forward http://localhost:4318/v1/traces, then open\n"
+        f"http://localhost:16686/trace/<trace id> (this run's latest attempt: {trace_id})."
+    )
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.CRITICAL)  # lythonic logs the expected failure
+    logging.basicConfig(level=logging.CRITICAL)  # lythonic logs the planned failure
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=os.environ.get("DAGTRACE_DB", "dagtrace.db"))
-    asyncio.run(main(parser.parse_args().db))
+    parser.add_argument("--forward", default=None, help="an OTLP/HTTP traces endpoint")
+    args = parser.parse_args()
+    asyncio.run(main(args.db, args.forward))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from ._models import DagRun, NodeExecution
 
@@ -23,20 +25,34 @@ def _first_line(error: str | None) -> str:
     return f"  ← {lines[-1].strip()}" if lines else ""
 
 
-def render_run_tree(run: DagRun, indent: str = "") -> str:
-    """A run, its nodes (start order) and their sub-DAG runs as an indented tree."""
+def render_run_tree(
+    run: DagRun,
+    indent: str = "",
+    *,
+    details: Callable[[str], dict[str, Any] | None] | None = None,
+) -> str:
+    """A run, its nodes (start order) and their sub-DAG runs as an indented tree.
+
+    `details` (e.g. `store.get_run_details`) adds each run's attempt and trace id.
+    """
     mark = _MARKS.get(run.status, "?")
     head = (
         f"{indent}{mark} {run.dag_nsref}  [{run.status}]{_duration(run.started_at, run.finished_at)}"
         f"  run {run.run_id}"
     )
+    extra = details(run.run_id) if details else None
+    if extra:
+        if (extra.get("attempt") or 1) > 1:
+            head += f"  attempt {extra['attempt']}"
+        if extra.get("trace_id"):
+            head += f"  trace {extra['trace_id']}"
     lines = [head]
     nodes = sorted(run.nodes.values(), key=_node_order)
     for node in nodes:
         lines.append(_render_node(node, indent + "    "))
         for key, child in sorted((node.sub_dags or {}).items()):
             lines.append(f"{indent}        {key}:")
-            lines.append(render_run_tree(child, indent + "          "))
+            lines.append(render_run_tree(child, indent + "          ", details=details))
     return "\n".join(lines)
 
 
