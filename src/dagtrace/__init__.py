@@ -9,14 +9,15 @@ __version__ = "0.1.0"
 from . import conventions
 from ._bridge import BridgeStats, DagtraceSpanExporter, LiveSpanProcessor
 from ._configure import DagRecordingSampler, DagtraceTracerProvider, configure
-from ._errors import DagtraceError, StoreError
+from ._errors import DagtraceError, NotFoundError, StoreError
 from ._instrument import DagPaused, DagTracer, NodeHandle, RunHandle
 from ._mapping import SpanRejected
 from ._initiator import SCHEDULER, initiated_by, run_initiator
 from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, json_default, safe_json_dumps
-from ._provenance import DagProvenance, NullProvenance, open_store
+from ._provenance import DagProvenance, NullProvenance, ProvenanceReads, open_store
+from ._remote import RemoteProvenance
 from ._sqlite import Durability, SqliteStore
-from ._store import Store, Writer
+from ._store import ReplayPlan, Store, Writer
 
 __all__ = [
     "BridgeStats",
@@ -27,6 +28,7 @@ __all__ = [
     "DagtraceTracerProvider",
     "LiveSpanProcessor",
     "NodeHandle",
+    "NotFoundError",
     "RunHandle",
     "SpanRejected",
     "__version__",
@@ -41,6 +43,9 @@ __all__ = [
     "IoPayload",
     "NodeExecution",
     "NullProvenance",
+    "ProvenanceReads",
+    "RemoteProvenance",
+    "ReplayPlan",
     "SqliteStore",
     "Store",
     "StoreError",

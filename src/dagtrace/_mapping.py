@@ -159,7 +159,8 @@ def _fill_node(record: SpanRecord, attributes: Mapping[str, Any], events: Iterab
         labels = [downstream] if isinstance(downstream, str) else list(downstream or ())
         for label in labels:
             if not isinstance(label, str) or not _storable(label):
-                raise SpanRejected(f"edge event with an unusable downstream label {label!r}")
+                raise SpanRejected("a dag.edge event has a downstream label that is not text, "
+                                   "or contains NUL or an unpaired surrogate")
             record.edges.append((label, event.time_ns / 1e9))
 
 
@@ -190,7 +191,7 @@ def _storable(text: str) -> bool:
 def _attempt(attributes: Mapping[str, Any]) -> int:
     value = attributes.get(c.ATTEMPT, 1)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpanRejected(f"attribute {c.ATTEMPT} must be an integer ≥ 1, not {value!r}")
+        raise SpanRejected(f"attribute {c.ATTEMPT} must be an integer ≥ 1")
     return value
 
 

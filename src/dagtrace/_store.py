@@ -396,6 +396,10 @@ class Store(ABC):
         with self.transaction() as writer:
             return writer.close_run(run_id, reason, time.time())
 
+    def stats(self) -> dict[str, int]:
+        """Row counts and the bridge's persisted counters."""
+        return {**self.table_counts(), **self.get_counters()}
+
     def get_run_details(self, run_id: str) -> dict[str, Any] | None:
         """What dagtrace keeps beside lythonic's columns: trace and span ids, attempt,
         lineage, why a run was closed or a payload dropped."""

@@ -18,7 +18,9 @@ from ._bridge import DB_ENV, DEFAULT_DB
 from ._errors import StoreError
 from ._models import DagRun
 from ._provenance import open_store
+from ._remote import RemoteProvenance
 from ._render import render_run_tree
+from ._server import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, DEFAULT_QUEUE, TOKEN_ENV
 from ._store import Store
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
@@ -33,7 +35,12 @@ _db_option = click.option(
     default=DEFAULT_DB,
     show_default=True,
     show_envvar=True,
-    help="The store: a SQLite file path or a sqlite:/// URL.",
+    help="The store: a SQLite file path or a sqlite:/// URL; for reads also the URL of "
+    "a dagtrace server (http://host:4319).",
+)
+_token_option = click.option(
+    "--token", envvar=TOKEN_ENV, show_envvar=True, default=None,
+    help="Bearer token of the server (with an http:// --db).",
 )
 
 
@@ -42,7 +49,16 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _reader(db: str, token: str | None) -> Store | RemoteProvenance:
+    """A local store, or a server's query API when `db` is an http(s) URL."""
+    if db.startswith(("http://", "https://")):
+        return RemoteProvenance(db, token=token)
+    return _open(db)
+
+
 def _open(db: str, *, read_only: bool = True) -> Store:
+    if db.startswith(("http://", "https://")):
+        _fail("this command needs the store itself, not a server URL", EXIT_USAGE)
     if read_only and "://" not in db and not os.path.exists(db):
         _fail(f"no store at {db} (set --db or {DB_ENV})", EXIT_UNREACHABLE)
     try:
@@ -68,9 +84,11 @@ def main() -> None:
 
     \b
     Examples:
+      dagtrace serve                OTLP/HTTP receiver + query API on 127.0.0.1:4319
       dagtrace runs                 the 20 newest top-level runs
       dagtrace runs --failed        failed ones
       dagtrace show RUN_ID          one run as a tree, with its Jaeger link
+      dagtrace tail --until RUN_ID  follow a run until it ends
       dagtrace close RUN_ID         close a run whose runner died
     """
 
@@ -82,14 +100,18 @@ def main() -> None:
 @click.option("--active", "status", flag_value="running", help="Same as --status running.")
 @click.option("--failed", "status", flag_value="failed", help="Same as --status failed.")
 @click.option("--all", "include_sub_runs", is_flag=True, help="Include sub-DAG runs.")
-def runs(db: str, limit: int, status: str | None, include_sub_runs: bool) -> None:
+@_token_option
+def runs(
+    db: str, limit: int, status: str | None, include_sub_runs: bool, token: str | None
+) -> None:
     """List recent runs, newest first (top-level runs unless --all).
 
     \b
     Example:
       dagtrace runs --failed --limit 5
+      dagtrace runs --db http://127.0.0.1:4319
     """
-    store = _open(db)
+    store = _reader(db, token)
     try:
         found = store.get_recent_runs(limit, status, top_level=not include_sub_runs)
     except StoreError as e:
@@ -110,7 +132,8 @@ def runs(db: str, limit: int, status: str | None, include_sub_runs: bool) -> Non
 @click.argument("run_id")
 @click.option("--jaeger-url", envvar=JAEGER_URL_ENV, default=DEFAULT_JAEGER_URL,
               show_default=True, show_envvar=True, help="Jaeger UI base URL for the link.")
-def show(db: str, run_id: str, jaeger_url: str) -> None:
+@_token_option
+def show(db: str, run_id: str, jaeger_url: str, token: str | None) -> None:
     """Show one run as a tree: nodes and sub-DAG runs, statuses, durations, errors.
 
     Exits 1 if the run failed, 3 if there is no such run.
@@ -119,7 +142,7 @@ def show(db: str, run_id: str, jaeger_url: str) -> None:
     Example:
       dagtrace show 3f2c…   --jaeger-url http://jaeger.internal:16686
     """
-    store = _open(db)
+    store = _reader(db, token)
     try:
         run = store.inspect_run(run_id)
         details = store.get_run_details(run_id) if run else None
@@ -175,20 +198,114 @@ def close(db: str, run_id: str, reason: str) -> None:
 
 @main.command()
 @_db_option
-def stats(db: str) -> None:
+@_token_option
+def stats(db: str, token: str | None) -> None:
     """Row counts and the bridge's error counters.
 
     \b
     Example:
       dagtrace stats --db /var/lib/dagtrace/runs.db
     """
-    store = _open(db)
+    store = _reader(db, token)
     try:
-        counts, counters = store.table_counts(), store.get_counters()
+        figures = store.stats()
     except StoreError as e:
         _fail(str(e), EXIT_UNREACHABLE)
-    for name, value in {**counts, **counters}.items():
+    for name, value in figures.items():
         click.echo(f"{name:<28}{value:>12,}")
-    if os.path.exists(db):
+    if "://" not in db and os.path.exists(db):
         size = sum(os.path.getsize(p) for p in (db, f"{db}-wal") if os.path.exists(p))
         click.echo(f"{'file bytes (db + wal)':<28}{size:>12,}")
+
+
+@main.command()
+@click.option("--db", envvar=DB_ENV, default=DEFAULT_DB, show_default=True, show_envvar=True,
+              help="The store to write: a SQLite file path or a sqlite:/// URL.")
+@click.option("--host", default=DEFAULT_HOST, show_default=True,
+              help="Interface to bind; 0.0.0.0 exposes it (use --token then).")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
+              help="0 picks a free port (printed on the ready line).")
+@click.option("--token", envvar=TOKEN_ENV, show_envvar=True, default=None,
+              help="Require `Authorization: Bearer TOKEN` on ingestion and queries.")
+@click.option("--max-body", default=DEFAULT_MAX_BODY, show_default=True,
+              type=click.IntRange(1024), help="Bytes per request, also after gunzip (413 above).")
+@click.option("--queue", "queue_size", default=DEFAULT_QUEUE, show_default=True,
+              type=click.IntRange(1), help="Requests waiting for the writer (429 above).")
+@click.option("--forward", default=None, metavar="URL",
+              help="Also send what is received to this OTLP/HTTP endpoint (e.g. Jaeger).")
+def serve(db: str, host: str, port: int, token: str | None, max_body: int, queue_size: int,
+          forward: str | None) -> None:
+    """Receive OTLP/HTTP traces into the store and serve the query API.
+
+    POST /v1/traces (protobuf or JSON, gzip) · GET /api/v1/runs … (OpenAPI at /docs)
+    · /healthz · /readyz · /metrics. A 200 means the request's rows are committed.
+
+    \b
+    Example:
+      dagtrace serve --db /var/lib/dagtrace/runs.db --port 4319 --forward http://localhost:4318/v1/traces
+    """
+    from ._server import ServeConfig
+    from ._server import serve as run_server
+
+    store = _open(db, read_only=False)
+    config = ServeConfig(max_body=max_body, queue_size=queue_size, token=token, forward=forward)
+
+    def ready(url: str) -> None:
+        click.echo(f"dagtrace serve: listening on {url} (store {store.location})", err=False)
+        sys.stdout.flush()
+
+    try:
+        run_server(store, host=host, port=port, config=config, on_ready=ready)
+    except OSError as e:
+        _fail(f"cannot listen on {host}:{port}: {e.strerror}", EXIT_UNREACHABLE)
+    finally:
+        store.close()
+
+
+@main.command()
+@_db_option
+@_token_option
+@click.option("--until", "until_run", default=None, metavar="RUN_ID",
+              help="Stop when this run is no longer running (exit 1 if it failed).")
+@click.option("--interval", default=0.5, show_default=True, type=click.FloatRange(0.05, 60),
+              help="Seconds between two looks at the store.")
+def tail(db: str, token: str | None, until_run: str | None, interval: float) -> None:
+    """Print each run and node change as it happens, until interrupted.
+
+    \b
+    Example:
+      dagtrace tail --until 3f2c…
+    """
+    import time
+
+    reader = _reader(db, token)
+    seen: dict[tuple[str, str], str] = {}
+    try:
+        while True:
+            try:
+                runs = reader.get_recent_runs(50)
+                watched = reader.inspect_run(until_run) if until_run else None
+            except StoreError as e:
+                _fail(str(e), EXIT_UNREACHABLE)
+            if until_run and watched is None:
+                _fail(f"no run {until_run!r}", EXIT_NOT_FOUND)
+            for run in sorted(runs + ([watched] if watched else []), key=lambda r: r.started_at):
+                _print_changes(run, seen)
+            if watched is not None and watched.status not in ("running",):
+                sys.exit(EXIT_RUN_FAILED if watched.status == "failed" else EXIT_OK)
+            time.sleep(interval)  # polling a store: there is no event to wait on
+    except KeyboardInterrupt:
+        sys.exit(EXIT_OK)
+
+
+def _print_changes(run: DagRun, seen: dict[tuple[str, str], str]) -> None:
+    if seen.get((run.run_id, "")) != run.status:
+        seen[(run.run_id, "")] = run.status
+        click.echo(f"{_when(run.started_at)}  run   {run.dag_nsref}  {run.status}  {run.run_id}")
+    for label, node in sorted(run.nodes.items(), key=lambda kv: kv[1].started_at or run.started_at):
+        if seen.get((run.run_id, label)) != node.status:
+            seen[(run.run_id, label)] = node.status
+            click.echo(f"{_when(node.finished_at or node.started_at)}  node  "
+                       f"{run.dag_nsref}:{label}  {node.status}")
+        for child in (node.sub_dags or {}).values():
+            _print_changes(child, seen)

@@ -1,0 +1,5 @@
+"""`python -m dagtrace` is the `dagtrace` command."""
+
+from .cli import main
+
+main()

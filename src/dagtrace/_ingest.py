@@ -1,0 +1,177 @@
+"""The receiver's write path: a bounded queue, one writer thread, group commits;
+and the forwarder: a bounded queue of raw requests re-sent to another OTLP endpoint.
+
+A request is acknowledged (200) only after the transaction holding its rows has
+committed. Several queued requests may share one transaction; if it fails, each is
+retried alone, so one bad request never fails its neighbours.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import httpx
+
+from ._mapping import SpanRecord
+from ._store import Store
+
+_log = logging.getLogger("dagtrace.serve")
+
+_GROUP_LIMIT = 64
+"""At most this many queued requests share one transaction."""
+
+
+class QueueFull(Exception):
+    """The write queue is full: answer 429 with Retry-After."""
+
+
+@dataclass
+class _Job:
+    records: list[SpanRecord]
+    done: Future[None]
+
+
+class IngestWriter:
+    """Writes queued requests' records into the store from one thread."""
+
+    def __init__(
+        self, store: Store, *, queue_size: int, on_stored: Callable[[int], None] | None = None
+    ) -> None:
+        self.store = store
+        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_size)
+        self._on_stored = on_stored
+        self._thread = threading.Thread(target=self._run, name="dagtrace-ingest", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def submit(self, records: list[SpanRecord]) -> Future[None]:
+        """Queue one request's records; the future resolves once they are committed."""
+        job = _Job(records, Future())
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise QueueFull() from None
+        return job.done
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Write what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < _GROUP_LIMIT:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    self._write(group)
+                    return
+                group.append(job)
+            self._write(group)
+
+    def _write(self, group: list[_Job]) -> None:
+        try:
+            self.store.write_records([r for job in group for r in job.records])
+        except Exception as e:  # noqa: BLE001 - each request gets its own answer
+            if len(group) == 1:
+                group[0].done.set_exception(e)
+                return
+            for job in group:  # one bad request must not fail its neighbours
+                self._write([job])
+            return
+        if self._on_stored:
+            self._on_stored(sum(len(job.records) for job in group))
+        for job in group:
+            job.done.set_result(None)
+
+
+class Forwarder:
+    """Re-sends received requests to another OTLP/HTTP endpoint (Jaeger, a Collector).
+
+    Bounded: when the target is down and the queue fills, the oldest request is
+    dropped and counted; ingestion into the store never waits for it.
+    """
+
+    RETRYABLE = frozenset({429, 502, 503, 504})
+
+    def __init__(
+        self, url: str, *, queue_size: int = 1000, max_attempts: int = 5, timeout: float = 5.0
+    ) -> None:
+        self.url = url
+        self.forwarded = 0
+        self.dropped = 0
+        self._queue: queue.Queue[tuple[bytes, str] | None] = queue.Queue(maxsize=queue_size)
+        self._max_attempts = max_attempts
+        self._client = httpx.Client(timeout=timeout)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dagtrace-forward", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def submit(self, body: bytes, content_type: str) -> None:
+        while True:
+            try:
+                self._queue.put_nowait((body, content_type))
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass
+        self._thread.join(timeout)
+        self._client.close()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._send(*item):
+                self.forwarded += 1
+            else:
+                self.dropped += 1
+
+    def _send(self, body: bytes, content_type: str) -> bool:
+        delay = 0.1
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                response = self._client.post(
+                    self.url, content=body, headers={"Content-Type": content_type}
+                )
+                if response.status_code < 300:
+                    return True
+                if response.status_code not in self.RETRYABLE:
+                    _log.warning("forward to %s refused: HTTP %d", self.url, response.status_code)
+                    return False
+            except httpx.HTTPError as e:
+                if attempt == self._max_attempts:
+                    _log.warning("forward to %s failed: %s", self.url, e)
+            if self._stopping.wait(delay):  # a backoff, cut short by stop()
+                return False
+            delay = min(delay * 2, 5.0)
+        return False

@@ -1,0 +1,103 @@
+"""`RemoteProvenance`: the DagProvenance reads over a `dagtrace serve` query API.
+
+For dashboards, scripts and read-only tools on other machines. (Runners restart
+and replay by reading the shared store directly.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from pydantic import TypeAdapter
+
+from ._errors import StoreError
+from ._models import DagRun, IoPayload
+
+_RUNS = TypeAdapter(list[DagRun])
+
+
+class RemoteProvenance:
+    """Read methods of `DagProvenance`, same names and shapes, against a server URL."""
+
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> RemoteProvenance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _get(self, path: str, **params: Any) -> Any:
+        """GET JSON; None for 404; StoreError when the server cannot be used."""
+        try:
+            response = self._client.get(path, params={k: v for k, v in params.items()
+                                                      if v is not None})
+        except httpx.HTTPError as e:
+            raise StoreError(f"server unreachable: {e}", location=self.url) from e
+        if response.status_code == 404:
+            return None
+        if response.status_code == 401:
+            raise StoreError("the server wants a bearer token: pass token= or set "
+                             "DAGTRACE_TOKEN", location=self.url)
+        if response.status_code >= 400:
+            raise StoreError(f"server answered HTTP {response.status_code}", location=self.url)
+        return response.json()
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        return self._get(f"/api/v1/runs/{run_id}/record")  # type: ignore[no-any-return]
+
+    def get_run_details(self, run_id: str) -> dict[str, Any] | None:
+        return self._get(f"/api/v1/runs/{run_id}/details")  # type: ignore[no-any-return]
+
+    def get_node_executions(self, run_id: str) -> list[dict[str, Any]]:
+        return self._get(f"/api/v1/runs/{run_id}/nodes") or []
+
+    def get_node_output(self, run_id: str, node_label: str) -> str | None:
+        found = self._get(f"/api/v1/runs/{run_id}/nodes/{node_label}/output")
+        return found["output_json"] if found else None
+
+    def get_pending_nodes(self, run_id: str) -> list[str]:
+        return self._get(f"/api/v1/runs/{run_id}/pending") or []
+
+    def get_edge_traversals(self, run_id: str) -> list[dict[str, Any]]:
+        return self._get(f"/api/v1/runs/{run_id}/edges") or []
+
+    def inspect_run(self, run_id: str, *, io: bool = False) -> DagRun | None:
+        found = self._get(f"/api/v1/runs/{run_id}", io=str(io).lower())
+        return DagRun.model_validate(found) if found else None
+
+    def load_io(self, dag_run: DagRun, node_labels: Sequence[str] | None = None) -> None:
+        """Populate `io` on `dag_run` and its nodes (all, or `node_labels`)."""
+        full = self.inspect_run(dag_run.run_id, io=True)
+        if full is None:
+            return
+        dag_run.io = full.io
+        wanted = set(node_labels) if node_labels is not None else set(dag_run.nodes)
+        for label, node in dag_run.nodes.items():
+            source = full.nodes.get(label)
+            if label in wanted and source is not None:
+                node.io = source.io or IoPayload()
+
+    def get_recent_runs(
+        self, limit: int = 20, status: str | None = None, *, top_level: bool = False
+    ) -> list[DagRun]:
+        found = self._get("/api/v1/runs", limit=limit, status=status,
+                          all=str(not top_level).lower())
+        return _RUNS.validate_python(found or [])
+
+    def get_active_runs(self) -> list[DagRun]:
+        return _RUNS.validate_python(self._get("/api/v1/runs/active") or [])
+
+    def get_child_runs(self, parent_run_id: str) -> list[DagRun]:
+        return _RUNS.validate_python(self._get(f"/api/v1/runs/{parent_run_id}/children") or [])
+
+    def stats(self) -> dict[str, int]:
+        return self._get("/api/v1/stats") or {}

@@ -1,0 +1,337 @@
+"""`dagtrace serve`: an OTLP/HTTP receiver and a JSON query API over one store.
+
+Built on FastAPI (OpenAPI for the query API for free) and uvicorn. Ingestion:
+`POST /v1/traces`, protobuf or OTLP/JSON, gzip, answered by the OTLP rules
+(200 + ExportTraceServiceResponse once committed; partial_success for unusable
+spans; 400 undecodable; 413 too large, also after decompression; 415 other types;
+429 / 503 with Retry-After when the write queue is full or the store is failing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
+
+from . import __version__
+from ._errors import StoreError
+from ._ingest import Forwarder, IngestWriter, QueueFull
+from ._models import DagRun
+from ._otlp import UndecodableRequest, decode_request, export_response, status_body
+from ._store import Store
+
+_log = logging.getLogger("dagtrace.serve")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4319
+"""Beside a Collector or Jaeger, which take 4317 (gRPC) and 4318 (HTTP)."""
+DEFAULT_MAX_BODY = 32 * 1024 * 1024
+DEFAULT_QUEUE = 64
+TOKEN_ENV = "DAGTRACE_TOKEN"
+"""A bearer token required by ingestion and queries when set."""
+
+_PROTOBUF = "application/x-protobuf"
+_JSON = "application/json"
+_GRPC_UNAVAILABLE, _GRPC_INVALID_ARGUMENT, _GRPC_RESOURCE_EXHAUSTED = 14, 3, 8
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    max_body: int = DEFAULT_MAX_BODY
+    """Bytes accepted per request, before and after decompression."""
+    queue_size: int = DEFAULT_QUEUE
+    """Requests waiting to be written; beyond it, 429."""
+    token: str | None = None
+    forward: str | None = None
+    retry_after: int = 1
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.received = Counter("dagtrace_spans_received", "Spans received over OTLP",
+                                registry=self.registry)
+        self.stored = Counter("dagtrace_spans_stored", "DAG spans committed to the store",
+                              registry=self.registry)
+        self.rejected = Counter("dagtrace_spans_rejected", "DAG spans rejected (partial_success)",
+                                registry=self.registry)
+        self.requests = Counter("dagtrace_requests", "OTLP requests by answer", ["code"],
+                                registry=self.registry)
+        self.queue_depth = Gauge("dagtrace_write_queue_depth", "Requests waiting to be written",
+                                 registry=self.registry)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
+    """The ASGI app; the caller owns `store` (closed after `app.state.shutdown()`)."""
+    metrics = _Metrics()
+    writer = IngestWriter(store, queue_size=config.queue_size, on_stored=metrics.stored.inc)
+    forwarder = Forwarder(config.forward) if config.forward else None
+    metrics.queue_depth.set_function(lambda: writer.depth)
+    app = FastAPI(
+        title="dagtrace",
+        version=__version__,
+        description="OTLP/HTTP receiver and read API for DAG run provenance.",
+    )
+
+    def shutdown() -> None:
+        writer.stop()
+        if forwarder:
+            forwarder.stop()
+
+    app.state.shutdown = shutdown
+    auth = _bearer_auth(config.token)
+
+    @app.post("/v1/traces", include_in_schema=False, dependencies=[Depends(auth)])
+    async def ingest(request: Request) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        json_encoded = content_type == _JSON
+        if content_type not in (_PROTOBUF, _JSON):
+            return _otlp_error(415, "use application/x-protobuf or application/json",
+                               json_encoded=False, metrics=metrics)
+        try:
+            body = await _read_body(request, config.max_body)
+        except _TooLarge:
+            return _otlp_error(413, f"request body above {config.max_body} bytes",
+                               json_encoded=json_encoded, metrics=metrics)
+        except _UnsupportedEncoding as e:
+            return _otlp_error(415, str(e), json_encoded=json_encoded, metrics=metrics)
+        except zlib.error:
+            return _otlp_error(400, "the gzip body is corrupt", json_encoded=json_encoded,
+                               metrics=metrics)
+        try:
+            decoded = await run_in_threadpool(decode_request, body, json_encoded=json_encoded)
+        except UndecodableRequest as e:
+            return _otlp_error(400, str(e), json_encoded=json_encoded, metrics=metrics)
+        metrics.received.inc(decoded.received)
+        metrics.rejected.inc(len(decoded.rejected))
+        if decoded.records:
+            try:
+                done = writer.submit(decoded.records)
+            except QueueFull:
+                return _otlp_error(429, "write queue full, retry later", json_encoded=json_encoded,
+                                   metrics=metrics, retry_after=config.retry_after)
+            try:
+                await _wait(done)
+            except Exception as e:  # noqa: BLE001 - the store failed: retryable, nothing stored
+                _log.error("write failed: %s", e)
+                return _otlp_error(503, "the store cannot be written now, retry later",
+                                   json_encoded=json_encoded, metrics=metrics,
+                                   retry_after=config.retry_after)
+        if forwarder:
+            forwarder.submit(body, content_type)
+        metrics.requests.labels("200").inc()
+        return Response(export_response(decoded.rejected, json_encoded=json_encoded),
+                        media_type=content_type)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        try:
+            store.table_counts()
+        except StoreError:
+            return JSONResponse({"status": "store unreachable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(auth)])
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    _query_routes(app, store, auth)
+    return app
+
+
+def _query_routes(app: FastAPI, store: Store, auth: Callable[..., None]) -> None:
+    """The DagProvenance reads as JSON (sync routes: FastAPI runs them in its threadpool)."""
+    guard = [Depends(auth)]
+
+    def found(value: Any, what: str) -> Any:
+        if value is None:
+            raise HTTPException(404, f"no such {what}")
+        return value
+
+    @app.get("/api/v1/runs", dependencies=guard, response_model=list[DagRun])
+    def recent_runs(
+        limit: int = Query(20, ge=1, le=10_000),
+        status: str | None = None,
+        all: bool = Query(False, description="Include sub-DAG runs (they are nested anyway)."),
+    ) -> list[DagRun]:
+        """Recent runs, newest first, as `get_recent_runs`; top-level runs unless `all`."""
+        return store.get_recent_runs(limit, status, top_level=not all)
+
+    @app.get("/api/v1/runs/active", dependencies=guard, response_model=list[DagRun])
+    def active_runs() -> list[DagRun]:
+        """Running runs, as `get_active_runs`."""
+        return store.get_active_runs()
+
+    @app.get("/api/v1/runs/{run_id}", dependencies=guard, response_model=DagRun)
+    def inspect(run_id: str, io: bool = False) -> DagRun:
+        """One run with nodes, edges and sub-DAG runs, as `inspect_run` (+ `load_io`)."""
+        run = found(store.inspect_run(run_id), "run")
+        if io:
+            store.load_io(run)
+        return run  # type: ignore[no-any-return]
+
+    @app.get("/api/v1/runs/{run_id}/record", dependencies=guard)
+    def record(run_id: str) -> dict[str, Any]:
+        """The run row, as `get_run`."""
+        return found(store.get_run(run_id), "run")  # type: ignore[no-any-return]
+
+    @app.get("/api/v1/runs/{run_id}/details", dependencies=guard)
+    def details(run_id: str) -> dict[str, Any]:
+        """Trace and span ids, attempt, lineage, close reason."""
+        return found(store.get_run_details(run_id), "run")  # type: ignore[no-any-return]
+
+    @app.get("/api/v1/runs/{run_id}/nodes", dependencies=guard)
+    def nodes(run_id: str) -> list[dict[str, Any]]:
+        """Node rows, as `get_node_executions`."""
+        return store.get_node_executions(run_id)
+
+    @app.get("/api/v1/runs/{run_id}/edges", dependencies=guard)
+    def edges(run_id: str) -> list[dict[str, Any]]:
+        """Edge traversals, as `get_edge_traversals`."""
+        return store.get_edge_traversals(run_id)
+
+    @app.get("/api/v1/runs/{run_id}/children", dependencies=guard, response_model=list[DagRun])
+    def children(run_id: str) -> list[DagRun]:
+        """All descendant runs, as `get_child_runs`."""
+        return store.get_child_runs(run_id)
+
+    @app.get("/api/v1/runs/{run_id}/pending", dependencies=guard)
+    def pending(run_id: str) -> list[str]:
+        """Labels of nodes not completed or skipped, as `get_pending_nodes`."""
+        return store.get_pending_nodes(run_id)
+
+    @app.get("/api/v1/runs/{run_id}/nodes/{label}/output", dependencies=guard)
+    def output(run_id: str, label: str) -> dict[str, str]:
+        """A completed or skipped node's output JSON, as `get_node_output`."""
+        return {"output_json": found(store.get_node_output(run_id, label), "node output")}
+
+    @app.get("/api/v1/stats", dependencies=guard)
+    def stats() -> dict[str, int]:
+        """Row counts and the bridge's counters."""
+        return store.stats()
+
+    @app.exception_handler(StoreError)
+    async def store_unreachable(request: Request, exc: StoreError) -> Response:
+        _log.error("store error on %s: %s", request.url.path, exc)
+        return JSONResponse({"detail": "the store is unreachable"}, status_code=503)
+
+
+def _bearer_auth(token: str | None) -> Callable[[Request], Awaitable[None]]:
+    expected = f"Bearer {token}".encode() if token else None
+
+    async def check(request: Request) -> None:
+        if expected is None:
+            return
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):  # constant time
+            raise HTTPException(401, "missing or wrong bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    return check
+
+
+class _UnsupportedEncoding(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused past `limit` bytes on the wire and again after gunzip."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge()
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        body = inflater.decompress(body, limit + 1)  # a bomb stops here, unexpanded
+        if len(body) > limit or inflater.unconsumed_tail:
+            raise _TooLarge()
+        if not inflater.eof:
+            raise zlib.error("truncated gzip stream")
+    elif encoding != "identity":
+        raise _UnsupportedEncoding(f"content-encoding {encoding!r} is not supported; use gzip")
+    return body
+
+
+async def _wait(done: Any) -> None:
+    await asyncio.wrap_future(done)
+
+
+def _otlp_error(
+    code: int, message: str, *, json_encoded: bool, metrics: _Metrics,
+    retry_after: int | None = None,
+) -> Response:
+    metrics.requests.labels(str(code)).inc()
+    grpc = {400: _GRPC_INVALID_ARGUMENT, 429: _GRPC_RESOURCE_EXHAUSTED}.get(code, _GRPC_UNAVAILABLE)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return Response(
+        status_body(grpc, message, json_encoded=json_encoded),
+        status_code=code,
+        media_type=_JSON if json_encoded else _PROTOBUF,
+        headers=headers,
+    )
+
+
+def serve(
+    store: Store,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    config: ServeConfig = ServeConfig(),
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Run the server until SIGINT / SIGTERM; `on_ready(url)` once it accepts requests.
+
+    Port 0 picks a free port; the URL passed to `on_ready` has the real one.
+    """
+    import socket
+
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    bound = sock.getsockname()[1]
+    shown_host = f"[{host}]" if ":" in host else host
+    url = f"http://{shown_host}:{bound}"
+    app = create_app(store, config)
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if on_ready and not self.should_exit:
+                on_ready(url)
+
+    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off",
+                                    timeout_graceful_shutdown=10))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        app.state.shutdown()
+        sock.close()
