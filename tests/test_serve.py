@@ -260,7 +260,7 @@ def test_full_write_queue_answers_429_with_retry_after(db_path: Path) -> None:
         first = threading.Thread(target=lambda: answers.append(
             httpx.post(f"{url}/v1/traces", content=body, headers=PB, timeout=60).status_code))
         first.start()
-        _wait_until(lambda: _metric(url, "dagtrace_spans_received_total") >= len(spans)
+        _wait_until(lambda: _metric(url, "dagtrace_requests_in_progress") == 1
                     and _metric(url, "dagtrace_write_queue_depth") == 0)  # taken by the writer
         second = threading.Thread(target=lambda: answers.append(
             httpx.post(f"{url}/v1/traces", content=body, headers=PB, timeout=60).status_code))

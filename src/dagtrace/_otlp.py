@@ -119,10 +119,10 @@ def _protobuf_spans(body: bytes) -> Iterator[_Parts]:
                     parent_span_id=span.parent_span_id,
                     start_ns=span.start_time_unix_nano,
                     end_ns=span.end_time_unix_nano,
-                    attributes={kv.key: _pb_value(kv.value) for kv in span.attributes},
+                    attributes=_pb_attributes(span.attributes),
                     events=[
                         SpanEvent(e.name, e.time_unix_nano,
-                                  {kv.key: _pb_value(kv.value) for kv in e.attributes})
+                                  _pb_attributes(e.attributes) if e.name in _EVENTS_READ else {})
                         for e in span.events
                     ],
                     error_status=span.status.code == STATUS_CODE_ERROR,
@@ -132,14 +132,34 @@ def _protobuf_spans(body: bytes) -> Iterator[_Parts]:
                 )
 
 
-def _pb_value(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
+_EVENTS_READ = frozenset({"dag.edge", "exception"})
+"""The only events whose attributes the mapping reads; others are skipped undecoded."""
+_ATTRIBUTE_PREFIXES = ("dag.", "exception.")
+
+
+def _pb_attributes(items: Any) -> dict[str, Any]:
+    """Only the attributes the mapping reads: a DAG span's, not a library's."""
+    out = {}
+    for kv in items:
+        key = kv.key
+        if key.startswith(_ATTRIBUTE_PREFIXES):
+            value = kv.value
+            kind = value.WhichOneof("value")
+            if kind == "string_value":
+                out[key] = value.string_value
+            elif kind is not None:
+                out[key] = _pb_value(value, kind)
+    return out
+
+
+def _pb_value(value: AnyValue, kind: str | None) -> Any:
     if kind is None:
         return None
     if kind == "array_value":
-        return [_pb_value(v) for v in value.array_value.values]
+        return [_pb_value(v, v.WhichOneof("value")) for v in value.array_value.values]
     if kind == "kvlist_value":
-        return {kv.key: _pb_value(kv.value) for kv in value.kvlist_value.values}
+        return {kv.key: _pb_value(kv.value, kv.value.WhichOneof("value"))
+                for kv in value.kvlist_value.values}
     return getattr(value, kind)
 
 

@@ -21,13 +21,12 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from starlette.concurrency import run_in_threadpool
 
 from . import __version__
 from ._errors import StoreError
 from ._ingest import Forwarder, IngestWriter, QueueFull
 from ._models import DagRun
-from ._otlp import UndecodableRequest, decode_request, export_response, status_body
+from ._otlp import UndecodableRequest, export_response, status_body
 from ._store import Store
 
 _log = logging.getLogger("dagtrace.serve")
@@ -68,6 +67,9 @@ class _Metrics:
         self.requests = Counter("dagtrace_requests", "OTLP requests by answer", ["code"],
                                 registry=self.registry)
         self.queue_depth = Gauge("dagtrace_write_queue_depth", "Requests waiting to be written",
+                                 registry=self.registry)
+        self.in_progress = Gauge("dagtrace_requests_in_progress",
+                                 "OTLP requests accepted and not yet answered",
                                  registry=self.registry)
 
 
@@ -113,24 +115,22 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
             return _otlp_error(400, "the gzip body is corrupt", json_encoded=json_encoded,
                                metrics=metrics)
         try:
-            decoded = await run_in_threadpool(decode_request, body, json_encoded=json_encoded)
+            done = writer.submit(body, json_encoded=json_encoded)
+        except QueueFull:
+            return _otlp_error(429, "write queue full, retry later", json_encoded=json_encoded,
+                               metrics=metrics, retry_after=config.retry_after)
+        try:
+            with metrics.in_progress.track_inprogress():
+                decoded = await asyncio.wrap_future(done)
         except UndecodableRequest as e:
             return _otlp_error(400, str(e), json_encoded=json_encoded, metrics=metrics)
+        except Exception as e:  # noqa: BLE001 - the store failed: retryable, nothing stored
+            _log.error("write failed: %s", e)
+            return _otlp_error(503, "the store cannot be written now, retry later",
+                               json_encoded=json_encoded, metrics=metrics,
+                               retry_after=config.retry_after)
         metrics.received.inc(decoded.received)
         metrics.rejected.inc(len(decoded.rejected))
-        if decoded.records:
-            try:
-                done = writer.submit(decoded.records)
-            except QueueFull:
-                return _otlp_error(429, "write queue full, retry later", json_encoded=json_encoded,
-                                   metrics=metrics, retry_after=config.retry_after)
-            try:
-                await _wait(done)
-            except Exception as e:  # noqa: BLE001 - the store failed: retryable, nothing stored
-                _log.error("write failed: %s", e)
-                return _otlp_error(503, "the store cannot be written now, retry later",
-                                   json_encoded=json_encoded, metrics=metrics,
-                                   retry_after=config.retry_after)
         if forwarder:
             forwarder.submit(body, content_type)
         metrics.requests.labels("200").inc()
@@ -275,10 +275,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
     elif encoding != "identity":
         raise _UnsupportedEncoding(f"content-encoding {encoding!r} is not supported; use gzip")
     return body
-
-
-async def _wait(done: Any) -> None:
-    await asyncio.wrap_future(done)
 
 
 def _otlp_error(

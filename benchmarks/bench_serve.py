@@ -1,0 +1,134 @@
+"""OTLP/HTTP ingestion into SQLite through `dagtrace serve`, spans per second.
+
+    python benchmarks/bench_serve.py [--requests 40] [--senders 2]
+
+A separate sender process encodes its requests before the clock starts: 512 spans per
+request (node spans with ~1 KiB of payload and 3 edges each, plus their run span),
+protobuf, sent by --senders connections at once, each answered after commit at the
+default durability. Meanwhile a reader times `inspect_run` of a 500-node run through
+the query API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+SPANS_PER_REQUEST = 512
+
+
+def _encode_requests(count: int, prefix: str) -> list[bytes]:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import dagtrace
+
+    payload = [{"id": i, "name": f"row-{i}", "ok": True} for i in range(28)]  # ~1 KiB JSON
+    requests = []
+    for r in range(count):
+        memory = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        tracer = dagtrace.DagTracer(provider, start_markers=False)
+        with tracer.run("bench", run_id=f"{prefix}-{r}") as run:
+            for i in range(SPANS_PER_REQUEST - 1):
+                with run.node(f"n{i}", input=payload) as node:
+                    node.set_output(payload)
+                    node.edge(f"n{i + 1}", f"n{i + 2}", f"n{i + 3}")
+        provider.shutdown()
+        spans = memory.get_finished_spans()
+        assert len(spans) == SPANS_PER_REQUEST
+        requests.append(encode_spans(spans).SerializeToString())
+    return requests
+
+
+def _sender(url: str, count: int, prefix: str, ready: object, go: object, out: object) -> None:
+    requests = _encode_requests(count, prefix)
+    ready.set()  # type: ignore[attr-defined]
+    go.wait()  # type: ignore[attr-defined]
+    codes = []
+    with httpx.Client(timeout=120) as client:
+        for body in requests:
+            answer = client.post(f"{url}/v1/traces", content=body,
+                                 headers={"Content-Type": "application/x-protobuf"})
+            codes.append(answer.status_code)
+    out.put(codes)  # type: ignore[attr-defined]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=40, help="requests per sender")
+    parser.add_argument("--senders", type=int, default=2)
+    args = parser.parse_args()
+    db = Path(tempfile.mkdtemp(prefix="dagtrace-bench-serve-")) / "serve.db"
+    server = subprocess.Popen([sys.executable, "-m", "dagtrace", "serve", "--db", str(db),
+                               "--port", "0"], stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    url = server.stdout.readline().split("listening on ")[1].split()[0]
+    try:
+        # one run to read back while ingesting
+        warm = _encode_requests(1, "probe")[0]
+        assert httpx.post(f"{url}/v1/traces", content=warm,
+                          headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+        ctx = multiprocessing.get_context("spawn")
+        go, results = ctx.Event(), ctx.Queue()
+        readies = [ctx.Event() for _ in range(args.senders)]
+        senders = [ctx.Process(target=_sender, args=(url, args.requests, f"s{n}", readies[n],
+                                                     go, results))
+                   for n in range(args.senders)]
+        for p in senders:
+            p.start()
+        for ready in readies:
+            ready.wait()
+        latencies: list[float] = []
+        stop = threading.Event()
+
+        def read_while_ingesting() -> None:
+            with httpx.Client(timeout=60) as client:
+                while not stop.is_set():
+                    start = time.perf_counter()
+                    assert client.get(f"{url}/api/v1/runs/probe-0").status_code == 200
+                    latencies.append(time.perf_counter() - start)
+                    stop.wait(0.05)
+
+        reader = threading.Thread(target=read_while_ingesting)
+        start = time.perf_counter()
+        go.set()
+        reader.start()
+        codes = [code for _ in senders for code in results.get()]
+        elapsed = time.perf_counter() - start
+        stop.set()
+        reader.join()
+        for p in senders:
+            p.join()
+    finally:
+        server.terminate()
+        server.wait()
+        server.stdout.close()
+    total = args.senders * args.requests * SPANS_PER_REQUEST
+    assert codes == [200] * len(codes), f"non-200 answers: {set(codes)}"
+    print(f"{total:,} spans in {len(codes)} requests of {SPANS_PER_REQUEST}, "
+          f"{args.senders} senders: {elapsed:.2f} s")
+    print(f"ingest: {total / elapsed:,.0f} spans/s   (floor ≥ 20,000)")
+    if latencies:
+        q = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
+        print(f"inspect_run of a 511-node run via the API while ingesting: "
+              f"median {statistics.median(latencies) * 1000:.1f} ms, "
+              f"p95 {q[18] * 1000:.1f} ms ({len(latencies)} reads)")
+    print(json.dumps({"spans_per_s": round(total / elapsed)}))
+
+
+if __name__ == "__main__":
+    main()
