@@ -1,12 +1,20 @@
-"""Shared fixtures: real SQLite files in tmp_path, a clean environment per test."""
+"""Shared fixtures: real SQLite files in tmp_path, real PostgreSQL schemas, a clean
+environment per test."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+
+PG_URL_ENV = "DAGTRACE_TEST_POSTGRES_URL"
+PG_BASE_URL = os.environ.get(PG_URL_ENV)
+"""Read at import: the per-test environment cleaning below removes DAGTRACE_* variables."""
+IN_CI = bool(os.environ.get("CI"))
 
 
 @pytest.fixture(autouse=True)
@@ -21,3 +29,59 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "provenance.db"
+
+
+def _postgres_or_skip() -> str:
+    """The server's URL; skip with a reason when there is none, fail in CI."""
+    if not PG_BASE_URL:
+        if IN_CI:
+            pytest.fail(f"CI is set but {PG_URL_ENV} is not: .ci/run must set it")
+        pytest.skip(f"PostgreSQL tests need {PG_URL_ENV}=postgresql://user@host:port/db")
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_BASE_URL, connect_timeout=5):
+            pass
+    except Exception as e:  # noqa: BLE001 - any reason to not reach it
+        if IN_CI:
+            pytest.fail(f"no PostgreSQL server at {PG_BASE_URL}: {e}")
+        pytest.skip(f"no PostgreSQL server at {PG_BASE_URL}: {e}")
+    return PG_BASE_URL
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[Callable[[], str]]:
+    """Makes URLs of fresh, empty schemas of the test database; drops them afterwards."""
+    import psycopg
+
+    base = _postgres_or_skip()
+    made: list[str] = []
+
+    def make() -> str:
+        schema = f"dagtrace_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        made.append(schema)
+        separator = "&" if "?" in base else "?"
+        return f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
+
+    yield make
+    with psycopg.connect(base, autocommit=True) as conn:
+        for schema in made:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_store_url(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Callable[[], str]:
+    """Makes locations of fresh stores of one backend: the store suite runs on both."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_schema_url")  # type: ignore[no-any-return]
+    counter = iter(range(1_000_000))
+    return lambda: str(tmp_path / f"store-{next(counter)}.db")
+
+
+@pytest.fixture
+def store_url(new_store_url: Callable[[], str]) -> str:
+    return new_store_url()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import random
 import sqlite3
 from collections.abc import Iterator
@@ -141,36 +142,76 @@ def _recorded_spans(fail_first: bool = True) -> list[Any]:
     return list(memory.get_finished_spans())
 
 
-def _export_each(path: Path, spans: list[Any]) -> None:
-    exporter = dagtrace.DagtraceSpanExporter(path)
+def _export_each(location: str, spans: list[Any]) -> None:
+    exporter = dagtrace.DagtraceSpanExporter(location)
     for span in spans:
         assert exporter.export([span]).name == "SUCCESS"
     exporter.shutdown()
 
 
-def test_exporter_is_idempotent_and_order_independent(tmp_path: Path) -> None:
+def store_rows(location: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every provenance table of any store, sorted."""
+    store = dagtrace.open_store(location)
+    try:
+        with store._read() as cur:
+            rows = {}
+            for table in ("dag_runs", "node_executions", "edge_traversals"):
+                cur.execute(f"SELECT * FROM {table}")
+                rows[table] = sorted((tuple(r) for r in cur.fetchall()), key=repr)
+            return rows
+    finally:
+        store.close()
+
+
+def test_exporter_is_idempotent_and_order_independent(new_store_url: Any) -> None:
     spans = _recorded_spans()
-    _export_each(tmp_path / "in-order.db", spans)
-    expected = table_rows(tmp_path / "in-order.db")
+    in_order = new_store_url()
+    _export_each(in_order, spans)
+    expected = store_rows(in_order)
     assert expected["dag_runs"] and expected["node_executions"] and expected["edge_traversals"]
 
     rng = random.Random(20261128)
     shuffled = spans * 2
     rng.shuffle(shuffled)
-    _export_each(tmp_path / "shuffled.db", shuffled)
-    assert table_rows(tmp_path / "shuffled.db") == expected
+    shuffled_store = new_store_url()
+    _export_each(shuffled_store, shuffled)
+    assert store_rows(shuffled_store) == expected
 
     attempt_two_first = sorted(spans, key=lambda s: -s.attributes.get(c.ATTEMPT, 1))
-    _export_each(tmp_path / "reversed.db", list(reversed(spans)) + attempt_two_first)
-    assert table_rows(tmp_path / "reversed.db") == expected
+    reversed_store = new_store_url()
+    _export_each(reversed_store, list(reversed(spans)) + attempt_two_first)
+    assert store_rows(reversed_store) == expected
 
-    one_batch = dagtrace.DagtraceSpanExporter(tmp_path / "batch.db")
+    batch_store = new_store_url()
+    one_batch = dagtrace.DagtraceSpanExporter(batch_store)
     assert one_batch.export(list(reversed(spans))).name == "SUCCESS"
-    assert table_rows(tmp_path / "batch.db") == expected
+    one_batch.shutdown()
+    assert store_rows(batch_store) == expected
 
-    prov = dagtrace.DagProvenance(tmp_path / "shuffled.db")
+    prov = dagtrace.DagProvenance(shuffled_store)
     assert prov.get_run("run-1")["status"] == "completed"  # type: ignore[index]
     assert prov.inspect_run("run-1").nodes["publish"].error is None  # type: ignore[union-attr]
+    prov.close()
+
+
+def test_exports_from_other_processes_in_shuffled_order(new_store_url: Any) -> None:
+    """Each delivery in its own export call in another process: the same rows."""
+    spans = _recorded_spans()
+    expected_store = new_store_url()
+    _export_each(expected_store, spans)
+    target = new_store_url()
+    rng = random.Random(7)
+    order = list(range(len(spans))) * 2
+    rng.shuffle(order)
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_export_each, args=(target, [spans[i] for i in order[k::4]]))
+             for k in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * 4
+    assert store_rows(target) == store_rows(expected_store)
 
 
 def test_exporter_and_live_processor_store_the_same_rows(tmp_path: Path) -> None:

@@ -25,16 +25,8 @@ def _write_runs(prov: dagtrace.DagProvenance, prefix: str, count: int) -> None:
         prov.finish_run(run_id, "completed", str(i))
 
 
-def _counts(path: Path) -> tuple[int, int, int]:
-    with sqlite3.connect(path) as conn:
-        return tuple(  # type: ignore[return-value]
-            conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("dag_runs", "node_executions", "edge_traversals")
-        )
-
-
-def test_forked_processes_share_one_store_without_losing_writes(db_path: Path) -> None:
-    prov = dagtrace.DagProvenance(db_path)
+def test_forked_processes_share_one_store_without_losing_writes(store_url: str) -> None:
+    prov = dagtrace.DagProvenance(store_url)
     prov.create_run("parent", "ns", {})  # the parent has open connections before forking
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_write_runs, args=(prov, f"p{n}", 200)) for n in range(4)]
@@ -43,13 +35,14 @@ def test_forked_processes_share_one_store_without_losing_writes(db_path: Path) -
     for p in procs:
         p.join(timeout=120)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
-    assert _counts(db_path) == (801, 1600, 800)
+    assert prov.store.table_counts() == {
+        "dag_runs": 801, "node_executions": 1600, "edge_traversals": 800}
     assert prov.get_run("p3-199")["status"] == "completed"  # type: ignore[index]
     assert len(prov.get_recent_runs(limit=1000, status="completed")) == 800
 
 
-def test_threads_share_one_store_without_losing_writes(db_path: Path) -> None:
-    prov = dagtrace.DagProvenance(db_path)
+def test_threads_share_one_store_without_losing_writes(store_url: str) -> None:
+    prov = dagtrace.DagProvenance(store_url)
     errors: list[BaseException] = []
 
     def work(n: int) -> None:
@@ -65,7 +58,8 @@ def test_threads_share_one_store_without_losing_writes(db_path: Path) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert _counts(db_path) == (800, 1600, 800)
+    assert prov.store.table_counts() == {
+        "dag_runs": 800, "node_executions": 1600, "edge_traversals": 800}
 
 
 _KILLED_WRITER = textwrap.dedent(

@@ -27,15 +27,20 @@ def open_store(
     read_only: bool = False,
     durability: Durability = "process",
 ) -> Store:
-    """Open the store `target` names: a file path or a `sqlite:///path` URL."""
+    """Open the store `target` names: a file path, a `sqlite:///path` or a
+    `postgresql://` URL (`durability` applies to SQLite)."""
     text = os.fspath(target)
     if text.startswith(_SQLITE_URL_PREFIX):
         text = text[len(_SQLITE_URL_PREFIX):]
+    elif text.startswith(("postgresql://", "postgres://")):
+        from ._postgres import PostgresStore
+
+        return PostgresStore(text, read_only=read_only)
     elif "://" in text:
         scheme = text.split("://", 1)[0]
         raise StoreError(
-            f"unsupported store URL scheme {scheme!r}: give a SQLite file path "
-            f"or a sqlite:///path URL",
+            f"unsupported store URL scheme {scheme!r}: give a SQLite file path, "
+            "a sqlite:///path URL or a postgresql:// URL",
             location=f"{scheme}://…",
         )
     return SqliteStore(text, read_only=read_only, durability=durability)
@@ -113,7 +118,8 @@ class DagProvenance(ProvenanceReads):
         durability: Durability = "process",
     ) -> None:
         self.store = open_store(db_path, read_only=read_only, durability=durability)
-        self.db_path = Path(self.store.location)
+        self.db_path = Path(self.store.location) if isinstance(self.store, SqliteStore) else None  # type: ignore[assignment]
+        """The SQLite file, as in lythonic; None for a PostgreSQL store."""
 
     def close(self) -> None:
         """Close the store's connections (optional: they close with the process)."""

@@ -380,14 +380,31 @@ class Store(ABC):
             self._give_back(pending)
             raise
 
+    _RETRIES = 5
+
     def write_records(
         self, records: Sequence[SpanRecord], *, counters: dict[str, int] | None = None
     ) -> None:
-        """Store span records now, in one transaction (with any deferred ones)."""
-        with self.transaction() as writer:
-            writer.apply_records(records)
-            if counters:
-                writer.add_counters(counters)
+        """Store span records now, in one transaction (with any deferred ones).
+
+        A transaction the database aborted to break a deadlock or a serialisation
+        conflict is retried, a bounded number of times.
+        """
+        for attempt in range(1, self._RETRIES + 1):
+            try:
+                with self.transaction() as writer:
+                    writer.apply_records(records)
+                    if counters:
+                        writer.add_counters(counters)
+                return
+            except StoreError as e:
+                if attempt == self._RETRIES or not self._retryable(e):
+                    raise
+                time.sleep(0.01 * attempt)  # a backoff between two tries, not a handshake
+
+    def _retryable(self, error: StoreError) -> bool:
+        """Whether a failed write transaction may succeed if simply tried again."""
+        return False
 
     def close_interrupted(self, run_id: str, reason: str) -> int:
         """Close a run whose runner died: it, its running nodes and running descendants

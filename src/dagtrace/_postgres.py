@@ -1,0 +1,199 @@
+"""The PostgreSQL store: the same schema and reads as SQLite, for several machines.
+
+- psycopg 3 with a connection pool; a forked child opens its own pool.
+- Timestamps are DOUBLE PRECISION epoch seconds (a 4-byte REAL would round them to
+  minutes); foreign keys are not declared (a node may arrive before its run).
+- Schema creation and migration run under a transaction-scoped advisory lock, so
+  servers starting together neither race nor fail; writes take no global lock.
+- Upserts go in a stable key order; deadlocks and serialisation failures are
+  retried a bounded number of times (see `Store.write_records`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from . import _schema
+from ._errors import StoreError
+from ._store import Cursor, Dialect, Store, Writer
+
+_MIGRATION_LOCK = 0x6461677472616365  # "dagtrace"
+
+
+def _unnest(values: list[str]) -> tuple[str, Any]:
+    return "SELECT unnest(?::text[])", values
+
+
+POSTGRES = Dialect(least="LEAST", in_list=_unnest)
+
+
+def _pg_ddl(ddl: str) -> str:
+    """lythonic's SQLite DDL for PostgreSQL: DOUBLE PRECISION times, no foreign keys."""
+    ddl = re.sub(r"\bREAL\b", "DOUBLE PRECISION", ddl)
+    ddl = re.sub(r",\s*FOREIGN KEY \([^)]*\) REFERENCES [^)]*\)", "", ddl)
+    return ddl
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class _PgCursor:
+    """A psycopg cursor that takes dagtrace's `?` placeholders."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cur = cursor
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Any:
+        return self._cur.execute(self._sql(sql), params) if params else self._cur.execute(sql)
+
+    def executemany(self, sql: str, seq: Iterable[Sequence[Any]], /) -> Any:
+        return self._cur.executemany(self._sql(sql), list(seq))
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._cur.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cur.rowcount)
+
+
+class PostgresStore(Store):
+    """A provenance store in a PostgreSQL database (`postgresql://user@host/db`).
+
+    Select a schema with the URL's `options=-csearch_path=NAME`.
+    """
+
+    dialect = POSTGRES
+
+    def __init__(self, url: str, *, read_only: bool = False, pool_size: int = 8) -> None:
+        try:
+            import psycopg  # noqa: F401
+            import psycopg_pool  # noqa: F401
+        except ImportError as e:
+            raise StoreError("the PostgreSQL store needs psycopg: pip install 'dagtrace[postgres]'",
+                             location=redact_url(url)) from e
+        super().__init__()
+        self.url = url
+        self.location = redact_url(url)
+        self.read_only = read_only
+        self._pool_size = pool_size
+        self._pid = -1
+        self._pool: Any = None
+        self._closed = False
+        if not read_only:
+            self._migrate()
+
+    # -- connections --------------------------------------------------------------------
+
+    def _connections(self) -> Any:
+        if self._closed:
+            raise StoreError("the store is closed", location=self.location)
+        if self._pid != os.getpid():  # first use, or a forked child: a pool of its own
+            from psycopg_pool import ConnectionPool
+
+            self._reset_deferred()
+            self._pid = os.getpid()
+            try:
+                self._pool = ConnectionPool(
+                    self.url, min_size=1, max_size=self._pool_size, open=True, timeout=30,
+                    kwargs={"autocommit": False},
+                )
+                self._pool.wait(timeout=30)
+            except Exception as e:  # noqa: BLE001 - psycopg_pool raises its own types
+                raise StoreError(f"cannot connect to PostgreSQL: {_reason(e)}",
+                                 location=self.location) from e
+        return self._pool
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Writer]:
+        if self.read_only:
+            raise StoreError("the store was opened read-only", location=self.location)
+        import psycopg
+
+        try:
+            with self._connections().connection() as conn, conn.transaction():
+                yield Writer(_PgCursor(conn.cursor()), POSTGRES)
+        except psycopg.Error as e:
+            raise StoreError(f"write failed: {_reason(e)}", location=self.location) from e
+
+    @contextmanager
+    def _reading(self) -> Iterator[Cursor]:
+        import psycopg
+
+        try:
+            with self._connections().connection() as conn, conn.transaction():
+                cur = conn.cursor()
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                yield _PgCursor(cur)
+        except psycopg.Error as e:
+            raise StoreError(f"read failed: {_reason(e)}", location=self.location) from e
+
+    def _retryable(self, error: BaseException) -> bool:
+        import psycopg.errors
+
+        cause = error.__cause__
+        return isinstance(cause, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure)
+
+    def close(self) -> None:
+        self._stop_flusher()
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.close()
+        self._closed = True
+
+    # -- schema -------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        """Create or upgrade the schema under an advisory lock (servers may start together)."""
+        import psycopg
+
+        try:
+            with self._connections().connection() as conn, conn.transaction():
+                cur = conn.cursor()
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                for ddl in _schema.TABLE_DDLS:
+                    cur.execute(_pg_ddl(ddl))
+                for table, required in _schema.REQUIRED_COLUMNS.items():
+                    cur.execute(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_name = %s AND table_schema = current_schema()", (table,))
+                    present = {row[0] for row in cur.fetchall()}
+                    missing = [c for c in required if c not in present]
+                    if missing:
+                        raise StoreError(
+                            f"cannot migrate: table {table} lacks {', '.join(missing)}",
+                            location=self.location)
+                    for column, decl in _schema.ADDED_COLUMNS.get(table, ()):
+                        cur.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {decl}")
+                for ddl in _schema.INDEXES:
+                    cur.execute(ddl)
+                cur.execute(
+                    "INSERT INTO dagtrace_meta (key, value) VALUES ('schema_version', %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(_schema.SCHEMA_VERSION),))
+        except psycopg.Error as e:
+            raise StoreError(f"cannot create or migrate the schema: {_reason(e)}",
+                             location=self.location) from e
+
+
+def _reason(error: BaseException) -> str:
+    """The driver's message, first line only, never the statement or its parameters."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
