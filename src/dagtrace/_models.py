@@ -118,18 +118,13 @@ def trusted(model: type[_M], fields: dict[str, Any], /) -> _M:
     """
     obj = model.__new__(model)
     _set(obj, "__dict__", fields)
-    _set(obj, "__pydantic_fields_set__", _all_fields(model))
+    _set(obj, "__pydantic_fields_set__", _FIELD_SETS[model])
     _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
     return obj
 
 
 _set = object.__setattr__
-_FIELD_SETS: dict[type[BaseModel], set[str]] = {}
-
-
-def _all_fields(model: type[BaseModel]) -> set[str]:
-    names = _FIELD_SETS.get(model)
-    if names is None:
-        names = _FIELD_SETS[model] = set(model.model_fields)
-    return names
+_FIELD_SETS: dict[type[BaseModel], set[str]] = {
+    m: set(m.model_fields) for m in (DagRun, NodeExecution, EdgeTraversal, IoPayload)
+}

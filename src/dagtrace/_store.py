@@ -690,7 +690,10 @@ class Store(ABC):
         with self._read() as cur:
             cur.execute(seed, params)
             top = [r[0] for r in cur.fetchall()]
-            runs = self._load_tree(cur, seed, params) if top else {}
+            if not top:
+                return []
+            in_top, ids = self.dialect.in_list(top)
+            runs = self._load_tree(cur, in_top, (ids,))
         return [runs[r] for r in top if r in runs]
 
     def get_active_runs(self) -> list[DagRun]:
