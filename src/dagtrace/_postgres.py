@@ -152,6 +152,28 @@ class PostgresStore(Store):
         cause = error.__cause__
         return isinstance(cause, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure)
 
+    def vacuum(self) -> None:
+        """VACUUM ANALYZE of the provenance tables (PostgreSQL reuses space after a plain
+        VACUUM; VACUUM FULL, which shrinks files and locks tables, is left to the DBA)."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                for table in ("dag_runs", "node_executions", "edge_traversals"):
+                    conn.execute(f"VACUUM ANALYZE {table}")
+        except psycopg.Error as e:
+            raise StoreError(f"vacuum failed: {_reason(e)}", location=self.location) from e
+
+    def size_bytes(self) -> int:
+        """Tables and indexes of the provenance schema."""
+        with self._read() as cur:
+            cur.execute(
+                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+                "AND c.relname IN ('dag_runs', 'node_executions', 'edge_traversals', "
+                "'dagtrace_meta')")
+            return int(cur.fetchone()[0])
+
     def close(self) -> None:
         self._stop_flusher()
         if self._pool is not None and self._pid == os.getpid():

@@ -161,6 +161,22 @@ class SqliteStore(Store):
             with self._lock:
                 self._idle_readers.append(conn)
 
+    def vacuum(self) -> None:
+        """VACUUM: rewrites the file without its free pages; blocks every writer meanwhile
+        (SQLite reuses free pages on its own: this only shrinks the file)."""
+        self._check_process()
+        with self._lock:
+            conn = self._writer_connection()
+            try:
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as e:
+                raise StoreError(f"vacuum failed: {e}", location=self.location) from e
+
+    def size_bytes(self) -> int:
+        """The database file and its WAL."""
+        return sum(os.path.getsize(p) for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+
     def close(self) -> None:
         self._stop_flusher()
         if self._closed or os.getpid() != self._pid:

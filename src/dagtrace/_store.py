@@ -244,6 +244,38 @@ class Writer:
             f"started_at = {self._dialect.least}(dag_runs.started_at, excluded.started_at), {latest}"
         )
 
+    def prune_batch(
+        self, older_than: float, statuses: Sequence[str] | None, include_active: bool, limit: int
+    ) -> int:
+        """Delete up to `limit` top-level runs started before `older_than`, with their
+        descendant runs, nodes and edges. Returns how many top-level runs went."""
+        where = ["parent_run_id IS NULL", "started_at < ?"]
+        params: list[Any] = [older_than]
+        if statuses:
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        if not include_active:
+            where.append("status NOT IN ('running', 'paused')")
+        self._cur.execute(
+            f"SELECT run_id FROM dag_runs WHERE {' AND '.join(where)} "
+            "ORDER BY started_at LIMIT ?",
+            (*params, limit),
+        )
+        roots = [r[0] for r in self._cur.fetchall()]
+        if not roots:
+            return 0
+        in_roots, root_ids = self._dialect.in_list(roots)
+        self._cur.execute(
+            f"WITH RECURSIVE tree(run_id) AS (SELECT run_id FROM dag_runs WHERE run_id IN "
+            f"({in_roots}) UNION SELECT d.run_id FROM dag_runs AS d JOIN tree AS t "
+            "ON d.parent_run_id = t.run_id) SELECT run_id FROM tree",
+            (root_ids,),
+        )
+        in_tree, ids = self._dialect.in_list([r[0] for r in self._cur.fetchall()])
+        for table in ("edge_traversals", "node_executions", "dag_runs"):
+            self._cur.execute(f"DELETE FROM {table} WHERE run_id IN ({in_tree})", (ids,))
+        return len(roots)
+
     def add_counters(self, deltas: dict[str, int]) -> None:
         """Add to the bridge's persisted counters (`dagtrace stats` shows them)."""
         self._cur.executemany(
@@ -414,8 +446,8 @@ class Store(ABC):
             return writer.close_run(run_id, reason, time.time())
 
     def stats(self) -> dict[str, int]:
-        """Row counts and the bridge's persisted counters."""
-        return {**self.table_counts(), **self.get_counters()}
+        """Row counts, size on disk and the bridge's persisted counters."""
+        return {**self.table_counts(), "size_bytes": self.size_bytes(), **self.get_counters()}
 
     def get_run_details(self, run_id: str) -> dict[str, Any] | None:
         """What dagtrace keeps beside lythonic's columns: trace and span ids, attempt,
@@ -477,6 +509,36 @@ class Store(ABC):
                 (run_id,),
             )
             return [r[0] for r in cur.fetchall()]
+
+    def prune(
+        self,
+        *,
+        older_than: float,
+        statuses: Sequence[str] | None = None,
+        include_active: bool = False,
+        batch_size: int = 500,
+    ) -> int:
+        """Delete top-level runs started before `older_than` (epoch seconds) with their
+        sub-DAG runs, nodes and edges, `batch_size` runs per transaction so writers
+        wait at most one short batch. `running` and `paused` runs stay unless
+        `include_active`. Returns the number of top-level runs deleted."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        total = 0
+        while True:
+            with self.transaction() as writer:
+                deleted = writer.prune_batch(older_than, statuses, include_active, batch_size)
+            total += deleted
+            if deleted < batch_size:
+                return total
+
+    @abstractmethod
+    def vacuum(self) -> None:
+        """Give freed space back to the file system. Blocking: writers wait until it ends."""
+
+    @abstractmethod
+    def size_bytes(self) -> int:
+        """What the store occupies on disk."""
 
     def get_counters(self) -> dict[str, int]:
         """The bridge's persisted counters, e.g. `spans_rejected`, `store_failures`."""

@@ -212,10 +212,7 @@ def stats(db: str, token: str | None) -> None:
     except StoreError as e:
         _fail(str(e), EXIT_UNREACHABLE)
     for name, value in figures.items():
-        click.echo(f"{name:<28}{value:>12,}")
-    if "://" not in db and os.path.exists(db):
-        size = sum(os.path.getsize(p) for p in (db, f"{db}-wal") if os.path.exists(p))
-        click.echo(f"{'file bytes (db + wal)':<28}{size:>12,}")
+        click.echo(f"{name:<28}{value:>14,}")
 
 
 @main.command()
@@ -309,3 +306,64 @@ def _print_changes(run: DagRun, seen: dict[tuple[str, str], str]) -> None:
                        f"{run.dag_nsref}:{label}  {node.status}")
         for child in (node.sub_dags or {}).values():
             _print_changes(child, seen)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _age(text: str) -> float:
+    """`30d`, `12h`, `90m`, `3600s`, `2w` → seconds."""
+    text = text.strip().lower()
+    unit = text[-1:] if text[-1:] in _UNITS else "s"
+    number = text[:-1] if text[-1:] in _UNITS else text
+    try:
+        value = float(number)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: use a number and a unit, e.g. 30d, 12h, 90m") from None
+    if value < 0:
+        raise click.BadParameter("the age cannot be negative")
+    return value * _UNITS[unit]
+
+
+@main.command()
+@click.option("--db", envvar=DB_ENV, default=DEFAULT_DB, show_default=True, show_envvar=True,
+              help="The store: a SQLite file path, a sqlite:/// or postgresql:// URL.")
+@click.option("--older-than", "older_than", required=True, metavar="AGE",
+              help="Runs started longer ago than this: 30d, 12h, 90m, 3600s.")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["completed", "failed", "paused", "running"]),
+              help="Only runs with this status (repeatable). Default: any finished run.")
+@click.option("--include-active", is_flag=True,
+              help="Also prune running and paused runs (never done otherwise).")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1),
+              help="Top-level runs per transaction: writers wait at most one batch.")
+@click.option("--vacuum", is_flag=True,
+              help="Then shrink the file (SQLite VACUUM: BLOCKS all writers until done).")
+def prune(db: str, older_than: str, statuses: tuple[str, ...], include_active: bool,
+          batch_size: int, vacuum: bool) -> None:
+    """Delete old runs with their sub-DAG runs, nodes and edges.
+
+    Runs in bounded batches without blocking writers for long. Running and paused
+    runs are kept unless --include-active. Freed space is reused by new runs;
+    --vacuum also shrinks the file, blocking writers meanwhile.
+
+    \b
+    Example:
+      dagtrace prune --older-than 30d --status completed
+    """
+    import time
+
+    store = _open(db, read_only=False)
+    cutoff = time.time() - _age(older_than)
+    try:
+        deleted = store.prune(older_than=cutoff, statuses=statuses or None,
+                              include_active=include_active, batch_size=batch_size)
+        click.echo(f"pruned {deleted} run(s) started before "
+                   f"{datetime.fromtimestamp(cutoff).astimezone():%Y-%m-%d %H:%M:%S}")
+        if vacuum:
+            store.vacuum()
+            click.echo(f"vacuumed: {store.size_bytes():,} bytes now")
+    except StoreError as e:
+        _fail(str(e), EXIT_UNREACHABLE)
+    finally:
+        store.close()
