@@ -186,6 +186,8 @@ class PostgresStore(Store):
         """Create or upgrade the schema under an advisory lock (servers may start together)."""
         import psycopg
 
+        if self._schema_is_current():
+            return  # no lock, no DDL: a role without CREATE privileges can still start
         try:
             with self._connections().connection() as conn, conn.transaction():
                 cur = conn.cursor()
@@ -213,6 +215,22 @@ class PostgresStore(Store):
         except psycopg.Error as e:
             raise StoreError(f"cannot create or migrate the schema: {_reason(e)}",
                              location=self.location) from e
+
+
+    def _schema_is_current(self) -> bool:
+        import psycopg
+
+        try:
+            with self._connections().connection() as conn, conn.transaction():
+                cur = conn.cursor()
+                cur.execute("SELECT to_regclass('dagtrace_meta') IS NOT NULL")
+                if not cur.fetchone()[0]:
+                    return False
+                cur.execute("SELECT value FROM dagtrace_meta WHERE key = 'schema_version'")
+                row = cur.fetchone()
+        except psycopg.Error as e:
+            raise StoreError(f"cannot read the schema: {_reason(e)}", location=self.location) from e
+        return row is not None and int(row[0]) >= _schema.SCHEMA_VERSION
 
 
 def _reason(error: BaseException) -> str:

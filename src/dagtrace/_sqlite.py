@@ -84,9 +84,11 @@ class SqliteStore(Store):
         self._writer: sqlite3.Connection | None = None
         self._idle_readers: list[sqlite3.Connection] = []
         self._all_readers: list[sqlite3.Connection] = []
+        self._file_id: tuple[int, int] | None = None
         self._closed = False
 
     def _check_process(self) -> None:
+        """Closed stores refuse; a forked child starts with no connection of its parent's."""
         if self._closed:
             raise StoreError("the store is closed", location=self.location)
         if os.getpid() != self._pid:
@@ -120,7 +122,37 @@ class SqliteStore(Store):
             raise StoreError("the store was opened read-only", location=self.location)
         if self._writer is None:
             self._writer = self._connect(read_only=False)
+            self._file_id = self._current_file_id()
         return self._writer
+
+    def _current_file_id(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _check_file(self) -> None:
+        """The file our connections hold must still be the one at the path: writes to a
+        deleted file vanish with it, and a replaced one must not get our WAL. Called
+        with `_lock` held, before each transaction and read.
+
+        Either way this store refuses from then on (StoreError: 503 from the server),
+        touching nothing at the path: closing our connections would let SQLite apply
+        or delete WAL files that may now belong to another database. Restarting the
+        process opens whatever database is at the path by then.
+        """
+        if self._file_id is None:
+            return  # no writer opened yet: nothing to compare with
+        now = self._current_file_id()
+        if now == self._file_id:
+            return
+        what = "deleted" if now is None else "replaced by another file"
+        raise StoreError(
+            f"the database file was {what} while in use; nothing more is written or read "
+            "here: restore the file if needed, then restart this process",
+            location=self.location,
+        )
 
     # -- Store ------------------------------------------------------------------------
 
@@ -128,6 +160,9 @@ class SqliteStore(Store):
     def _transaction(self) -> Iterator[Writer]:
         self._check_process()
         with self._lock:
+            if self._closed:  # closed while this thread waited for the lock
+                raise StoreError("the store is closed", location=self.location)
+            self._check_file()
             conn = self._writer_connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -144,6 +179,7 @@ class SqliteStore(Store):
     def _reading(self) -> Iterator[Cursor]:
         self._check_process()
         with self._lock:
+            self._check_file()  # never read a deleted file's stale rows
             conn = self._idle_readers.pop() if self._idle_readers else None
         if conn is None:
             conn = self._connect(read_only=self.read_only)
@@ -185,6 +221,7 @@ class SqliteStore(Store):
         with self._lock:
             for conn in [*self._all_readers, *([self._writer] if self._writer else [])]:
                 conn.close()
+            self._writer, self._all_readers, self._idle_readers = None, [], []
             self._closed = True
 
     # -- schema -----------------------------------------------------------------------
