@@ -238,7 +238,13 @@ class LiveSpanProcessor(SpanProcessor):
     node that ends first costs one commit (its end), not two.
     """
 
-    def __init__(self, store: Store, *, owns_store: bool = False) -> None:
+    def __init__(
+        self, store: Store, *, owns_store: bool = False, heartbeat_interval: float = 30.0
+    ) -> None:
+        """`heartbeat_interval`: seconds between two heartbeats of the runs open in this
+        process (`dagtrace dead` finds runs whose heartbeats stopped)."""
+        if heartbeat_interval <= 0:
+            raise ValueError("heartbeat_interval must be positive")
         self.store = store
         self.stats = BridgeStats()
         self._problems = _Problems(self.stats)
@@ -247,6 +253,10 @@ class LiveSpanProcessor(SpanProcessor):
         self._shut_down = False
         self._started: dict[int, ReadableSpan] = {}
         self._started_lock = threading.Lock()
+        self._open_runs: dict[int, str] = {}
+        self._heartbeat_interval = heartbeat_interval
+        self._heartbeat: threading.Thread | None = None
+        self._stopping = threading.Event()
         store.add_pending_source(self)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -260,6 +270,8 @@ class LiveSpanProcessor(SpanProcessor):
                 record = _map(span, ended=False, resolver=self._resolver, problems=self._problems)
                 if record is not None:
                     self._write_or_keep(record, "recording a run start")
+                    self._open_runs[span.get_span_context().span_id] = record.run_id
+                    self._start_heartbeat()
             else:
                 with self._started_lock:
                     was_idle = not self._started
@@ -268,6 +280,28 @@ class LiveSpanProcessor(SpanProcessor):
                     self.store.wake_flusher()
         except Exception as e:  # noqa: BLE001 - never into the traced program
             self._problems.failure("recording a span start", e)
+
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat is None:
+            self._heartbeat = threading.Thread(
+                target=self._beat, name="dagtrace-heartbeat", daemon=True
+            )
+            self._heartbeat.start()
+
+    def _beat(self) -> None:
+        """While runs are open here, say every `heartbeat_interval` that their runner lives."""
+        while not self._stopping.wait(self._heartbeat_interval):  # a period, not a handshake
+            run_ids = set(self._open_runs.values())
+            if not run_ids:
+                continue
+            now = time.time()
+            beats = [SpanRecord(kind=c.KIND_RUN, run_id=r, attempt=1, phase=0, status="running",
+                                started_at=now, finished_at=None, trace_id=None, span_id=None,
+                                parent_span_id=None, heartbeat=True) for r in sorted(run_ids)]
+            try:
+                self._problems.write(self.store, beats)
+            except Exception as e:  # noqa: BLE001 - the next beat tries again
+                self._problems.failure("writing heartbeats", e)
 
     def has_pending(self) -> bool:
         return bool(self._started)
@@ -295,9 +329,11 @@ class LiveSpanProcessor(SpanProcessor):
         try:
             if self._shut_down or _is_start_marker(span):
                 return
+            span_id = span.get_span_context().span_id
             if self._started:
                 with self._started_lock:
-                    self._started.pop(span.get_span_context().span_id, None)
+                    self._started.pop(span_id, None)
+            self._open_runs.pop(span_id, None)
             record = _map(span, ended=True, resolver=self._resolver, problems=self._problems)
             if record is not None:
                 self._write_or_keep(record, "recording a span end")
@@ -316,6 +352,7 @@ class LiveSpanProcessor(SpanProcessor):
     def shutdown(self) -> None:
         if self._shut_down:
             return
+        self._stopping.set()
         self.force_flush()
         self._shut_down = True
         if self._owns_store:

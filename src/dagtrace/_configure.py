@@ -82,6 +82,7 @@ def configure(
     sampler: sampling.Sampler | None = None,
     span_limits: SpanLimits | None = None,
     set_global: bool = False,
+    heartbeat_interval: float = 30.0,
 ) -> DagtraceTracerProvider:
     """A TracerProvider that records DAG runs into `db` and optionally forwards all spans.
 
@@ -94,6 +95,7 @@ def configure(
     - `service_name`: default `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`.
     - `sampler`: default from `OTEL_TRACES_SAMPLER`; DAG spans are always recorded.
     - `set_global`: also install it as the global TracerProvider.
+    - `heartbeat_interval`: seconds between heartbeats of the runs open here.
 
     `DagTracer(provider)` emits start markers only when spans are forwarded.
     """
@@ -106,7 +108,9 @@ def configure(
         sampler=DagRecordingSampler(sampler or sampling._get_from_env_or_default()),
         span_limits=span_limits,
     )
-    provider.add_span_processor(LiveSpanProcessor(store, owns_store=not isinstance(db, Store)))
+    provider.add_span_processor(LiveSpanProcessor(
+        store, owns_store=not isinstance(db, Store), heartbeat_interval=heartbeat_interval
+    ))
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     if set_global:

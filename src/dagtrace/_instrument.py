@@ -19,6 +19,7 @@ use `start_run` / `start_node` and the handles' `finish` / `fail` instead.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -120,10 +121,12 @@ class RunHandle:
         """End the run span: `completed`, or an explicit status such as `paused`."""
         if status is not None:
             self.span.set_attribute(c.STATUS, status)
+        self._tracer._closed(self)
         self.span.end()
 
     def fail(self, error: BaseException | str) -> None:
         _fail_span(self.span, error)
+        self._tracer._closed(self)
         self.span.end()
 
 
@@ -135,9 +138,12 @@ class DagTracer:
         tracer_provider: trace.TracerProvider | None = None,
         *,
         start_markers: bool | None = None,
+        heartbeat_interval: float = 30.0,
     ) -> None:
         """`start_markers`: None asks the provider (`configure()` knows whether spans
-        leave the process); any other provider gets them."""
+        leave the process); any other provider gets them. With start markers, open
+        runs also send a `dag.heartbeat` span every `heartbeat_interval` seconds (the
+        live processor beats for them otherwise)."""
         provider = tracer_provider or trace.get_tracer_provider()
         from . import __version__
 
@@ -145,6 +151,9 @@ class DagTracer:
         if start_markers is None:
             start_markers = getattr(provider, "start_markers", True)
         self.start_markers = start_markers
+        self._heartbeat_interval = heartbeat_interval
+        self._open_runs: dict[str, RunHandle] = {}
+        self._heartbeat: threading.Thread | None = None
 
     # -- start / finish, for runners whose calls do not nest -----------------------------
 
@@ -187,7 +196,35 @@ class DagTracer:
             links=[Link(link) for link in links],
         )
         self._mark_start(span, attributes)
-        return RunHandle(self, run_id, nsref, attempt, span)
+        handle = RunHandle(self, run_id, nsref, attempt, span)
+        if self.start_markers and span.is_recording():
+            self._open_runs[run_id] = handle
+            self._start_heartbeat()
+        return handle
+
+    def _closed(self, run: RunHandle) -> None:
+        self._open_runs.pop(run.run_id, None)
+
+    def _start_heartbeat(self) -> None:
+        if self._heartbeat is None:
+            self._heartbeat = threading.Thread(
+                target=self._beat, name="dagtrace-heartbeat", daemon=True
+            )
+            self._heartbeat.start()
+
+    def _beat(self) -> None:
+        """Heartbeat spans for the open runs, for backends that only see ended spans."""
+        while True:
+            time.sleep(self._heartbeat_interval)  # a period, not a handshake
+            for run in list(self._open_runs.values()):
+                now = time.time_ns()
+                beat = self._tracer.start_span(
+                    c.HEARTBEAT_SPAN_NAME, context=trace.set_span_in_context(run.span),
+                    attributes={c.KIND: c.KIND_RUN, c.RUN_ID: run.run_id,
+                                c.ATTEMPT: run.attempt, c.HEARTBEAT: True},
+                    start_time=now,
+                )
+                beat.end(end_time=now)
 
     def start_node(
         self,

@@ -75,6 +75,8 @@ class SpanRecord:
     dropped_events: int = 0
     link_span_ids: Sequence[str] = ()
     """Span ids the span links to: a fallback for the parent of a sub-DAG run."""
+    heartbeat: bool = False
+    """Only a sign of life at `started_at`: changes nothing but `heartbeat_at`."""
 
 
 def is_dag_span(attributes: Mapping[str, Any] | None) -> bool:
@@ -105,6 +107,11 @@ def record_from_parts(
     kind = attributes.get(c.KIND)
     if kind not in (c.KIND_RUN, c.KIND_NODE):
         return None
+    if kind == c.KIND_RUN and attributes.get(c.HEARTBEAT) is True:
+        return SpanRecord(kind=c.KIND_RUN, run_id=_text(attributes, c.RUN_ID, required=True),  # type: ignore[arg-type]
+                          attempt=_attempt(attributes), phase=PHASE_START, status="running",
+                          started_at=start_ns / 1e9, finished_at=None, trace_id=trace_id,
+                          span_id=None, parent_span_id=None, heartbeat=True)
     marker = attributes.get(c.START_MARKER) is True
     phase = PHASE_START if marker or not ended else PHASE_END
     if marker:

@@ -29,7 +29,7 @@ def _unnest(values: list[str]) -> tuple[str, Any]:
     return "SELECT unnest(?::text[])", values
 
 
-POSTGRES = Dialect(least="LEAST", in_list=_unnest)
+POSTGRES = Dialect(least="LEAST", greatest="GREATEST", in_list=_unnest)
 
 
 def _pg_ddl(ddl: str) -> str:

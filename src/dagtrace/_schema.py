@@ -7,7 +7,7 @@ indexes and a `dagtrace_meta` table; lythonic ignores all three.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped whenever a migration step is added below."""
 
 DAG_RUNS_DDL = """\
@@ -75,6 +75,7 @@ ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("replay_root_run_id", "TEXT"),  # lineage: the first run of the replay chain
         ("close_reason", "TEXT"),  # why a run was closed without its runner
         ("payload_error", "TEXT"),  # a payload cut on the way, stored as NULL
+        ("heartbeat_at", "REAL"),  # the runner's last sign of life (dag.heartbeat)
     ),
     "node_executions": (
         ("trace_id", "TEXT"),

@@ -39,7 +39,7 @@ def _json_each(values: list[str]) -> tuple[str, Any]:
     return "SELECT value FROM json_each(?)", json.dumps(values)
 
 
-SQLITE = Dialect(least="MIN", in_list=_json_each)
+SQLITE = Dialect(least="MIN", greatest="MAX", in_list=_json_each)
 
 
 class SqliteStore(Store):

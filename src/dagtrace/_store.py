@@ -95,6 +95,8 @@ class Dialect:
 
     least: str
     """The two-argument minimum: MIN in SQLite, LEAST in PostgreSQL."""
+    greatest: str
+    """The two-argument maximum: MAX in SQLite, GREATEST in PostgreSQL."""
     in_list: Callable[[list[str]], tuple[str, Any]]
     """A subquery yielding the given values, and its one parameter: any count, one statement."""
 
@@ -198,13 +200,16 @@ class Writer:
         runs: list[tuple[Any, ...]] = []
         nodes: list[tuple[Any, ...]] = []
         edges: list[tuple[Any, ...]] = []
+        beats: dict[str, float] = {}
         for r in records:
-            if r.kind == "run":
+            if r.heartbeat:
+                beats[r.run_id] = max(beats.get(r.run_id, 0.0), r.started_at)
+            elif r.kind == "run":
                 runs.append((
                     r.run_id, r.nsref, r.parent_run_id, r.status, r.started_at, r.finished_at,
                     r.inputs_json, r.outputs_json, r.initiator, r.trace_id, r.span_id,
                     r.attempt, r.phase, r.parent_node, r.replay_of, r.replay_root,
-                    r.close_reason, r.payload_error,
+                    r.close_reason, r.payload_error, r.finished_at or r.started_at,
                 ))
             else:
                 nodes.append((
@@ -223,6 +228,16 @@ class Writer:
         if edges:
             edges.sort(key=lambda row: row[:3])
             self._execute(_EDGE_UPSERT_SQL, edges)
+        if beats:
+            self.heartbeat(beats)
+
+    def heartbeat(self, seen: dict[str, float]) -> None:
+        """Runners of these runs were alive at these times (never moves backwards)."""
+        self._execute(
+            f"UPDATE dag_runs SET heartbeat_at = {self._dialect.greatest}("
+            "COALESCE(heartbeat_at, 0), ?) WHERE run_id = ?",
+            [(at, run_id) for run_id, at in sorted(seen.items())],
+        )
 
     def _execute(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if len(rows) == 1:  # the live processor's common case: execute is cheaper
@@ -241,7 +256,9 @@ class Writer:
             f"INSERT INTO dag_runs ({', '.join(_RUN_UPSERT_COLUMNS)}) "
             f"VALUES ({', '.join('?' * len(_RUN_UPSERT_COLUMNS))}) "
             f"ON CONFLICT (run_id) DO UPDATE SET {merged}, "
-            f"started_at = {self._dialect.least}(dag_runs.started_at, excluded.started_at), {latest}"
+            f"started_at = {self._dialect.least}(dag_runs.started_at, excluded.started_at), "
+            f"heartbeat_at = {self._dialect.greatest}(COALESCE(dag_runs.heartbeat_at, 0), "
+            f"excluded.heartbeat_at), {latest}"
         )
 
     def prune_batch(
@@ -316,7 +333,7 @@ _RUN_UPSERT_COLUMNS = (
     "run_id", "dag_nsref", "parent_run_id", "status", "started_at", "finished_at",
     "source_inputs_json", "sink_outputs_json", "initiated_by", "trace_id", "span_id",
     "attempt", "phase", "parent_node_label", "replay_of_run_id", "replay_root_run_id",
-    "close_reason", "payload_error",
+    "close_reason", "payload_error", "heartbeat_at",
 )
 _RUN_KEPT = (
     "parent_run_id", "parent_node_label", "source_inputs_json", "initiated_by",
@@ -500,6 +517,25 @@ class Store(ABC):
             rerun=frozenset(rerun),
             node_spans={r[0]: (r[3], r[4]) for r in rows if r[3] and r[4]},
         )
+
+    def silent_runs(self, silent_for: float, *, now: float | None = None) -> list[dict[str, Any]]:
+        """Top-level `running` runs with no sign of life for `silent_for` seconds: no
+        heartbeat, no run or node start or end. Their runner is probably dead."""
+        cutoff = (now if now is not None else time.time()) - silent_for
+        with self._read() as cur:
+            cur.execute(
+                "SELECT r.run_id, r.dag_nsref, r.started_at, r.heartbeat_at, "
+                "(SELECT MAX(COALESCE(n.finished_at, n.started_at)) FROM node_executions n "
+                "WHERE n.run_id = r.run_id) FROM dag_runs r "
+                "WHERE r.status = 'running' AND r.parent_run_id IS NULL ORDER BY r.started_at",
+            )
+            rows = cur.fetchall()
+        silent = []
+        for run_id, nsref, started, beat, node_activity in rows:
+            last_seen = max(v for v in (started, beat, node_activity) if v is not None)
+            if last_seen < cutoff:
+                silent.append({"run_id": run_id, "dag_nsref": nsref, "last_seen": last_seen})
+        return silent
 
     def get_replays(self, run_id: str) -> list[str]:
         """Ids of the runs that replay `run_id`, oldest first."""

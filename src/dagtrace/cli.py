@@ -367,3 +367,53 @@ def prune(db: str, older_than: str, statuses: tuple[str, ...], include_active: b
         _fail(str(e), EXIT_UNREACHABLE)
     finally:
         store.close()
+
+
+@main.command()
+@click.option("--db", envvar=DB_ENV, default=DEFAULT_DB, show_default=True, show_envvar=True,
+              help="The store: a SQLite file path, a sqlite:/// or postgresql:// URL.")
+@click.option("--silent-for", default="5m", show_default=True, metavar="AGE",
+              help="No heartbeat, run or node activity for this long: 90s, 5m, 1h. Keep it "
+              "above 3 × the runners' heartbeat interval (30 s by default).")
+@click.option("--close", "close_them", is_flag=True,
+              help="Close the runs listed as interrupted (restartable).")
+@click.option("--auto", is_flag=True,
+              help="Keep watching, closing silent runs every --interval, until interrupted.")
+@click.option("--interval", default=60.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds between two looks, with --auto.")
+def dead(db: str, silent_for: str, close_them: bool, auto: bool, interval: float) -> None:
+    """List runs whose runner has gone silent; optionally close them as interrupted.
+
+    A run is silent when it is `running` and neither a heartbeat (sent every 30 s by
+    live runners) nor any run or node activity reached the store for --silent-for.
+
+    \b
+    Example:
+      dagtrace dead --silent-for 10m --close
+    """
+    import time
+
+    bound = _age(silent_for)
+    store = _open(db, read_only=not (close_them or auto))
+    try:
+        while True:
+            silent = store.silent_runs(bound)
+            for run in silent:
+                age = time.time() - run["last_seen"]
+                line = f"{run['run_id']}  {run['dag_nsref']}  silent for {age:.0f}s"
+                if close_them or auto:
+                    reason = f"interrupted: runner silent for {age:.0f}s"
+                    closed = store.close_interrupted(run["run_id"], reason)
+                    line += "  → closed" if closed else "  (finished meanwhile)"
+                click.echo(line)
+            if not auto:
+                if not silent:
+                    click.echo(f"no run silent for {silent_for}")
+                return
+            time.sleep(interval)  # a period, not a handshake
+    except StoreError as e:
+        _fail(str(e), EXIT_UNREACHABLE)
+    except KeyboardInterrupt:
+        return
+    finally:
+        store.close()

@@ -15,6 +15,8 @@ NODE_SPAN_NAME_PREFIX: Final = "dag.node "
 """Node spans are named `dag.node {label}`; labels are part of the DAG, not of the data."""
 START_MARKER_SPAN_NAME: Final = "dag.start"
 """The zero-length child span emitted when a run or node starts."""
+HEARTBEAT_SPAN_NAME: Final = "dag.heartbeat"
+"""A zero-length child of an open run span, emitted periodically while its runner lives."""
 
 # -- what a span is --------------------------------------------------------------------
 KIND: Final = "dag.kind"
@@ -23,6 +25,8 @@ KIND_RUN: Final = "run"
 KIND_NODE: Final = "node"
 START_MARKER: Final = "dag.start_marker"
 """`true` on a start marker: the run or node it describes has started, not ended."""
+HEARTBEAT: Final = "dag.heartbeat"
+"""`true` on a heartbeat span (with `dag.kind=run` and `dag.run.id`): the runner lives."""
 
 # -- on every DAG span -----------------------------------------------------------------
 RUN_ID: Final = "dag.run.id"
