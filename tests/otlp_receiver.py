@@ -32,8 +32,10 @@ class Handler(BaseHTTPRequestHandler):
                 service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
                 for scope_spans in resource_spans.scope_spans:
                     for span in scope_spans.spans:
-                        attrs = {a.key: a.value.string_value or a.value.int_value
-                                 for a in span.attributes if a.key.startswith("dag.")}
+                        attrs = {a.key: getattr(a.value, a.value.WhichOneof("value") or
+                                                "string_value")
+                                 for a in span.attributes if a.key.startswith("dag.")
+                                 and a.value.WhichOneof("value") != "array_value"}
                         out.write(json.dumps({
                             "trace_id": span.trace_id.hex(),
                             "span_id": span.span_id.hex(),

@@ -9,11 +9,12 @@ __version__ = "0.1.0"
 from . import conventions
 from ._bridge import BridgeStats, DagtraceSpanExporter, LiveSpanProcessor
 from ._configure import DagRecordingSampler, DagtraceTracerProvider, configure
-from ._errors import DagtraceError, NotFoundError, StoreError
+from ._errors import DagtraceError, NotFoundError, NotReusableError, StoreError
 from ._instrument import DagPaused, DagTracer, NodeHandle, RunHandle
 from ._mapping import SpanRejected
 from ._initiator import SCHEDULER, initiated_by, run_initiator
 from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, json_default, safe_json_dumps
+from ._redact import Redaction
 from ._provenance import DagProvenance, NullProvenance, ProvenanceReads, open_store
 from ._remote import RemoteProvenance
 from ._sqlite import Durability, SqliteStore
@@ -29,6 +30,8 @@ __all__ = [
     "LiveSpanProcessor",
     "NodeHandle",
     "NotFoundError",
+    "NotReusableError",
+    "Redaction",
     "RunHandle",
     "SpanRejected",
     "__version__",

@@ -29,6 +29,7 @@ from opentelemetry.trace import StatusCode, format_span_id, format_trace_id
 from . import conventions as c
 from ._errors import StoreError
 from ._mapping import SpanEvent, SpanRecord, SpanRejected, is_dag_span, record_from_parts
+from ._redact import Redaction
 from ._store import Store
 
 _log = logging.getLogger("dagtrace")
@@ -190,7 +191,8 @@ def _is_start_marker(span: ReadableSpan) -> bool:
 
 
 def _map(
-    span: ReadableSpan, *, ended: bool, resolver: ParentResolver, problems: _Problems
+    span: ReadableSpan, *, ended: bool, resolver: ParentResolver, problems: _Problems,
+    policy: Redaction | None = None,
 ) -> SpanRecord | None:
     try:
         mapped = record_from_sdk_span(span, ended=ended)
@@ -204,6 +206,8 @@ def _map(
         problems.count("spans_ignored")
         return None
     record = mapped
+    if policy is not None:
+        policy.apply_to_record(record)
     if record.kind == c.KIND_NODE and record.span_id and record.label:
         resolver.saw_node(record.span_id, record.run_id, record.label)
     resolver.resolve(record)
@@ -239,10 +243,16 @@ class LiveSpanProcessor(SpanProcessor):
     """
 
     def __init__(
-        self, store: Store, *, owns_store: bool = False, heartbeat_interval: float = 30.0
+        self,
+        store: Store,
+        *,
+        owns_store: bool = False,
+        heartbeat_interval: float = 30.0,
+        store_policy: Redaction | None = None,
     ) -> None:
         """`heartbeat_interval`: seconds between two heartbeats of the runs open in this
-        process (`dagtrace dead` finds runs whose heartbeats stopped)."""
+        process (`dagtrace dead` finds runs whose heartbeats stopped). `store_policy`:
+        redact or cap what is stored too (changed outputs are then not reusable)."""
         if heartbeat_interval <= 0:
             raise ValueError("heartbeat_interval must be positive")
         self.store = store
@@ -256,6 +266,7 @@ class LiveSpanProcessor(SpanProcessor):
         self._open_runs: dict[int, str] = {}
         self._heartbeat_interval = heartbeat_interval
         self._heartbeat: threading.Thread | None = None
+        self._policy = store_policy
         self._stopping = threading.Event()
         store.add_pending_source(self)
 
@@ -267,7 +278,8 @@ class LiveSpanProcessor(SpanProcessor):
             if not is_dag_span(attributes):
                 _map(span, ended=False, resolver=self._resolver, problems=self._problems)
             elif attributes.get(c.KIND) == c.KIND_RUN:  # type: ignore[union-attr]
-                record = _map(span, ended=False, resolver=self._resolver, problems=self._problems)
+                record = _map(span, ended=False, resolver=self._resolver, problems=self._problems,
+                              policy=self._policy)
                 if record is not None:
                     self._write_or_keep(record, "recording a run start")
                     self._open_runs[span.get_span_context().span_id] = record.run_id
@@ -313,7 +325,8 @@ class LiveSpanProcessor(SpanProcessor):
             self._started.clear()
         records = []
         for span in spans:
-            record = _map(span, ended=False, resolver=self._resolver, problems=self._problems)
+            record = _map(span, ended=False, resolver=self._resolver, problems=self._problems,
+                          policy=self._policy)
             if record is not None:
                 records.append(record)
         return records
@@ -334,7 +347,8 @@ class LiveSpanProcessor(SpanProcessor):
                 with self._started_lock:
                     self._started.pop(span_id, None)
             self._open_runs.pop(span_id, None)
-            record = _map(span, ended=True, resolver=self._resolver, problems=self._problems)
+            record = _map(span, ended=True, resolver=self._resolver, problems=self._problems,
+                          policy=self._policy)
             if record is not None:
                 self._write_or_keep(record, "recording a span end")
                 self._problems.count("spans_stored")
@@ -413,3 +427,33 @@ class DagtraceSpanExporter(SpanExporter):
                 self.store.close()
             except Exception as e:  # noqa: BLE001
                 self._problems.failure("closing the store", e)
+
+
+class RedactingSpanExporter(SpanExporter):
+    """Hands `inner` (the OTLP exporter to Jaeger) copies of the spans with secret keys
+    and payloads redacted and capped; the store, fed elsewhere, keeps them exact."""
+
+    def __init__(self, inner: SpanExporter, redaction: Redaction) -> None:
+        self.inner = inner
+        self.redaction = redaction
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([self._redacted(s) for s in spans])
+
+    def _redacted(self, span: ReadableSpan) -> ReadableSpan:
+        from opentelemetry.sdk.trace import Event
+
+        return ReadableSpan(
+            name=span.name, context=span.get_span_context(), parent=span.parent,
+            resource=span.resource, attributes=self.redaction.attributes(span.attributes or {}),
+            events=[Event(e.name, self.redaction.attributes(e.attributes or {}), e.timestamp)
+                    for e in span.events],
+            links=span.links, kind=span.kind, status=span.status, start_time=span.start_time,
+            end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
+        )
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()

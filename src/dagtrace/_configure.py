@@ -19,7 +19,8 @@ from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 
 from . import conventions as c
-from ._bridge import DB_ENV, DEFAULT_DB, LiveSpanProcessor
+from ._bridge import DB_ENV, DEFAULT_DB, LiveSpanProcessor, RedactingSpanExporter
+from ._redact import Redaction
 from ._provenance import open_store
 from ._store import Store
 
@@ -83,6 +84,8 @@ def configure(
     span_limits: SpanLimits | None = None,
     set_global: bool = False,
     heartbeat_interval: float = 30.0,
+    redaction: Redaction | None = None,
+    store_policy: Redaction | None = None,
 ) -> DagtraceTracerProvider:
     """A TracerProvider that records DAG runs into `db` and optionally forwards all spans.
 
@@ -96,6 +99,9 @@ def configure(
     - `sampler`: default from `OTEL_TRACES_SAMPLER`; DAG spans are always recorded.
     - `set_global`: also install it as the global TracerProvider.
     - `heartbeat_interval`: seconds between heartbeats of the runs open here.
+    - `redaction`: what forwarded spans hide (default `Redaction()`: keys like
+      password, token, secret); the store keeps payloads exact unless `store_policy`
+      is also given (then changed outputs are stored as not reusable).
 
     `DagTracer(provider)` emits start markers only when spans are forwarded.
     """
@@ -109,10 +115,13 @@ def configure(
         span_limits=span_limits,
     )
     provider.add_span_processor(LiveSpanProcessor(
-        store, owns_store=not isinstance(db, Store), heartbeat_interval=heartbeat_interval
+        store, owns_store=not isinstance(db, Store), heartbeat_interval=heartbeat_interval,
+        store_policy=store_policy,
     ))
     if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(BatchSpanProcessor(
+            RedactingSpanExporter(exporter, redaction if redaction is not None else Redaction())
+        ))
     if set_global:
         trace.set_tracer_provider(provider)
     return provider

@@ -2,7 +2,8 @@
 
     DagtraceError
     ├── StoreError        the store could not be opened, migrated, read or written
-    └── NotFoundError     no such run (replay, restart of an unknown run id)
+    ├── NotFoundError     no such run (replay, restart of an unknown run id)
+    └── NotReusableError  a replay would reuse a payload that was not stored exactly
 
 The OpenTelemetry path (exporter, processor) never raises: it logs and counts.
 The drop-in `DagProvenance` raises `StoreError` where lythonic would raise a raw
@@ -26,3 +27,7 @@ class StoreError(DagtraceError):
 
 class NotFoundError(DagtraceError, LookupError):
     """The run (or node) asked for is not in the store."""
+
+
+class NotReusableError(DagtraceError):
+    """A replay would feed downstream nodes an output that was redacted, capped or cut."""

@@ -138,7 +138,21 @@ def record_from_parts(
         _fill_run(record, attributes)
     else:
         _fill_node(record, attributes, events if phase == PHASE_END else ())
+    if attributes.get(c.REDACTED) is True:
+        mark_not_reusable(record, "payloads redacted or capped by policy")
     return record
+
+
+def mark_not_reusable(record: SpanRecord, why: str) -> None:
+    """Keep altered payloads from ever feeding a restart or replay: a node's output, a
+    run's source inputs are not stored (restart re-executes the node) and
+    `payload_error` says why (replay refuses)."""
+    if record.kind == c.KIND_NODE:
+        record.output_json = None
+    else:
+        record.inputs_json = None
+    note = f"{why}: not reusable for restart or replay"
+    record.payload_error = f"{record.payload_error}; {note}" if record.payload_error else note
 
 
 def _fill_run(record: SpanRecord, attributes: Mapping[str, Any]) -> None:

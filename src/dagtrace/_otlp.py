@@ -25,6 +25,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from ._errors import DagtraceError
 from ._mapping import SpanEvent, SpanRecord, SpanRejected, record_from_parts
+from ._redact import Redaction
 
 STATUS_CODE_ERROR = 2
 
@@ -300,3 +301,71 @@ def status_body(code: int, message: str, *, json_encoded: bool) -> bytes:
     if json_encoded:
         return json.dumps({"code": code, "message": message}).encode()
     return Status(code=code, message=message).SerializeToString()
+
+
+# -- redaction of forwarded requests ----------------------------------------------------
+
+
+def redact_request(body: bytes, *, json_encoded: bool, redaction: Redaction) -> bytes:
+    """The request with every span's attributes (and its events') redacted."""
+    if json_encoded:
+        tree = json.loads(body)
+        for resource_spans in tree.get("resourceSpans", []):
+            for scope_spans in resource_spans.get("scopeSpans", []):
+                for span in scope_spans.get("spans", []):
+                    for holder in (span, *span.get("events", [])):
+                        holder["attributes"] = _json_attribute_list(
+                            redaction.attributes(_json_attributes(holder.get("attributes", []))))
+        return json.dumps(tree).encode()
+    request = ExportTraceServiceRequest.FromString(body)
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                for holder in (span, *span.events):
+                    attributes = {kv.key: _pb_value(kv.value, kv.value.WhichOneof("value"))
+                                  for kv in holder.attributes}
+                    redacted = redaction.attributes(attributes)
+                    del holder.attributes[:]
+                    for key, value in redacted.items():
+                        holder.attributes.add(key=key).value.CopyFrom(_to_any_value(value))
+    return request.SerializeToString()
+
+
+def _to_any_value(value: Any) -> AnyValue:
+    out = AnyValue()
+    if isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, int):
+        out.int_value = value
+    elif isinstance(value, float):
+        out.double_value = value
+    elif isinstance(value, bytes):
+        out.bytes_value = value
+    elif isinstance(value, list):
+        out.array_value.values.extend(_to_any_value(v) for v in value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            out.kvlist_value.values.add(key=key).value.CopyFrom(_to_any_value(item))
+    elif value is not None:
+        out.string_value = str(value)
+    return out
+
+
+def _json_attribute_list(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"key": key, "value": _to_json_value(value)} for key, value in attributes.items()]
+
+
+def _to_json_value(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, bytes):
+        return {"bytesValue": base64.b64encode(value).decode()}
+    if isinstance(value, list):
+        return {"arrayValue": {"values": [_to_json_value(v) for v in value]}}
+    if isinstance(value, dict):
+        return {"kvlistValue": {"values": _json_attribute_list(value)}}
+    return {"stringValue": "" if value is None else str(value)}

@@ -25,8 +25,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from . import __version__
 from ._errors import StoreError
 from ._ingest import Forwarder, IngestWriter, QueueFull
-from ._models import DagRun
-from ._otlp import UndecodableRequest, export_response, status_body
+from ._models import DagRun, IoPayload
+from ._redact import Redaction
+from ._otlp import UndecodableRequest, export_response, redact_request, status_body
 from ._store import Store
 
 _log = logging.getLogger("dagtrace.serve")
@@ -53,6 +54,8 @@ class ServeConfig:
     token: str | None = None
     forward: str | None = None
     retry_after: int = 1
+    redaction: Redaction = Redaction()
+    """Applied to what is forwarded and what the query API returns, not to the store."""
 
 
 class _Metrics:
@@ -132,7 +135,11 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
         metrics.received.inc(decoded.received)
         metrics.rejected.inc(len(decoded.rejected))
         if forwarder:
-            forwarder.submit(body, content_type)
+            try:
+                forwarder.submit(redact_request(body, json_encoded=json_encoded,
+                                                redaction=config.redaction), content_type)
+            except Exception as e:  # noqa: BLE001 - stored already; forwarding is best effort
+                _log.warning("not forwarded: %s", e)
         metrics.requests.labels("200").inc()
         return Response(export_response(decoded.rejected, json_encoded=json_encoded),
                         media_type=content_type)
@@ -153,11 +160,24 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    _query_routes(app, store, auth)
+    _query_routes(app, store, auth, config.redaction)
     return app
 
 
-def _query_routes(app: FastAPI, store: Store, auth: Callable[..., None]) -> None:
+def _redacted_run(run: DagRun, redaction: Redaction) -> DagRun:
+    if run.io is not None:
+        run.io = IoPayload(input_json=redaction.payload(run.io.input_json),
+                           output_json=redaction.payload(run.io.output_json))
+    for node in run.nodes.values():
+        if node.io is not None:
+            node.io = IoPayload(input_json=redaction.payload(node.io.input_json),
+                                output_json=redaction.payload(node.io.output_json))
+    return run
+
+
+def _query_routes(
+    app: FastAPI, store: Store, auth: Callable[..., None], redaction: Redaction
+) -> None:
     """The DagProvenance reads as JSON (sync routes: FastAPI runs them in its threadpool)."""
     guard = [Depends(auth)]
 
@@ -186,12 +206,15 @@ def _query_routes(app: FastAPI, store: Store, auth: Callable[..., None]) -> None
         run = found(store.inspect_run(run_id), "run")
         if io:
             store.load_io(run)
+            _redacted_run(run, redaction)
         return run  # type: ignore[no-any-return]
 
     @app.get("/api/v1/runs/{run_id}/record", dependencies=guard)
     def record(run_id: str) -> dict[str, Any]:
         """The run row, as `get_run`."""
-        return found(store.get_run(run_id), "run")  # type: ignore[no-any-return]
+        row = found(store.get_run(run_id), "run")
+        return {**row, "source_inputs_json": redaction.payload(row["source_inputs_json"]),
+                "sink_outputs_json": redaction.payload(row["sink_outputs_json"])}
 
     @app.get("/api/v1/runs/{run_id}/details", dependencies=guard)
     def details(run_id: str) -> dict[str, Any]:
@@ -201,7 +224,7 @@ def _query_routes(app: FastAPI, store: Store, auth: Callable[..., None]) -> None
     @app.get("/api/v1/runs/{run_id}/nodes", dependencies=guard)
     def nodes(run_id: str) -> list[dict[str, Any]]:
         """Node rows, as `get_node_executions`."""
-        return store.get_node_executions(run_id)
+        return redaction.node_rows(store.get_node_executions(run_id))
 
     @app.get("/api/v1/runs/{run_id}/edges", dependencies=guard)
     def edges(run_id: str) -> list[dict[str, Any]]:
@@ -221,7 +244,8 @@ def _query_routes(app: FastAPI, store: Store, auth: Callable[..., None]) -> None
     @app.get("/api/v1/runs/{run_id}/nodes/{label}/output", dependencies=guard)
     def output(run_id: str, label: str) -> dict[str, str]:
         """A completed or skipped node's output JSON, as `get_node_output`."""
-        return {"output_json": found(store.get_node_output(run_id, label), "node output")}
+        output = found(store.get_node_output(run_id, label), "node output")
+        return {"output_json": redaction.payload(output)}  # type: ignore[dict-item]
 
     @app.get("/api/v1/stats", dependencies=guard)
     def stats() -> dict[str, int]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ._errors import NotFoundError, StoreError
+from ._errors import NotFoundError, NotReusableError, StoreError
 from ._mapping import SpanRecord
 from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, trusted
 
@@ -498,16 +498,27 @@ class Store(ABC):
                 (run_id,),
             )
             rows = cur.fetchall()
+        if details.get("payload_error"):
+            raise NotReusableError(
+                f"run {run_id!r} cannot be replayed: its source inputs were not stored "
+                f"exactly ({details['payload_error']})")
         rerun = set(rerun_nodes)
         reuse: dict[str, str] = {}
+        altered = []
         for label, status, output, _, _, payload_error in rows:
-            reusable = status in ("completed", "skipped") and output is not None
             if label in rerun:
                 continue
-            if reusable and not payload_error:
+            if payload_error and status in ("completed", "skipped"):
+                altered.append(label)
+            elif status in ("completed", "skipped") and output is not None:
                 reuse[label] = output
-            elif from_failure or not reusable:
+            else:
                 rerun.add(label)
+        if altered:
+            raise NotReusableError(
+                f"run {run_id!r}: the outputs of {', '.join(sorted(altered))} were not stored "
+                "exactly (redacted, capped or cut on the way) and cannot be reused; "
+                "replay them too (add them to the nodes to rerun)")
         return ReplayPlan(
             replay_of=run_id,
             replay_root=details.get("replay_root_run_id") or run_id,

@@ -133,7 +133,9 @@ def runs(
 @click.option("--jaeger-url", envvar=JAEGER_URL_ENV, default=DEFAULT_JAEGER_URL,
               show_default=True, show_envvar=True, help="Jaeger UI base URL for the link.")
 @_token_option
-def show(db: str, run_id: str, jaeger_url: str, token: str | None) -> None:
+@click.option("--io", "with_io", is_flag=True,
+              help="Also print each node's input and output (secret keys redacted).")
+def show(db: str, run_id: str, jaeger_url: str, token: str | None, with_io: bool) -> None:
     """Show one run as a tree: nodes and sub-DAG runs, statuses, durations, errors.
 
     Exits 1 if the run failed, 3 if there is no such run.
@@ -151,9 +153,28 @@ def show(db: str, run_id: str, jaeger_url: str, token: str | None) -> None:
     if run is None:
         _fail(f"no run {run_id!r} in {db}", EXIT_NOT_FOUND)
     click.echo(render_run_tree(run))
+    if with_io:
+        _echo_io(store, run)
     _echo_details(details or {}, jaeger_url)
     if run.status == "failed":
         sys.exit(EXIT_RUN_FAILED)
+
+
+def _echo_io(store: Store | RemoteProvenance, run: DagRun) -> None:
+    from ._redact import Redaction
+
+    redaction = Redaction(max_payload_bytes=2000)
+    try:
+        store.load_io(run)
+    except StoreError as e:
+        _fail(str(e), EXIT_UNREACHABLE)
+    if run.io:
+        click.echo(f"inputs: {redaction.payload(run.io.input_json)}")
+        click.echo(f"outputs: {redaction.payload(run.io.output_json)}")
+    for label, node in run.nodes.items():
+        if node.io:
+            click.echo(f"  {label}: in {redaction.payload(node.io.input_json)} "
+                       f"→ out {redaction.payload(node.io.output_json)}")
 
 
 def _echo_details(details: dict[str, Any], jaeger_url: str) -> None:
@@ -230,8 +251,15 @@ def stats(db: str, token: str | None) -> None:
               type=click.IntRange(1), help="Requests waiting for the writer (429 above).")
 @click.option("--forward", default=None, metavar="URL",
               help="Also send what is received to this OTLP/HTTP endpoint (e.g. Jaeger).")
+@click.option("--redact", "patterns", multiple=True, metavar="REGEX",
+              help="Key pattern whose values are hidden in forwarded spans and API answers "
+              "(repeatable; replaces the defaults: password, token, secret, …).")
+@click.option("--no-redact", is_flag=True, help="Hide nothing.")
+@click.option("--max-payload", default=None, type=click.IntRange(16), metavar="BYTES",
+              help="Cap each JSON payload forwarded or returned by the API.")
 def serve(db: str, host: str, port: int, token: str | None, max_body: int, queue_size: int,
-          forward: str | None) -> None:
+          forward: str | None, patterns: tuple[str, ...], no_redact: bool,
+          max_payload: int | None) -> None:
     """Receive OTLP/HTTP traces into the store and serve the query API.
 
     POST /v1/traces (protobuf or JSON, gzip) · GET /api/v1/runs … (OpenAPI at /docs)
@@ -244,8 +272,13 @@ def serve(db: str, host: str, port: int, token: str | None, max_body: int, queue
     from ._server import ServeConfig
     from ._server import serve as run_server
 
+    from ._redact import DEFAULT_PATTERNS, Redaction
+
     store = _open(db, read_only=False)
-    config = ServeConfig(max_body=max_body, queue_size=queue_size, token=token, forward=forward)
+    redaction = Redaction(patterns=() if no_redact else (patterns or DEFAULT_PATTERNS),
+                          max_payload_bytes=max_payload)
+    config = ServeConfig(max_body=max_body, queue_size=queue_size, token=token, forward=forward,
+                         redaction=redaction)
 
     def ready(url: str) -> None:
         click.echo(f"dagtrace serve: listening on {url} (store {store.location})", err=False)

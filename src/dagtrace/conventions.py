@@ -72,6 +72,10 @@ dagtrace stores NULL for it (so restart re-executes the node) and says why in
 `payload_error`, never a truncated JSON as if whole.
 """
 
+REDACTED: Final = "dag.redacted"
+"""`true` when a redaction policy changed this span's payloads on the way: a dagtrace
+store downstream keeps them, if at all, as not reusable for restart or replay."""
+
 # -- edge traversals -----------------------------------------------------------------
 EDGE_EVENT: Final = "dag.edge"
 """A span event on the upstream node span; its timestamp is `traversed_at`."""
