@@ -110,15 +110,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--payload-bytes", type=int, default=100,
-                        help="JSON size of each node's input and output (default 100)")
-    parser.add_argument("--start-markers", action="store_true",
-                        help="emit start markers in every arm (as when forwarding over OTLP)")
+    parser.add_argument(
+        "--payload-bytes",
+        type=int,
+        default=100,
+        help="JSON size of each node's input and output (default 100)",
+    )
+    parser.add_argument(
+        "--start-markers",
+        action="store_true",
+        help="emit start markers in every arm (as when forwarding over OTLP)",
+    )
     args = parser.parse_args()
     global PAYLOAD, MARKERS
     PAYLOAD, MARKERS = _payload(args.payload_bytes), args.start_markers
-    print(f"{args.nodes} nodes per round, payloads {len(json.dumps(PAYLOAD))} B, "
-          f"start markers {'on' if MARKERS else 'off'} in every arm")
+    print(
+        f"{args.nodes} nodes per round, payloads {len(json.dumps(PAYLOAD))} B, "
+        f"start markers {'on' if MARKERS else 'off'} in every arm"
+    )
     workdir = Path(tempfile.mkdtemp(prefix="dagtrace-bench-bridge-"))
     arms: dict[str, Any] = {
         "bare OTel SDK": (_bare, args.nodes),

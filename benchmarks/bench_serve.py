@@ -54,16 +54,20 @@ def _encode_requests(count: int, prefix: str) -> list[bytes]:
     return requests
 
 
-def _sender(urls: list[str], count: int, prefix: str, ready: object, go: object,
-            out: object) -> None:
+def _sender(
+    urls: list[str], count: int, prefix: str, ready: object, go: object, out: object
+) -> None:
     requests = _encode_requests(count, prefix)
     ready.set()  # type: ignore[attr-defined]
     go.wait()  # type: ignore[attr-defined]
     codes = []
     with httpx.Client(timeout=120) as client:
         for i, body in enumerate(requests):
-            answer = client.post(f"{urls[i % len(urls)]}/v1/traces", content=body,
-                                 headers={"Content-Type": "application/x-protobuf"})
+            answer = client.post(
+                f"{urls[i % len(urls)]}/v1/traces",
+                content=body,
+                headers={"Content-Type": "application/x-protobuf"},
+            )
             codes.append(answer.status_code)
     out.put(codes)  # type: ignore[attr-defined]
 
@@ -72,11 +76,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=40, help="requests per sender")
     parser.add_argument("--senders", type=int, default=2)
-    parser.add_argument("--servers", type=int, default=1,
-                        help="dagtrace serve processes on the same store (PostgreSQL for > 1)")
-    parser.add_argument("--db", default=None,
-                        help="the store (default: a new SQLite file); a postgresql:// URL is "
-                        "used in a fresh schema")
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="dagtrace serve processes on the same store (PostgreSQL for > 1)",
+    )
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="the store (default: a new SQLite file); a postgresql:// URL is "
+        "used in a fresh schema",
+    )
     args = parser.parse_args()
     schema_url = None
     if args.db and args.db.startswith("postgresql://"):
@@ -86,22 +97,35 @@ def main() -> None:
         db = schema_url = _fresh_schema(args.db)
     else:
         db = args.db or str(Path(tempfile.mkdtemp(prefix="dagtrace-bench-serve-")) / "serve.db")
-    servers = [subprocess.Popen([sys.executable, "-m", "dagtrace", "serve", "--db", db,
-                                 "--port", "0"], stdout=subprocess.PIPE, text=True)
-               for _ in range(args.servers)]
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "dagtrace", "serve", "--db", db, "--port", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(args.servers)
+    ]
     urls = [s.stdout.readline().split("listening on ")[1].split()[0] for s in servers]  # type: ignore[union-attr]
     url = urls[0]
     try:
         # one run to read back while ingesting
         warm = _encode_requests(1, "probe")[0]
-        assert httpx.post(f"{url}/v1/traces", content=warm,
-                          headers={"Content-Type": "application/x-protobuf"}).status_code == 200
+        assert (
+            httpx.post(
+                f"{url}/v1/traces", content=warm, headers={"Content-Type": "application/x-protobuf"}
+            ).status_code
+            == 200
+        )
         ctx = multiprocessing.get_context("spawn")
         go, results = ctx.Event(), ctx.Queue()
         readies = [ctx.Event() for _ in range(args.senders)]
-        senders = [ctx.Process(target=_sender, args=(urls[n:] + urls[:n], args.requests,
-                                                     f"s{n}", readies[n], go, results))
-                   for n in range(args.senders)]
+        senders = [
+            ctx.Process(
+                target=_sender,
+                args=(urls[n:] + urls[:n], args.requests, f"s{n}", readies[n], go, results),
+            )
+            for n in range(args.senders)
+        ]
         for p in senders:
             p.start()
         for ready in readies:
@@ -137,14 +161,18 @@ def main() -> None:
     total = args.senders * args.requests * SPANS_PER_REQUEST
     assert codes == [200] * len(codes), f"non-200 answers: {set(codes)}"
     store = "PostgreSQL" if schema_url else "SQLite"
-    print(f"{total:,} spans in {len(codes)} requests of {SPANS_PER_REQUEST}, "
-          f"{args.senders} senders, {args.servers} server(s), {store}: {elapsed:.2f} s")
+    print(
+        f"{total:,} spans in {len(codes)} requests of {SPANS_PER_REQUEST}, "
+        f"{args.senders} senders, {args.servers} server(s), {store}: {elapsed:.2f} s"
+    )
     print(f"ingest: {total / elapsed:,.0f} spans/s   (floor ≥ 20,000)")
     if latencies:
         q = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
-        print(f"inspect_run of a 511-node run via the API while ingesting: "
-              f"median {statistics.median(latencies) * 1000:.1f} ms, "
-              f"p95 {q[18] * 1000:.1f} ms ({len(latencies)} reads)")
+        print(
+            f"inspect_run of a 511-node run via the API while ingesting: "
+            f"median {statistics.median(latencies) * 1000:.1f} ms, "
+            f"p95 {q[18] * 1000:.1f} ms ({len(latencies)} reads)"
+        )
     print(json.dumps({"spans_per_s": round(total / elapsed)}))
 
 

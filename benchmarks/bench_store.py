@@ -56,7 +56,9 @@ def _median_seconds(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(samples)
 
 
-def _dataset(runs: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+def _dataset(
+    runs: int,
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """`runs` runs of 5 nodes and 4 edges, and run `big` with 1,000 nodes and 100 sub-DAG
     runs of 5 nodes: rows of dag_runs, node_executions and edge_traversals."""
     t0 = 1_700_000_000.0
@@ -65,33 +67,77 @@ def _dataset(runs: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], l
     node_rows: list[tuple[Any, ...]] = []
     edge_rows: list[tuple[Any, ...]] = []
     for i in range(runs):
-        run_rows.append((f"run{i}", "bench/dag", None, "completed", t0 + i, t0 + i + 0.5,
-                         "{}", "{}", None))
+        run_rows.append(
+            (f"run{i}", "bench/dag", None, "completed", t0 + i, t0 + i + 0.5, "{}", "{}", None)
+        )
         for j, label in enumerate(labels):
-            node_rows.append((f"run{i}", label, "completed", int(j == 0), int(j == 4), PAYLOAD,
-                              PAYLOAD, t0 + i + j / 10, t0 + i + j / 10 + 0.05, None))
+            node_rows.append(
+                (
+                    f"run{i}",
+                    label,
+                    "completed",
+                    int(j == 0),
+                    int(j == 4),
+                    PAYLOAD,
+                    PAYLOAD,
+                    t0 + i + j / 10,
+                    t0 + i + j / 10 + 0.05,
+                    None,
+                )
+            )
         for j in range(4):
             edge_rows.append((f"run{i}", labels[j], labels[j + 1], t0 + i + j / 10 + 0.06))
     big = t0 + runs / 2
     run_rows.append(("big", "bench/big", None, "completed", big, big + 60, "{}", "{}", None))
     for k in range(1000):
-        node_rows.append(("big", "m" if k == 0 else f"node{k}", "completed", 0, 0, PAYLOAD,
-                          PAYLOAD, big + k / 100, big + k / 100 + 0.005, None))
-    edge_rows.extend(("big", f"node{k}", f"node{k + 1}", big + k / 100 + 0.006)
-                     for k in range(1, 999))
+        node_rows.append(
+            (
+                "big",
+                "m" if k == 0 else f"node{k}",
+                "completed",
+                0,
+                0,
+                PAYLOAD,
+                PAYLOAD,
+                big + k / 100,
+                big + k / 100 + 0.005,
+                None,
+            )
+        )
+    edge_rows.extend(
+        ("big", f"node{k}", f"node{k + 1}", big + k / 100 + 0.006) for k in range(1, 999)
+    )
     for c in range(100):
         child, start = f"big.{c}", big + c / 10
-        run_rows.append((child, f"bench/big/m[{c}]", "big", "completed", start, start + 1,
-                         "{}", "{}", None))
-        node_rows.extend((child, lb, "completed", 0, 0, PAYLOAD, PAYLOAD, start + j / 100,
-                          start + j / 100 + 0.001, None) for j, lb in enumerate(labels))
+        run_rows.append(
+            (child, f"bench/big/m[{c}]", "big", "completed", start, start + 1, "{}", "{}", None)
+        )
+        node_rows.extend(
+            (
+                child,
+                lb,
+                "completed",
+                0,
+                0,
+                PAYLOAD,
+                PAYLOAD,
+                start + j / 100,
+                start + j / 100 + 0.001,
+                None,
+            )
+            for j, lb in enumerate(labels)
+        )
     return run_rows, node_rows, edge_rows
 
 
-_RUN_COLS = ("run_id, dag_nsref, parent_run_id, status, started_at, finished_at, "
-             "source_inputs_json, sink_outputs_json, initiated_by")
-_NODE_COLS = ("run_id, node_label, status, is_source, is_sink, input_json, output_json, "
-              "started_at, finished_at, error")
+_RUN_COLS = (
+    "run_id, dag_nsref, parent_run_id, status, started_at, finished_at, "
+    "source_inputs_json, sink_outputs_json, initiated_by"
+)
+_NODE_COLS = (
+    "run_id, node_label, status, is_source, is_sink, input_json, output_json, "
+    "started_at, finished_at, error"
+)
 _EDGE_COLS = "run_id, upstream_label, downstream_label, traversed_at"
 
 
@@ -103,8 +149,9 @@ def _bulk_load(path: Path, runs: int) -> None:
     conn.execute("PRAGMA synchronous=OFF")
     run_rows, node_rows, edge_rows = _dataset(runs)
     conn.executemany(f"INSERT INTO dag_runs ({_RUN_COLS}) VALUES ({','.join('?' * 9)})", run_rows)
-    conn.executemany(f"INSERT INTO node_executions ({_NODE_COLS}) VALUES ({','.join('?' * 10)})",
-                     node_rows)
+    conn.executemany(
+        f"INSERT INTO node_executions ({_NODE_COLS}) VALUES ({','.join('?' * 10)})", node_rows
+    )
     conn.executemany(f"INSERT INTO edge_traversals ({_EDGE_COLS}) VALUES (?,?,?,?)", edge_rows)
     conn.commit()
     conn.close()
@@ -117,9 +164,11 @@ def _bulk_load_postgres(url: str, runs: int) -> None:
     dagtrace.DagProvenance(url).close()  # the schema, with dagtrace's indexes
     run_rows, node_rows, edge_rows = _dataset(runs)
     with psycopg.connect(url) as conn, conn.cursor() as cur:
-        for table, cols, rows in (("dag_runs", _RUN_COLS, run_rows),
-                                  ("node_executions", _NODE_COLS, node_rows),
-                                  ("edge_traversals", _EDGE_COLS, edge_rows)):
+        for table, cols, rows in (
+            ("dag_runs", _RUN_COLS, run_rows),
+            ("node_executions", _NODE_COLS, node_rows),
+            ("edge_traversals", _EDGE_COLS, edge_rows),
+        ):
             with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
@@ -151,9 +200,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100_000, help="runs in the read store")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
-    parser.add_argument("--postgres", metavar="URL", default=None,
-                        help="also run every workload on this PostgreSQL database "
-                        "(in a fresh schema), e.g. postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        default=None,
+        help="also run every workload on this PostgreSQL database "
+        "(in a fresh schema), e.g. postgresql://postgres@127.0.0.1:5432/test",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="dagtrace-bench-"))
     results: list[tuple[str, str, float, float]] = []  # name, unit, lythonic, dagtrace
@@ -172,23 +225,27 @@ def main() -> None:
     ours = dagtrace.DagProvenance(workdir / "dr.db")  # opening adds dagtrace's indexes
     slow, fast = (3, 30) if args.quick else (10, 200)
     for name, call in READS:
-        theirs = _median_seconds(lambda: call(lyth), slow)
-        mine = _median_seconds(lambda: call(ours), fast)
+        theirs = _median_seconds(lambda call=call: call(lyth), slow)
+        mine = _median_seconds(lambda call=call: call(ours), fast)
         assert [r.model_dump() for r in _as_list(call(ours))] == [
             r.model_dump() for r in _as_list(call(lyth))
         ], f"{name}: dagtrace and lythonic disagree"
         results.append((name, "ms", theirs * 1000, mine * 1000))
     postgres = _postgres_figures(args, nodes, fast) if args.postgres else {}
 
-    print(f"\n{'workload':<22}{'lythonic 0.0.28':>18}{'dagtrace SQLite':>18}{'ratio':>9}"
-          f"{'floor':>8}" + (f"{'dagtrace PostgreSQL':>22}{'ratio':>9}" if postgres else ""))
+    print(
+        f"\n{'workload':<22}{'lythonic 0.0.28':>18}{'dagtrace SQLite':>18}{'ratio':>9}"
+        f"{'floor':>8}" + (f"{'dagtrace PostgreSQL':>22}{'ratio':>9}" if postgres else "")
+    )
     failed = False
     for name, unit, theirs, mine in results:
         ratio = mine / theirs if unit == "nodes/s" else theirs / mine
         ok = ratio >= FLOORS[name]
         failed |= not ok
-        line = (f"{name:<22}{theirs:>12.2f} {unit:<6}{mine:>12.2f} {unit:<6}{ratio:>6.1f}×"
-                f"{FLOORS[name]:>6.0f}× {'ok' if ok else 'BELOW FLOOR':<12}")
+        line = (
+            f"{name:<22}{theirs:>12.2f} {unit:<6}{mine:>12.2f} {unit:<6}{ratio:>6.1f}×"
+            f"{FLOORS[name]:>6.0f}× {'ok' if ok else 'BELOW FLOOR':<12}"
+        )
         if name in postgres:
             pg = postgres[name]
             pg_ratio = pg / theirs if unit == "nodes/s" else theirs / pg
@@ -222,7 +279,7 @@ def _postgres_figures(args: Any, nodes: int, repeat: int) -> dict[str, float]:
         _bulk_load_postgres(url, args.runs)
         reader = dagtrace.DagProvenance(url)
         for name, call in READS:
-            figures[name] = _median_seconds(lambda: call(reader), repeat) * 1000
+            figures[name] = _median_seconds(lambda call=call: call(reader), repeat) * 1000
         reader.close()
     finally:
         _drop_schema(args.postgres, url)

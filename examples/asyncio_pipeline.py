@@ -41,9 +41,11 @@ async def pipeline(
     dag: dagtrace.DagTracer, prov: dagtrace.DagProvenance, run_id: str, attempt: int
 ) -> None:
     """Runs every node not completed in an earlier attempt of `run_id`."""
-    done = {n["node_label"]: json.loads(n["output_json"])
-            for n in prov.get_node_executions(run_id)
-            if n["status"] in ("completed", "skipped") and n["output_json"]}
+    done = {
+        n["node_label"]: json.loads(n["output_json"])
+        for n in prov.get_node_executions(run_id)
+        if n["status"] in ("completed", "skipped") and n["output_json"]
+    }
     try:
         with dag.run("scores", run_id=run_id, attempt=attempt, inputs={}) as run:
             text = done.get("fetch") or await _node(run, "fetch", {}, fetch(), ["split"], True)
@@ -52,8 +54,9 @@ async def pipeline(
                 scores = done["score"]
             else:
                 with run.node("score", input=words) as composite:
-                    scores = await asyncio.gather(*(
-                        _score_one(composite, i, w) for i, w in enumerate(words)))
+                    scores = await asyncio.gather(
+                        *(_score_one(composite, i, w) for i, w in enumerate(words))
+                    )
                     composite.set_output(scores)
                     composite.edge("report")
             result = await _node(run, "report", scores, report(scores), [], is_sink=True)
@@ -66,8 +69,15 @@ async def _split(text: str) -> list[str]:
     return text.split()
 
 
-async def _node(run: dagtrace.RunHandle, label: str, inp: Any, work: Any, edges: list[str],
-                is_source: bool = False, is_sink: bool = False) -> Any:
+async def _node(
+    run: dagtrace.RunHandle,
+    label: str,
+    inp: Any,
+    work: Any,
+    edges: list[str],
+    is_source: bool = False,
+    is_sink: bool = False,
+) -> Any:
     with run.node(label, input=inp, is_source=is_source, is_sink=is_sink) as node:
         value = await work
         node.set_output(value)

@@ -72,9 +72,7 @@ def pg_schema_url() -> Iterator[Callable[[], str]]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def new_store_url(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Callable[[], str]:
+def new_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
     """Makes locations of fresh stores of one backend: the store suite runs on both."""
     if request.param == "postgres":
         return request.getfixturevalue("pg_schema_url")  # type: ignore[no-any-return]

@@ -155,8 +155,11 @@ def mapped_list() -> Dag:
 
 def mapped_dict() -> Dag:
     dag = Dag()
-    dag.node(load) >> dag.node(words) >> dag.node(by_first_letter) >> dag.map(
-        sub_shout(), label="bykey"
+    (
+        dag.node(load)
+        >> dag.node(words)
+        >> dag.node(by_first_letter)
+        >> dag.map(sub_shout(), label="bykey")
     )
     return dag
 
@@ -169,16 +172,21 @@ def called() -> Dag:
 
 def switched() -> Dag:
     dag = Dag()
-    dag.node(load) >> dag.node(classify) >> dag.switch(
-        {"short": short_branch, "long": long_branch}, label="pick"
+    (
+        dag.node(load)
+        >> dag.node(classify)
+        >> dag.switch({"short": short_branch, "long": long_branch}, label="pick")
     )
     return dag
 
 
 def map_switched() -> Dag:
     dag = Dag()
-    dag.node(load) >> dag.node(words) >> dag.node(route) >> dag.map(
-        dag.switch({"short": short_branch, "long": long_branch}, label="sw"), label="m"
+    (
+        dag.node(load)
+        >> dag.node(words)
+        >> dag.node(route)
+        >> dag.map(dag.switch({"short": short_branch, "long": long_branch}, label="sw"), label="m")
     )
     return dag
 

@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 class Handler(BaseHTTPRequestHandler):
     out_path = ""
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
@@ -32,18 +32,25 @@ class Handler(BaseHTTPRequestHandler):
                 service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
                 for scope_spans in resource_spans.scope_spans:
                     for span in scope_spans.spans:
-                        attrs = {a.key: getattr(a.value, a.value.WhichOneof("value") or
-                                                "string_value")
-                                 for a in span.attributes if a.key.startswith("dag.")
-                                 and a.value.WhichOneof("value") != "array_value"}
-                        out.write(json.dumps({
-                            "trace_id": span.trace_id.hex(),
-                            "span_id": span.span_id.hex(),
-                            "parent_span_id": span.parent_span_id.hex() or None,
-                            "name": span.name,
-                            "service": service.get("service.name"),
-                            "attributes": attrs,
-                        }) + "\n")
+                        attrs = {
+                            a.key: getattr(a.value, a.value.WhichOneof("value") or "string_value")
+                            for a in span.attributes
+                            if a.key.startswith("dag.")
+                            and a.value.WhichOneof("value") != "array_value"
+                        }
+                        out.write(
+                            json.dumps(
+                                {
+                                    "trace_id": span.trace_id.hex(),
+                                    "span_id": span.span_id.hex(),
+                                    "parent_span_id": span.parent_span_id.hex() or None,
+                                    "name": span.name,
+                                    "service": service.get("service.name"),
+                                    "attributes": attrs,
+                                }
+                            )
+                            + "\n"
+                        )
         payload = ExportTraceServiceResponse().SerializeToString()
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")

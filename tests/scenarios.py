@@ -6,9 +6,8 @@ import asyncio
 import contextlib
 from typing import Any
 
-from lythonic.compose.dag_runner import DagRunner
-
 import lythonic_dags as dags
+from lythonic.compose.dag_runner import DagRunner
 
 TEXT = "hello big world of dags"
 
@@ -37,9 +36,7 @@ async def _run_all(provenance: Any) -> dict[str, str]:
     restarted = await DagRunner(dags.failing(), provenance=provenance).restart(run_ids["failing"])
     assert restarted.status == "completed", restarted
     # A paused run, restarted to completion.
-    resumed = await DagRunner(dags.pausing_dag(), provenance=provenance).restart(
-        run_ids["pausing"]
-    )
+    resumed = await DagRunner(dags.pausing_dag(), provenance=provenance).restart(run_ids["pausing"])
     assert resumed.status == "completed", resumed
     # A replay of one node: a new run with the others skipped.
     lineage = getattr(provenance, "replay_lineage", None)

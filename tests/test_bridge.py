@@ -15,10 +15,10 @@ from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, TraceIdRatioBased
+from traced_pipeline import WORDS, run_pipeline
 
 import dagtrace
 from dagtrace import conventions as c
-from traced_pipeline import WORDS, run_pipeline
 
 
 @pytest.fixture
@@ -75,15 +75,21 @@ def test_trace_and_span_ids_are_stored(provider: TracerProvider, db_path: Path) 
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))
     run_pipeline(dagtrace.DagTracer(provider))
-    spans = {s.attributes.get(c.NODE_LABEL) or s.attributes.get(c.RUN_ID): s
-             for s in memory.get_finished_spans()
-             if s.attributes.get(c.KIND) and not s.attributes.get(c.START_MARKER)
-             and s.attributes.get(c.RUN_ID) == "run-1"}
+    spans = {
+        s.attributes.get(c.NODE_LABEL) or s.attributes.get(c.RUN_ID): s
+        for s in memory.get_finished_spans()
+        if s.attributes.get(c.KIND)
+        and not s.attributes.get(c.START_MARKER)
+        and s.attributes.get(c.RUN_ID) == "run-1"
+    }
     with sqlite3.connect(db_path) as conn:
         trace_id, span_id = conn.execute(
-            "SELECT trace_id, span_id FROM dag_runs WHERE run_id = 'run-1'").fetchone()
-        node = conn.execute("SELECT trace_id, span_id FROM node_executions "
-                            "WHERE run_id = 'run-1' AND node_label = 'load'").fetchone()
+            "SELECT trace_id, span_id FROM dag_runs WHERE run_id = 'run-1'"
+        ).fetchone()
+        node = conn.execute(
+            "SELECT trace_id, span_id FROM node_executions "
+            "WHERE run_id = 'run-1' AND node_label = 'load'"
+        ).fetchone()
     assert trace_id == f"{spans['run-1'].context.trace_id:032x}"
     assert span_id == f"{spans['run-1'].context.span_id:016x}"
     assert node == (trace_id, f"{spans['load'].context.span_id:016x}")
@@ -105,10 +111,9 @@ def test_five_hundred_downstream_nodes_with_default_limits(
 ) -> None:
     tracer = dagtrace.DagTracer(provider)
     downstream = [f"d{i}" for i in range(500)]
-    with tracer.run("fan", run_id="fan") as run:
-        with run.node("src") as node:
-            node.set_output(1)
-            node.edge(*downstream)
+    with tracer.run("fan", run_id="fan") as run, run.node("src") as node:
+        node.set_output(1)
+        node.edge(*downstream)
     edges = dagtrace.DagProvenance(db_path).get_edge_traversals("fan")
     assert sorted(e["downstream_label"] for e in edges) == sorted(downstream)
 
@@ -118,12 +123,16 @@ def test_one_event_per_edge_past_the_limit_is_counted(db_path: Path) -> None:
     provider = dagtrace.configure(db_path)
     processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
     tracer = provider.get_tracer("by-hand")
-    with tracer.start_as_current_span("dag.run", attributes={
-        c.KIND: "run", c.RUN_ID: "h", c.NSREF: "hand"}):
-        with tracer.start_as_current_span("dag.node src", attributes={
-                c.KIND: "node", c.RUN_ID: "h", c.NODE_LABEL: "src"}) as span:
-            for i in range(200):
-                span.add_event(c.EDGE_EVENT, {c.EDGE_DOWNSTREAM: f"d{i}"})
+    with (
+        tracer.start_as_current_span(
+            "dag.run", attributes={c.KIND: "run", c.RUN_ID: "h", c.NSREF: "hand"}
+        ),
+        tracer.start_as_current_span(
+            "dag.node src", attributes={c.KIND: "node", c.RUN_ID: "h", c.NODE_LABEL: "src"}
+        ) as span,
+    ):
+        for i in range(200):
+            span.add_event(c.EDGE_EVENT, {c.EDGE_DOWNSTREAM: f"d{i}"})
     provider.shutdown()
     assert processor.stats.spans_with_dropped_events == 1
     assert dagtrace.DagProvenance(db_path).store.get_counters()["spans_with_dropped_events"] == 1
@@ -204,8 +213,10 @@ def test_exports_from_other_processes_in_shuffled_order(new_store_url: Any) -> N
     order = list(range(len(spans))) * 2
     rng.shuffle(order)
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_export_each, args=(target, [spans[i] for i in order[k::4]]))
-             for k in range(4)]
+    procs = [
+        ctx.Process(target=_export_each, args=(target, [spans[i] for i in order[k::4]]))
+        for k in range(4)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -219,15 +230,19 @@ def test_exporter_and_live_processor_store_the_same_rows(tmp_path: Path) -> None
     run_pipeline(dagtrace.DagTracer(live), fail_publish=True)
     live.shutdown()
     exported = TracerProvider()
-    exported.add_span_processor(SimpleSpanProcessor(dagtrace.DagtraceSpanExporter(tmp_path / "ex.db")))
+    exported.add_span_processor(
+        SimpleSpanProcessor(dagtrace.DagtraceSpanExporter(tmp_path / "ex.db"))
+    )
     run_pipeline(dagtrace.DagTracer(exported), fail_publish=True)
     exported.shutdown()
 
     def shape(path: Path) -> Any:
         prov = dagtrace.DagProvenance(path)
-        return {(r["dag_nsref"], n["node_label"], n["status"], n["output_json"], n["error"] is None)
-                for r in [prov.get_run(x.run_id) for x in prov.get_recent_runs(100)]
-                for n in prov.get_node_executions(r["run_id"])}  # type: ignore[index]
+        return {
+            (r["dag_nsref"], n["node_label"], n["status"], n["output_json"], n["error"] is None)
+            for r in [prov.get_run(x.run_id) for x in prov.get_recent_runs(100)]
+            for n in prov.get_node_executions(r["run_id"])
+        }  # type: ignore[index]
 
     assert shape(tmp_path / "live.db") == shape(tmp_path / "ex.db")
 
@@ -238,14 +253,20 @@ def test_non_dag_spans_are_ignored_and_do_not_break_parentage(
     """A sub-DAG run span without explicit parent attributes, under an HTTP span inside
     the composite node: parentage falls back to the OTel parent chain."""
     tracer = provider.get_tracer("by-hand")
-    with tracer.start_as_current_span("dag.run", attributes={
-            c.KIND: "run", c.RUN_ID: "p", c.NSREF: "outer"}):
-        with tracer.start_as_current_span("dag.node fetch", attributes={
-                c.KIND: "node", c.RUN_ID: "p", c.NODE_LABEL: "fetch"}):
-            with tracer.start_as_current_span("GET /data"):  # not a DAG span
-                with tracer.start_as_current_span("dag.run", attributes={
-                        c.KIND: "run", c.RUN_ID: "child", c.NSREF: "outer/fetch[]"}):
-                    pass
+    with (
+        tracer.start_as_current_span(
+            "dag.run", attributes={c.KIND: "run", c.RUN_ID: "p", c.NSREF: "outer"}
+        ),
+        tracer.start_as_current_span(
+            "dag.node fetch", attributes={c.KIND: "node", c.RUN_ID: "p", c.NODE_LABEL: "fetch"}
+        ),
+        tracer.start_as_current_span("GET /data"),
+    ):  # not a DAG span
+        with tracer.start_as_current_span(
+            "dag.run",
+            attributes={c.KIND: "run", c.RUN_ID: "child", c.NSREF: "outer/fetch[]"},
+        ):
+            pass
     prov = dagtrace.DagProvenance(db_path)
     assert prov.get_run("child")["parent_run_id"] == "p"  # type: ignore[index]
     run = prov.inspect_run("p")
@@ -288,8 +309,9 @@ def test_truncated_payload_is_detected_not_stored_as_whole(db_path: Path) -> Non
     assert nodes["big"]["output_json"] is None  # restart will re-execute it
     assert nodes["small"]["output_json"] == "[1]"
     with sqlite3.connect(db_path) as conn:
-        note = conn.execute("SELECT payload_error FROM node_executions WHERE node_label = 'big'"
-                            ).fetchone()[0]
+        note = conn.execute(
+            "SELECT payload_error FROM node_executions WHERE node_label = 'big'"
+        ).fetchone()[0]
     assert "dag.node.output cut to 32 of" in note
 
 
@@ -297,8 +319,9 @@ def test_rejected_spans_are_counted_not_raised(provider: TracerProvider, db_path
     tracer = provider.get_tracer("by-hand")
     with tracer.start_as_current_span("dag.run", attributes={c.KIND: "run", c.NSREF: "x"}):
         pass  # no run id
-    with tracer.start_as_current_span("dag.node", attributes={
-            c.KIND: "node", c.RUN_ID: "r", c.NODE_LABEL: "bad\x00label"}):
+    with tracer.start_as_current_span(
+        "dag.node", attributes={c.KIND: "node", c.RUN_ID: "r", c.NODE_LABEL: "bad\x00label"}
+    ):
         pass
     processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
     assert processor.stats.spans_rejected >= 2
@@ -310,8 +333,10 @@ def test_store_failure_never_raises_into_the_program(db_path: Path) -> None:
     tracer = dagtrace.DagTracer(provider)
     processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
     with sqlite3.connect(db_path) as conn:  # make every write fail: a trigger that aborts
-        conn.execute("CREATE TRIGGER no_nodes BEFORE INSERT ON node_executions "
-                     "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+        conn.execute(
+            "CREATE TRIGGER no_nodes BEFORE INSERT ON node_executions "
+            "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+        )
     run_pipeline(tracer)  # must not raise
     assert processor.stats.store_failures > 0
     with sqlite3.connect(db_path) as conn:
@@ -328,8 +353,10 @@ def test_exporter_failure_returns_failure_and_shutdown_is_idempotent(db_path: Pa
     exporter = dagtrace.DagtraceSpanExporter(db_path)
     spans = _recorded_spans()
     with sqlite3.connect(db_path) as conn:
-        conn.execute("CREATE TRIGGER no_runs BEFORE INSERT ON dag_runs "
-                     "BEGIN SELECT RAISE(ABORT, 'nope'); END")
+        conn.execute(
+            "CREATE TRIGGER no_runs BEFORE INSERT ON dag_runs "
+            "BEGIN SELECT RAISE(ABORT, 'nope'); END"
+        )
     assert exporter.export(spans).name == "FAILURE"
     assert exporter.stats.store_failures == 1
     assert dagtrace.DagProvenance(db_path).store.table_counts()["node_executions"] == 0

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from traced_pipeline import run_pipeline
 
 import dagtrace
-from traced_pipeline import run_pipeline
 
 TESTS = Path(__file__).parent
 
@@ -26,7 +26,9 @@ TESTS = Path(__file__).parent
 def _python(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code), *args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(TESTS), **(env or {})},
     )
 
@@ -63,8 +65,11 @@ def test_another_process_sees_a_node_running_while_its_span_is_open(db_path: Pat
 
     def running() -> bool:
         run = prov.inspect_run("live")
-        return run is not None and run.nodes.get("slow") is not None and (
-            run.nodes["slow"].status == "running")
+        return (
+            run is not None
+            and run.nodes.get("slow") is not None
+            and (run.nodes["slow"].status == "running")
+        )
 
     delay = _wait_for(running)
     assert delay < 1.0  # documented bound 100 ms; generous here for a loaded CI machine
@@ -146,8 +151,9 @@ def _export_from_process(db: str, prefix: str) -> None:
 
 def test_several_processes_export_into_one_file(db_path: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_export_from_process, args=(str(db_path), f"p{n}"))
-             for n in range(4)]
+    procs = [
+        ctx.Process(target=_export_from_process, args=(str(db_path), f"p{n}")) for n in range(4)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -155,8 +161,7 @@ def test_several_processes_export_into_one_file(db_path: Path) -> None:
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     counts = dagtrace.DagProvenance(db_path).store.table_counts()
     # per run: 1 + 3 map + 3 call sub-DAG runs; nodes 3 + 3×2 + 3×1; edges 2 + 3×1
-    assert counts == {"dag_runs": 100 * 7, "node_executions": 100 * 12,
-                      "edge_traversals": 100 * 5}
+    assert counts == {"dag_runs": 100 * 7, "node_executions": 100 * 12, "edge_traversals": 100 * 5}
 
 
 @pytest.fixture
@@ -164,8 +169,11 @@ def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A real OTLP/HTTP receiver in its own process, standing in for Jaeger."""
     out = tmp_path / "received.jsonl"
     out.touch()
-    proc = subprocess.Popen([sys.executable, str(TESTS / "otlp_receiver.py"), str(out)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(TESTS / "otlp_receiver.py"), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     ready = proc.stdout.readline().split()
     assert ready[0] == "READY"
@@ -191,8 +199,9 @@ def test_forwarded_spans_match_the_store(
     with prov.store._read() as cur:  # trace and span ids the store holds
         cur.execute("SELECT run_id, node_label, trace_id, span_id FROM node_executions")
         nodes = cur.fetchall()
-        cur.execute("SELECT run_id, trace_id, span_id, parent_run_id, parent_node_label "
-                    "FROM dag_runs")
+        cur.execute(
+            "SELECT run_id, trace_id, span_id, parent_run_id, parent_node_label FROM dag_runs"
+        )
         run_rows = {r[0]: r for r in cur.fetchall()}
     assert len(runs) == 7 and len(nodes) == 12
     trace_ids = {r[1] for r in run_rows.values()}
@@ -201,7 +210,7 @@ def test_forwarded_spans_match_the_store(
         span = by_span[span_id]
         assert (span["trace_id"], span["name"]) == (trace_id, f"dag.node {label}")
         assert span["parent_span_id"] == run_rows[run_id][2]  # node under its run span
-    for run_id, trace_id, span_id, parent_run, parent_node in run_rows.values():
+    for _, trace_id, span_id, parent_run, parent_node in run_rows.values():
         span = by_span[span_id]
         assert span["trace_id"] == trace_id and span["name"] == "dag.run"
         if parent_run:  # a sub-DAG run hangs under its composite node's span
@@ -215,9 +224,7 @@ def _refused_port() -> int:
         return int(s.getsockname()[1])  # closed again: connections are refused
 
 
-def test_forward_target_down_breaks_nothing(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_forward_target_down_breaks_nothing(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
     provider = dagtrace.configure(db_path, forward=f"http://127.0.0.1:{_refused_port()}/v1/traces")
     run_pipeline(dagtrace.DagTracer(provider))
@@ -237,8 +244,11 @@ def test_otel_traces_exporter_dagtrace_entry_point(tmp_path: Path) -> None:
         run_pipeline(dagtrace.DagTracer())
         trace.get_tracer_provider().shutdown()
         """,
-        env={"OTEL_TRACES_EXPORTER": "dagtrace", "DAGTRACE_DB": str(db),
-             "OTEL_SERVICE_NAME": "env-configured"},
+        env={
+            "OTEL_TRACES_EXPORTER": "dagtrace",
+            "DAGTRACE_DB": str(db),
+            "OTEL_SERVICE_NAME": "env-configured",
+        },
     )
     _, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0

@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from traced_pipeline import run_pipeline
 
 import dagtrace
 from dagtrace.cli import main
-from traced_pipeline import run_pipeline
 
 
 @pytest.fixture
@@ -91,6 +91,10 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
 
 def test_console_script_is_installed(recorded: Path) -> None:
     exe = Path(sys.executable).parent / "dagtrace"
-    out = subprocess.run([str(exe), "show", "bad-run", "--db", str(recorded)],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [str(exe), "show", "bad-run", "--db", str(recorded)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 1 and "publish" in out.stdout

@@ -36,7 +36,10 @@ def test_forked_processes_share_one_store_without_losing_writes(store_url: str) 
         p.join(timeout=120)
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     assert prov.store.table_counts() == {
-        "dag_runs": 801, "node_executions": 1600, "edge_traversals": 800}
+        "dag_runs": 801,
+        "node_executions": 1600,
+        "edge_traversals": 800,
+    }
     assert prov.get_run("p3-199")["status"] == "completed"  # type: ignore[index]
     assert len(prov.get_recent_runs(limit=1000, status="completed")) == 800
 
@@ -59,7 +62,10 @@ def test_threads_share_one_store_without_losing_writes(store_url: str) -> None:
         t.join()
     assert errors == []
     assert prov.store.table_counts() == {
-        "dag_runs": 800, "node_executions": 1600, "edge_traversals": 800}
+        "dag_runs": 800,
+        "node_executions": 1600,
+        "edge_traversals": 800,
+    }
 
 
 _KILLED_WRITER = textwrap.dedent(

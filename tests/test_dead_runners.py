@@ -31,8 +31,12 @@ provider.shutdown()
 
 
 def _runner(db: Path, run_id: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", _RUNNER, str(db), run_id],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _RUNNER, str(db), run_id],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
     return proc
 
@@ -55,8 +59,9 @@ def test_live_runner_is_never_closed_and_a_killed_one_is(db_path: Path) -> None:
             break
         time.sleep(0.1)
     assert silent == ["doomed"]
-    result = CliRunner().invoke(main, ["dead", "--db", str(db_path), "--silent-for",
-                                       f"{BOUND}s", "--close"])
+    result = CliRunner().invoke(
+        main, ["dead", "--db", str(db_path), "--silent-for", f"{BOUND}s", "--close"]
+    )
     assert result.exit_code == 0, result.output
     assert "doomed" in result.output and "closed" in result.output
     assert "alive" not in result.output

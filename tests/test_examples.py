@@ -12,8 +12,13 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
 def _run(script: str, db: Path) -> str:
-    out = subprocess.run([sys.executable, str(EXAMPLES / script), "--db", str(db)],
-                         capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return out.stdout
 
 
@@ -24,7 +29,9 @@ def test_lythonic_example_fails_restarts_and_replays(db_path: Path) -> None:
     assert "attempt 2" in output and "↷ fetch  [skipped]" in output
     prov = dagtrace.DagProvenance(db_path)
     top = prov.get_recent_runs(limit=10, status="completed")
-    first = next(r for r in top if r.parent_run_id is None and r.nodes["fetch"].status == "completed")
+    first = next(
+        r for r in top if r.parent_run_id is None and r.nodes["fetch"].status == "completed"
+    )
     replays = prov.store.get_replays(first.run_id)
     assert len(replays) == 1
     assert prov.get_run(replays[0])["status"] == "completed"  # type: ignore[index]

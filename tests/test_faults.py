@@ -29,15 +29,19 @@ random.Random(20261128).shuffle(POINTS)
 def _run(db: Path, kill_at: int, mode: str, log: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(TESTS / "kill_runner.py"), str(db), str(kill_at), mode, str(log)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def _logged(log: Path) -> list[tuple[int, str]]:
     if not log.exists():
         return []
-    return [(int(a), label) for a, label in (line.split() for line in log.read_text().split("\n")
-                                            if line)]
+    return [
+        (int(a), label)
+        for a, label in (line.split() for line in log.read_text().split("\n") if line)
+    ]
 
 
 def test_the_uninterrupted_run_makes_the_writes_the_points_assume(tmp_path: Path) -> None:

@@ -18,16 +18,19 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-import dagtrace
-from dagtrace._otlp import UndecodableRequest, decode_request
 from otlp_helpers import json_request, protobuf_request
 from traced_pipeline import run_pipeline
 
+import dagtrace
+from dagtrace._otlp import UndecodableRequest, decode_request
+
 EXAMPLES = int(os.environ.get("DAGTRACE_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def _spans() -> list[Any]:
@@ -44,9 +47,26 @@ VALID_JSON = json_request(_spans())
 
 hostile_text = st.one_of(
     st.text(max_size=40),
-    st.sampled_from(["", "'", '"', "\x00", "a\x00b", "\ud800", "'; DROP TABLE dag_runs; --",
-                     "Robert'); DELETE FROM node_executions; --", "🚀" * 5, "\u202e", "[", "]",
-                     "a/b[c]", "%s", "?", "x" * 10_000]),
+    st.sampled_from(
+        [
+            "",
+            "'",
+            '"',
+            "\x00",
+            "a\x00b",
+            "\ud800",
+            "'; DROP TABLE dag_runs; --",
+            "Robert'); DELETE FROM node_executions; --",
+            "🚀" * 5,
+            "\u202e",
+            "[",
+            "]",
+            "a/b[c]",
+            "%s",
+            "?",
+            "x" * 10_000,
+        ]
+    ),
 )
 
 
@@ -77,9 +97,12 @@ def test_random_bytes_as_protobuf(store: dagtrace.Store, data: bytes) -> None:
 
 
 @FUZZ
-@given(flips=st.lists(st.tuples(st.integers(0, len(VALID_PB) - 1), st.integers(0, 255)),
-                      min_size=1, max_size=8),
-       cut=st.integers(0, len(VALID_PB)))
+@given(
+    flips=st.lists(
+        st.tuples(st.integers(0, len(VALID_PB) - 1), st.integers(0, 255)), min_size=1, max_size=8
+    ),
+    cut=st.integers(0, len(VALID_PB)),
+)
 def test_mutated_protobuf(store: dagtrace.Store, flips: list[tuple[int, int]], cut: int) -> None:
     body = bytearray(VALID_PB)
     for position, value in flips:
@@ -116,8 +139,7 @@ JSON_PATHS = [p for p in _json_paths(VALID_JSON_TREE) if p]
 
 
 @FUZZ
-@given(edits=st.lists(st.tuples(st.sampled_from(JSON_PATHS), json_values), min_size=1,
-                      max_size=4))
+@given(edits=st.lists(st.tuples(st.sampled_from(JSON_PATHS), json_values), min_size=1, max_size=4))
 def test_mutated_otlp_json(store: dagtrace.Store, edits: list[tuple[tuple[Any, ...], Any]]) -> None:
     tree = json.loads(VALID_JSON)
     for path, value in edits:
@@ -132,19 +154,29 @@ def test_mutated_otlp_json(store: dagtrace.Store, edits: list[tuple[tuple[Any, .
 
 
 @FUZZ
-@given(label=hostile_text, nsref=hostile_text, run_id=hostile_text,
-       payload=st.text(max_size=3000), depth=st.integers(0, 30))
+@given(
+    label=hostile_text,
+    nsref=hostile_text,
+    run_id=hostile_text,
+    payload=st.text(max_size=3000),
+    depth=st.integers(0, 30),
+)
 def test_hostile_labels_and_deep_nesting_through_the_live_processor(
-    tmp_path_factory: pytest.TempPathFactory, label: str, nsref: str, run_id: str,
-    payload: str, depth: int,
+    tmp_path_factory: pytest.TempPathFactory,
+    label: str,
+    nsref: str,
+    run_id: str,
+    payload: str,
+    depth: int,
 ) -> None:
     db = tmp_path_factory.mktemp("live") / "live.db"
     provider = dagtrace.configure(db)
     processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
     tracer = dagtrace.DagTracer(provider)
     with ExitStack() as stack:
-        handle = stack.enter_context(tracer.run(nsref or "n", run_id=run_id or None,
-                                                inputs={"p": payload}))
+        handle = stack.enter_context(
+            tracer.run(nsref or "n", run_id=run_id or None, inputs={"p": payload})
+        )
         for level in range(depth):  # sub-DAG runs nested `depth` deep
             node = stack.enter_context(handle.node(label or "x", input=payload))
             node.set_output(payload)
@@ -169,9 +201,8 @@ def test_huge_attribute_values_are_stored_whole(tmp_path: Path) -> None:
     provider = dagtrace.configure(tmp_path / "huge.db")
     tracer = dagtrace.DagTracer(provider)
     huge = "x" * (8 * 1024 * 1024)
-    with tracer.run("huge", run_id="h") as run:
-        with run.node("n") as node:
-            node.set_output(huge)
+    with tracer.run("huge", run_id="h") as run, run.node("n") as node:
+        node.set_output(huge)
     provider.shutdown()
     out = dagtrace.DagProvenance(tmp_path / "huge.db").get_node_output("h", "n")
     assert out is not None and json.loads(out) == huge

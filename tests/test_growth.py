@@ -27,21 +27,31 @@ def _bulk_load(store: dagtrace.Store, runs: int, t0: float) -> None:
     for i in range(runs):
         status = "running" if i % 10 == 0 else "completed"
         run_rows.append((f"r{i}", "bulk", None, status, t0 + i, None, "{}", None, None))
-        run_rows.append((f"r{i}.c", "bulk/m[]", f"r{i}", "completed", t0 + i + 0.5, None, "{}",
-                         None, None))
+        run_rows.append(
+            (f"r{i}.c", "bulk/m[]", f"r{i}", "completed", t0 + i + 0.5, None, "{}", None, None)
+        )
         for label in ("a", "b", "m"):
             node_rows.append((f"r{i}", label, "completed", 0, 0, "{}", "1", t0 + i, t0 + i))
         edge_rows += [(f"r{i}", "a", "b", t0 + i), (f"r{i}", "b", "m", t0 + i)]
     with store.transaction() as writer:
         cur = writer._cur  # bulk load: plain INSERTs in one transaction
-        cur.executemany("INSERT INTO dag_runs (run_id, dag_nsref, parent_run_id, status, "
-                        "started_at, finished_at, source_inputs_json, sink_outputs_json, "
-                        "initiated_by) VALUES (?,?,?,?,?,?,?,?,?)", run_rows)
-        cur.executemany("INSERT INTO node_executions (run_id, node_label, status, is_source, "
-                        "is_sink, input_json, output_json, started_at, finished_at) "
-                        "VALUES (?,?,?,?,?,?,?,?,?)", node_rows)
-        cur.executemany("INSERT INTO edge_traversals (run_id, upstream_label, downstream_label, "
-                        "traversed_at) VALUES (?,?,?,?)", edge_rows)
+        cur.executemany(
+            "INSERT INTO dag_runs (run_id, dag_nsref, parent_run_id, status, "
+            "started_at, finished_at, source_inputs_json, sink_outputs_json, "
+            "initiated_by) VALUES (?,?,?,?,?,?,?,?,?)",
+            run_rows,
+        )
+        cur.executemany(
+            "INSERT INTO node_executions (run_id, node_label, status, is_source, "
+            "is_sink, input_json, output_json, started_at, finished_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            node_rows,
+        )
+        cur.executemany(
+            "INSERT INTO edge_traversals (run_id, upstream_label, downstream_label, "
+            "traversed_at) VALUES (?,?,?,?)",
+            edge_rows,
+        )
 
 
 def test_prune_half_while_a_writer_keeps_recording(store_url: str) -> None:
@@ -84,8 +94,10 @@ def test_prune_half_while_a_writer_keeps_recording(store_url: str) -> None:
     assert prov.get_run(f"r{RUNS - 1}") is not None
     assert all(prov.get_run(r) is not None for r in written[-5:])
     with prov.store._read() as cur:  # nothing orphaned
-        cur.execute("SELECT count(*) FROM node_executions n WHERE NOT EXISTS "
-                    "(SELECT 1 FROM dag_runs r WHERE r.run_id = n.run_id)")
+        cur.execute(
+            "SELECT count(*) FROM node_executions n WHERE NOT EXISTS "
+            "(SELECT 1 FROM dag_runs r WHERE r.run_id = n.run_id)"
+        )
         assert cur.fetchone()[0] == 0
     assert prov.store.prune(older_than=cutoff, include_active=True) == running_in_half
     prov.close()
@@ -98,8 +110,10 @@ def test_prune_cli_with_status_and_vacuum(db_path: Path) -> None:
     prov.finish_run("fresh", "completed")
     prov.close()
     before = os.path.getsize(db_path)
-    result = CliRunner().invoke(main, ["prune", "--db", str(db_path), "--older-than", "30d",
-                                       "--status", "completed", "--vacuum"])
+    result = CliRunner().invoke(
+        main,
+        ["prune", "--db", str(db_path), "--older-than", "30d", "--status", "completed", "--vacuum"],
+    )
     assert result.exit_code == 0, result.output
     assert "pruned 1800 run(s)" in result.output and "vacuumed" in result.output
     assert os.path.getsize(db_path) < before
@@ -109,8 +123,10 @@ def test_prune_cli_with_status_and_vacuum(db_path: Path) -> None:
     assert bad.exit_code == 2 and "30d" in bad.output
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30d", 30 * 86400), ("12h", 43200),
-                                               ("90m", 5400), ("3600", 3600), ("2w", 1209600)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30d", 30 * 86400), ("12h", 43200), ("90m", 5400), ("3600", 3600), ("2w", 1209600)],
+)
 def test_ages(text: str, seconds: float) -> None:
     from dagtrace.cli import _age
 

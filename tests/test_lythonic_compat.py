@@ -5,11 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
 from lythonic.compose import dag_provenance as lythonic_provenance
+from scenarios import run_all, snapshot
 
 import dagtrace
-from scenarios import run_all, snapshot
 
 
 def test_file_written_by_dagtrace_reads_identically_in_lythonic(db_path: Path) -> None:
@@ -32,7 +31,9 @@ def test_lythonic_file_keeps_working_in_both_after_dagtrace_opens_it(db_path: Pa
     ours = dagtrace.DagProvenance(db_path)
     second = run_all(ours)  # dagtrace writes into lythonic's file
     third = run_all(lythonic_provenance.DagProvenance(db_path))  # and lythonic goes on writing
-    everything = {f"{k}@{i}": v for i, ids in enumerate((first, second, third)) for k, v in ids.items()}
+    everything = {
+        f"{k}@{i}": v for i, ids in enumerate((first, second, third)) for k, v in ids.items()
+    }
     assert snapshot(ours, everything) == snapshot(theirs, everything)
 
 
@@ -46,9 +47,15 @@ def test_old_schema_without_initiated_by_is_migrated(db_path: Path) -> None:
         )
     prov = dagtrace.DagProvenance(db_path)
     assert prov.get_run("old") == {
-        "run_id": "old", "dag_nsref": "legacy", "parent_run_id": None, "status": "completed",
-        "started_at": 1.5, "finished_at": None, "source_inputs_json": None,
-        "sink_outputs_json": None, "initiated_by": None,
+        "run_id": "old",
+        "dag_nsref": "legacy",
+        "parent_run_id": None,
+        "status": "completed",
+        "started_at": 1.5,
+        "finished_at": None,
+        "source_inputs_json": None,
+        "sink_outputs_json": None,
+        "initiated_by": None,
     }
     prov.create_run("new", "fresh", {}, initiator="u1")
     assert prov.get_run("new")["initiated_by"] == "u1"
@@ -64,10 +71,17 @@ def test_lythonic_initiated_by_context_is_recorded(db_path: Path) -> None:
     prov.create_run("c", "ns", {}, initiator="explicit")
     prov.create_run("d", "ns", {})
     assert [prov.get_run(r)["initiated_by"] for r in "abcd"] == [
-        "u-lythonic", "scheduler", "explicit", None,
+        "u-lythonic",
+        "scheduler",
+        "explicit",
+        None,
     ]
-    assert [r.initiated_by for r in prov.get_recent_runs()] == [None, "explicit", "scheduler",
-                                                                "u-lythonic"]
+    assert [r.initiated_by for r in prov.get_recent_runs()] == [
+        None,
+        "explicit",
+        "scheduler",
+        "u-lythonic",
+    ]
 
 
 def test_schema_matches_lythonic_ddl_plus_nullable_extras(tmp_path: Path) -> None:
@@ -84,5 +98,5 @@ def test_schema_matches_lythonic_ddl_plus_nullable_extras(tmp_path: Path) -> Non
     theirs, ours = columns(tmp_path / "l.db"), columns(tmp_path / "d.db")
     for table, cols in theirs.items():
         assert ours[table][: len(cols)] == cols  # same names, types, NOT NULL, defaults, PK
-        for _name, _type, notnull, default, pk in ours[table][len(cols):]:
+        for _name, _type, notnull, default, pk in ours[table][len(cols) :]:
             assert (notnull, default, pk) == (0, None, 0)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from scenarios import run_all
 
 import dagtrace
-from scenarios import run_all
 
 
 @pytest.fixture
@@ -55,7 +55,11 @@ def test_sub_dags_hang_off_the_composite_node_by_expansion_key(
     assert keys("called", "shout") == {"shout[]"}
     assert keys("switched", "pick") == {"pick[long]"}
     assert keys("map_switched", "m") == {
-        "m[0:long]", "m[1:short]", "m[2:long]", "m[3:short]", "m[4:long]",
+        "m[0:long]",
+        "m[1:short]",
+        "m[2:long]",
+        "m[3:short]",
+        "m[4:long]",
     }
     run = prov.inspect_run(scenario_runs["linear"])
     assert run is not None and all(n.sub_dags is None for n in run.nodes.values())
@@ -101,7 +105,10 @@ def test_restart_reuses_the_run_id_without_duplicates(
     run = prov.inspect_run(run_id)
     assert run is not None and run.status == "completed"
     assert {n: e.status for n, e in run.nodes.items()} == {
-        "load": "completed", "words": "completed", "flaky": "completed", "count": "completed",
+        "load": "completed",
+        "words": "completed",
+        "flaky": "completed",
+        "count": "completed",
     }
     assert run.nodes["flaky"].error is None  # the retried node no longer shows the old error
     edges = prov.get_edge_traversals(run_id)
@@ -131,7 +138,8 @@ def test_load_io_fills_run_and_selected_nodes(
     }
     assert json.loads(run.io.output_json or "") == {"count": 5}
     assert run.nodes["words"].io is not None
-    assert json.loads(run.nodes["words"].io.output_json or "") == "hello big world of dags".split()
+    words = json.loads(run.nodes["words"].io.output_json or "")
+    assert words == ["hello", "big", "world", "of", "dags"]
     assert run.nodes["count"].io is None
 
 
@@ -170,7 +178,7 @@ def test_inspect_run_takes_a_bounded_number_of_queries(db_path: Path) -> None:
     prov = dagtrace.DagProvenance(db_path)
     prov.create_run("root", "ns", {})
     parent, nsref = "root", "ns"
-    for depth in range(12):  # 12 levels deep, each level 10 wide
+    for _ in range(12):  # 12 levels deep, each level 10 wide
         prov.record_node_start(parent, "m", "[]")
         for i in range(10):
             prov.create_run(f"{parent}.{i}", f"{nsref}/m[{i}]", {}, parent_run_id=parent)
@@ -188,8 +196,10 @@ def test_inspect_run_takes_a_bounded_number_of_queries(db_path: Path) -> None:
     while node.sub_dags:
         depth += 1
         assert len(node.sub_dags) == 10
-        node = node.sub_dags["m[0]"].nodes["m"] if "m" in node.sub_dags["m[0]"].nodes else (
-            node.sub_dags["m[0]"].nodes["leaf"]
+        node = (
+            node.sub_dags["m[0]"].nodes["m"]
+            if "m" in node.sub_dags["m[0]"].nodes
+            else (node.sub_dags["m[0]"].nodes["leaf"])
         )
     assert depth == 12
     assert len([s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]) <= 4
@@ -214,7 +224,9 @@ def test_read_only_open_of_a_pre_initiator_lythonic_file(db_path: Path) -> None:
             "parent_run_id TEXT, status TEXT NOT NULL, started_at REAL NOT NULL, "
             "finished_at REAL, source_inputs_json TEXT, sink_outputs_json TEXT)"
         )
-        conn.execute("INSERT INTO dag_runs VALUES ('r', 'ns', NULL, 'completed', 1.0, 2.0, '{}', NULL)")
+        conn.execute(
+            "INSERT INTO dag_runs VALUES ('r', 'ns', NULL, 'completed', 1.0, 2.0, '{}', NULL)"
+        )
         for ddl in (dagtrace._schema.NODE_EXECUTIONS_DDL, dagtrace._schema.EDGE_TRAVERSALS_DDL):  # type: ignore[attr-defined]
             conn.execute(ddl)
     reader = dagtrace.DagProvenance(db_path, read_only=True)
@@ -259,7 +271,7 @@ def test_a_url_where_a_path_is_expected(tmp_path: Path) -> None:
 def test_a_failed_write_alters_nothing(prov: dagtrace.DagProvenance) -> None:
     prov.create_run("r", "ns", {"a": 1})
     before = prov.get_run("r")
-    with pytest.raises(dagtrace.StoreError, match="(?i)unique"):
+    with pytest.raises(dagtrace.StoreError, match=r"(?i)unique"):
         prov.create_run("r", "other", {"b": 2})
     assert prov.get_run("r") == before
     prov.record_node_start("r", "n", "{}")
@@ -292,14 +304,37 @@ def test_timestamps_round_trip_to_the_microsecond(prov: dagtrace.DagProvenance) 
     from dagtrace._mapping import SpanRecord
 
     started, finished = 1795888599.123456, 1795888600.654321
-    prov.store.write_records([
-        SpanRecord(kind="run", run_id="t", attempt=1, phase=1, status="completed",
-                   started_at=started, finished_at=finished, trace_id=None, span_id=None,
-                   parent_span_id=None, nsref="ns"),
-        SpanRecord(kind="node", run_id="t", attempt=1, phase=1, status="completed",
-                   started_at=started, finished_at=finished, trace_id=None, span_id=None,
-                   parent_span_id=None, label="n", edges=[("m", finished)]),
-    ])
+    prov.store.write_records(
+        [
+            SpanRecord(
+                kind="run",
+                run_id="t",
+                attempt=1,
+                phase=1,
+                status="completed",
+                started_at=started,
+                finished_at=finished,
+                trace_id=None,
+                span_id=None,
+                parent_span_id=None,
+                nsref="ns",
+            ),
+            SpanRecord(
+                kind="node",
+                run_id="t",
+                attempt=1,
+                phase=1,
+                status="completed",
+                started_at=started,
+                finished_at=finished,
+                trace_id=None,
+                span_id=None,
+                parent_span_id=None,
+                label="n",
+                edges=[("m", finished)],
+            ),
+        ]
+    )
     run = prov.get_run("t")
     assert run is not None and (run["started_at"], run["finished_at"]) == (started, finished)
     tree = prov.inspect_run("t")

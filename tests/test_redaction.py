@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from otlp_helpers import protobuf_request
+from test_serve import serving
 
 import dagtrace
 from dagtrace import Redaction
-from otlp_helpers import protobuf_request
-from test_serve import recorded_spans, serving
 
 TESTS = Path(__file__).parent
 SECRET_INPUT = {"user": "ada", "password": "hunter2", "nested": [{"api_token": "t0k3n"}]}
@@ -34,20 +34,23 @@ def _record_secret_run(provider: object, run_id: str = "s", inputs: object = Non
 def test_payload_redaction_and_cap() -> None:
     policy = Redaction(max_payload_bytes=64)
     out = json.loads(Redaction().payload(json.dumps(SECRET_INPUT)) or "")
-    assert out == {"user": "ada", "password": "[REDACTED]",
-                   "nested": [{"api_token": "[REDACTED]"}]}
+    assert out == {"user": "ada", "password": "[REDACTED]", "nested": [{"api_token": "[REDACTED]"}]}
     assert "over the 64-byte cap" in (policy.payload(json.dumps(list(range(100)))) or "")
     assert Redaction().payload("not json, password=x") == "not json, password=x"
     assert Redaction(patterns=("^user$",)).payload('{"user": 1, "username": 2}') == (
-        '{"user": "[REDACTED]", "username": 2}')
+        '{"user": "[REDACTED]", "username": 2}'
+    )
 
 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     out = tmp_path / "received.jsonl"
     out.touch()
-    proc = subprocess.Popen([sys.executable, str(TESTS / "otlp_receiver.py"), str(out)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(TESTS / "otlp_receiver.py"), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     port = proc.stdout.readline().split()[1]
     yield f"http://127.0.0.1:{port}/v1/traces", out
@@ -67,11 +70,17 @@ def test_forwarded_spans_are_redacted_and_the_store_is_exact(
     assert "hunter2" not in text and "t0k3n" not in text and "xyz" not in text
     assert "[REDACTED]" in text and "ada" in text  # only the secrets are hidden
     spans = [json.loads(line) for line in text.splitlines()]
-    login = next(s for s in spans if s["attributes"].get("dag.node.label") == "login"
-                 and "dag.node.output" in s["attributes"])
+    login = next(
+        s
+        for s in spans
+        if s["attributes"].get("dag.node.label") == "login" and "dag.node.output" in s["attributes"]
+    )
     assert login["attributes"].get("dag.redacted") is True
-    plain = next(s for s in spans if s["attributes"].get("dag.node.label") == "plain"
-                 and "dag.node.output" in s["attributes"])
+    plain = next(
+        s
+        for s in spans
+        if s["attributes"].get("dag.node.label") == "plain" and "dag.node.output" in s["attributes"]
+    )
     assert "dag.redacted" not in plain["attributes"]
     prov = dagtrace.DagProvenance(db_path)
     assert json.loads(prov.get_node_executions("s")[0]["input_json"]) == SECRET_INPUT  # exact
@@ -84,11 +93,23 @@ def test_query_api_and_forwarding_of_serve_are_redacted(
     url, received = receiver
     memory_spans = _spans_with_secrets()
     with serving(db_path, "--forward", url) as server:
-        assert httpx.post(f"{server}/v1/traces", content=protobuf_request(memory_spans),
-                          headers={"Content-Type": "application/x-protobuf"}).status_code == 200
-        answers = [httpx.get(f"{server}{path}").text for path in (
-            "/api/v1/runs/s?io=true", "/api/v1/runs/s/nodes", "/api/v1/runs/s/record",
-            "/api/v1/runs/s/nodes/login/output")]
+        assert (
+            httpx.post(
+                f"{server}/v1/traces",
+                content=protobuf_request(memory_spans),
+                headers={"Content-Type": "application/x-protobuf"},
+            ).status_code
+            == 200
+        )
+        answers = [
+            httpx.get(f"{server}{path}").text
+            for path in (
+                "/api/v1/runs/s?io=true",
+                "/api/v1/runs/s/nodes",
+                "/api/v1/runs/s/record",
+                "/api/v1/runs/s/nodes/login/output",
+            )
+        ]
         import time
 
         deadline = time.monotonic() + 10
@@ -129,7 +150,7 @@ def test_store_policy_marks_changed_outputs_not_reusable(db_path: Path) -> None:
     with pytest.raises(dagtrace.NotReusableError, match="source inputs were not stored exactly"):
         prov.store.plan_replay("s", {"login"})  # secret run inputs: no replay at all
     assert prov.get_run("s")["source_inputs_json"] is None  # type: ignore[index]
-    with pytest.raises(dagtrace.NotReusableError, match="login.*cannot be reused"):
+    with pytest.raises(dagtrace.NotReusableError, match=r"login.*cannot be reused"):
         prov.store.plan_replay("plain-inputs", {"plain"})
     plan = prov.store.plan_replay("plain-inputs", {"login", "plain"})
     assert plan.rerun == {"login", "plain"} and plan.reuse == {}
@@ -139,8 +160,11 @@ def test_cli_show_io_is_redacted(db_path: Path) -> None:
     provider = dagtrace.configure(db_path)
     _record_secret_run(provider)
     provider.shutdown()
-    shown = subprocess.run([sys.executable, "-m", "dagtrace", "show", "s", "--db", str(db_path),
-                            "--io"], capture_output=True, text=True)
+    shown = subprocess.run(
+        [sys.executable, "-m", "dagtrace", "show", "s", "--db", str(db_path), "--io"],
+        capture_output=True,
+        text=True,
+    )
     assert shown.returncode == 0
     assert "hunter2" not in shown.stdout and "[REDACTED]" in shown.stdout
     assert '"ada"' in shown.stdout

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-import dagtrace
 from otlp_helpers import json_request, protobuf_request
 from test_serve import recorded_spans, serving
+
+import dagtrace
 
 PB = {"Content-Type": "application/x-protobuf"}
 
@@ -35,8 +35,10 @@ def test_two_servers_eight_senders_every_row_exactly_once(
     with serving(db) as first, serving(db) as second:  # both migrate at start: no race
         ctx = multiprocessing.get_context("fork")
         out = ctx.Queue()
-        procs = [ctx.Process(target=_send_runs, args=([first, second], n, runs, out))
-                 for n in range(senders)]
+        procs = [
+            ctx.Process(target=_send_runs, args=([first, second], n, runs, out))
+            for n in range(senders)
+        ]
         for p in procs:
             p.start()
         codes = [code for _ in procs for code in out.get(timeout=600)]
@@ -68,14 +70,20 @@ def test_nul_and_unpaired_surrogates_are_rejected_per_span(
     for span in body["resourceSpans"][0]["scopeSpans"][0]["spans"]:
         for attribute in span["attributes"]:
             if attribute["key"] == "dag.node.label" and attribute["value"]["stringValue"] in (
-                    "upper", "describe"):
+                "upper",
+                "describe",
+            ):
                 text = attribute["value"]["stringValue"]
-                attribute["value"]["stringValue"] = text + ("\u0000" if text == "upper"
-                                                            else "\ud800")
+                attribute["value"]["stringValue"] = text + (
+                    "\u0000" if text == "upper" else "\ud800"
+                )
                 bad += 1
     with serving(pg_schema_url()) as url:
-        answer = httpx.post(f"{url}/v1/traces", content=json.dumps(body),
-                            headers={"Content-Type": "application/json"})
+        answer = httpx.post(
+            f"{url}/v1/traces",
+            content=json.dumps(body),
+            headers={"Content-Type": "application/json"},
+        )
         assert answer.status_code == 200
         assert answer.json()["partialSuccess"]["rejectedSpans"] == str(bad)
         with dagtrace.RemoteProvenance(url) as remote:

@@ -22,11 +22,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from otlp_helpers import json_request, protobuf_request
+from traced_pipeline import run_pipeline
 
 import dagtrace
 from dagtrace import conventions as c
-from otlp_helpers import json_request, protobuf_request
-from traced_pipeline import run_pipeline
 
 PB = {"Content-Type": "application/x-protobuf"}
 JS = {"Content-Type": "application/json"}
@@ -37,7 +37,9 @@ def serving(db: Path, *args: str) -> Iterator[str]:
     """`dagtrace serve` on a free port; yields its URL once it printed its ready line."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "dagtrace", "serve", "--db", str(db), "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None and proc.stderr is not None
     line = proc.stdout.readline()
@@ -100,9 +102,11 @@ def test_official_exporter_with_gzip_then_query_api_and_remote_provenance(
     assert remote.get_edge_traversals("run-1") == local.get_edge_traversals("run-1")
     assert remote.inspect_run("run-1") == local.inspect_run("run-1")
     assert [r.model_dump() for r in remote.get_child_runs("run-1")] == [
-        r.model_dump() for r in local.get_child_runs("run-1")]
+        r.model_dump() for r in local.get_child_runs("run-1")
+    ]
     assert [r.run_id for r in remote.get_recent_runs(100)] == [
-        r.run_id for r in local.get_recent_runs(100)]
+        r.run_id for r in local.get_recent_runs(100)
+    ]
     assert remote.get_node_output("run-1", "load") == local.get_node_output("run-1", "load")
     assert remote.get_node_output("run-1", "publish") is None
     assert remote.get_run("nope") is None and remote.inspect_run("nope") is None
@@ -118,17 +122,30 @@ def test_official_exporter_with_gzip_then_query_api_and_remote_provenance(
 def test_json_ids_equal_protobuf_ids(tmp_path: Path) -> None:
     spans = recorded_spans()
     with serving(tmp_path / "pb.db") as pb_url, serving(tmp_path / "json.db") as json_url:
-        assert httpx.post(f"{pb_url}/v1/traces", content=protobuf_request(spans),
-                          headers=PB).status_code == 200
-        answer = httpx.post(f"{json_url}/v1/traces", content=json_request(spans, uppercase=True),
-                            headers={"Content-Type": "application/json; charset=utf-8"})
+        assert (
+            httpx.post(
+                f"{pb_url}/v1/traces", content=protobuf_request(spans), headers=PB
+            ).status_code
+            == 200
+        )
+        answer = httpx.post(
+            f"{json_url}/v1/traces",
+            content=json_request(spans, uppercase=True),
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
         assert answer.status_code == 200 and answer.json() == {}
 
     def ids(path: Path) -> Any:
         with sqlite3.connect(path) as conn:
-            return (sorted(conn.execute("SELECT run_id, trace_id, span_id FROM dag_runs")),
-                    sorted(conn.execute("SELECT run_id, node_label, trace_id, span_id, status, "
-                                        "output_json FROM node_executions")))
+            return (
+                sorted(conn.execute("SELECT run_id, trace_id, span_id FROM dag_runs")),
+                sorted(
+                    conn.execute(
+                        "SELECT run_id, node_label, trace_id, span_id, status, "
+                        "output_json FROM node_executions"
+                    )
+                ),
+            )
 
     from_pb, from_json = ids(tmp_path / "pb.db"), ids(tmp_path / "json.db")
     assert from_pb == from_json
@@ -184,12 +201,16 @@ def test_oversized_and_bomb_payloads_get_413(db_path: Path) -> None:
         assert len(big) > 4096
         assert httpx.post(f"{url}/v1/traces", content=big, headers=PB).status_code == 413
         bomb = gzip.compress(b"\x00" * (10 * 1024 * 1024))  # 10 MiB of zeros in ~10 KiB
-        answer = httpx.post(f"{url}/v1/traces", content=bomb[:4000],
-                            headers={**PB, "Content-Encoding": "gzip"})
+        answer = httpx.post(
+            f"{url}/v1/traces", content=bomb[:4000], headers={**PB, "Content-Encoding": "gzip"}
+        )
         assert answer.status_code == 413
         small = protobuf_request(spans[:3])
-        ok = httpx.post(f"{url}/v1/traces", content=gzip.compress(small),
-                        headers={**PB, "Content-Encoding": "gzip"})
+        ok = httpx.post(
+            f"{url}/v1/traces",
+            content=gzip.compress(small),
+            headers={**PB, "Content-Encoding": "gzip"},
+        )
         assert ok.status_code == 200
         assert ExportTraceServiceResponse.FromString(ok.content).partial_success.rejected_spans == 0
 
@@ -217,8 +238,9 @@ def test_concurrent_senders(server: str, db_path: Path) -> None:
         try:
             for i in range(10):
                 spans = recorded_spans(run_id=f"s{n}-{i}")
-                answer = httpx.post(f"{server}/v1/traces", content=protobuf_request(spans),
-                                    headers=PB, timeout=30)
+                answer = httpx.post(
+                    f"{server}/v1/traces", content=protobuf_request(spans), headers=PB, timeout=30
+                )
                 assert answer.status_code == 200, answer.status_code
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
@@ -257,13 +279,23 @@ def test_full_write_queue_answers_429_with_retry_after(db_path: Path) -> None:
         blocker = sqlite3.connect(db_path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")  # the writer now waits for the lock
         answers: list[int] = []
-        first = threading.Thread(target=lambda: answers.append(
-            httpx.post(f"{url}/v1/traces", content=body, headers=PB, timeout=60).status_code))
+        first = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(f"{url}/v1/traces", content=body, headers=PB, timeout=60).status_code
+            )
+        )
         first.start()
-        _wait_until(lambda: _metric(url, "dagtrace_requests_in_progress") == 1
-                    and _metric(url, "dagtrace_write_queue_depth") == 0)  # taken by the writer
-        second = threading.Thread(target=lambda: answers.append(
-            httpx.post(f"{url}/v1/traces", content=body, headers=PB, timeout=60).status_code))
+        _wait_until(
+            lambda: (
+                _metric(url, "dagtrace_requests_in_progress") == 1
+                and _metric(url, "dagtrace_write_queue_depth") == 0
+            )
+        )  # taken by the writer
+        second = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(f"{url}/v1/traces", content=body, headers=PB, timeout=60).status_code
+            )
+        )
         second.start()
         _wait_until(lambda: _metric(url, "dagtrace_write_queue_depth") == 1)  # queued
         third = httpx.post(f"{url}/v1/traces", content=body, headers=PB)
@@ -296,14 +328,20 @@ def test_forwarding_reaches_another_otlp_receiver(db_path: Path, tmp_path: Path)
     out.touch()
     receiver = subprocess.Popen(
         [sys.executable, str(Path(__file__).parent / "otlp_receiver.py"), str(out)],
-        stdout=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert receiver.stdout is not None
     port = receiver.stdout.readline().split()[1]
     spans = recorded_spans()
     try:
         with serving(db_path, "--forward", f"http://127.0.0.1:{port}/v1/traces") as url:
-            assert httpx.post(f"{url}/v1/traces", content=protobuf_request(spans),
-                              headers=PB).status_code == 200
+            assert (
+                httpx.post(
+                    f"{url}/v1/traces", content=protobuf_request(spans), headers=PB
+                ).status_code
+                == 200
+            )
             _wait_until(lambda: len(out.read_text().splitlines()) == len(spans))
     finally:
         receiver.terminate()
@@ -322,8 +360,11 @@ def test_health_readiness_and_metrics(server: str) -> None:
 
 
 def test_cli_against_a_server(server: str) -> None:
-    httpx.post(f"{server}/v1/traces", content=protobuf_request(recorded_spans(fail_publish=True)),
-               headers=PB)
+    httpx.post(
+        f"{server}/v1/traces",
+        content=protobuf_request(recorded_spans(fail_publish=True)),
+        headers=PB,
+    )
     cli = [sys.executable, "-m", "dagtrace"]
     shown = subprocess.run([*cli, "show", "run-1", "--db", server], capture_output=True, text=True)
     assert shown.returncode == 1 and "publish  [failed]" in shown.stdout
@@ -332,13 +373,21 @@ def test_cli_against_a_server(server: str) -> None:
     assert listed.returncode == 0 and "run-1" in listed.stdout
     down = f"http://127.0.0.1:{_refused_port()}"
     assert subprocess.run([*cli, "runs", "--db", down], capture_output=True).returncode == 4
-    tailed = subprocess.run([*cli, "tail", "--db", server, "--until", "run-1"],
-                            capture_output=True, text=True, timeout=60)
+    tailed = subprocess.run(
+        [*cli, "tail", "--db", server, "--until", "run-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert tailed.returncode == 1 and "pipe:publish  failed" in tailed.stdout
 
 
 def test_serve_port_in_use_is_a_clear_error(server: str, db_path: Path) -> None:
     port = server.rsplit(":", 1)[1]
-    clash = subprocess.run([sys.executable, "-m", "dagtrace", "serve", "--db", str(db_path),
-                            "--port", port], capture_output=True, text=True, timeout=30)
+    clash = subprocess.run(
+        [sys.executable, "-m", "dagtrace", "serve", "--db", str(db_path), "--port", port],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert clash.returncode == 4 and "cannot listen" in clash.stderr

@@ -16,18 +16,22 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-import dagtrace
 from otlp_helpers import protobuf_request
 from test_serve import recorded_spans, serving
 from traced_pipeline import run_pipeline
+
+import dagtrace
 
 PB = {"Content-Type": "application/x-protobuf"}
 
 
 def post(url: str, run_id: str) -> httpx.Response:
-    return httpx.post(f"{url}/v1/traces", content=protobuf_request(recorded_spans(run_id=run_id)),
-                      headers=PB, timeout=60)
+    return httpx.post(
+        f"{url}/v1/traces",
+        content=protobuf_request(recorded_spans(run_id=run_id)),
+        headers=PB,
+        timeout=60,
+    )
 
 
 def test_deleted_file_is_refused_until_restored_and_restarted(
@@ -77,7 +81,7 @@ def test_replaced_file_is_never_mixed_with_ours(db_path: Path, tmp_path: Path) -
     with dagtrace.DagProvenance(other) as restored:
         restored.create_run("restored", "ns", {})
     os.replace(other, db_path)  # e.g. a restore from backup, moved into place
-    with pytest.raises(dagtrace.StoreError, match="replaced by another file.*restart"):
+    with pytest.raises(dagtrace.StoreError, match=r"replaced by another file.*restart"):
         prov.create_run("new", "ns", {})
     with pytest.raises(dagtrace.StoreError, match="replaced"):
         prov.get_run("old")
@@ -94,8 +98,11 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A real, small file system (tmpfs): filling it is a real disk-full error."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         if os.environ.get("CI"):
             pytest.fail(f"cannot mount a tmpfs for the disk-full test: {done.stderr.strip()}")
@@ -151,7 +158,6 @@ def test_read_only_postgres_role_answers_503_then_recovers(
     pg_schema_url: Callable[[], str],
 ) -> None:
     import psycopg
-
     from conftest import PG_BASE_URL
 
     url = pg_schema_url()
@@ -170,8 +176,9 @@ def test_read_only_postgres_role_answers_503_then_recovers(
             assert refused.status_code == 503
             assert "permission" not in refused.text  # no driver internals to the client
             with psycopg.connect(PG_BASE_URL, autocommit=True) as admin:
-                admin.execute(f"GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} "
-                              f"TO {role}")
+                admin.execute(
+                    f"GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}"
+                )
             assert post(server, "rw").status_code == 200
             with dagtrace.RemoteProvenance(server) as remote:
                 assert remote.get_run("rw") is not None and remote.get_run("ro") is None
@@ -188,8 +195,11 @@ def test_server_killed_mid_ingest_loses_and_duplicates_nothing(db_path: Path) ->
     lock = threading.Lock()
     half = threading.Event()
     stop = threading.Event()
-    bodies = {f"k{n}-{i}": protobuf_request(recorded_spans(run_id=f"k{n}-{i}"))
-              for n in range(3) for i in range(15)}
+    bodies = {
+        f"k{n}-{i}": protobuf_request(recorded_spans(run_id=f"k{n}-{i}"))
+        for n in range(3)
+        for i in range(15)
+    }
 
     def sender(n: int, url: str) -> None:
         with httpx.Client(timeout=10) as client:
@@ -197,8 +207,12 @@ def test_server_killed_mid_ingest_loses_and_duplicates_nothing(db_path: Path) ->
                 run_id = f"k{n}-{i}"
                 while not stop.is_set():
                     try:
-                        if client.post(f"{url}/v1/traces", content=bodies[run_id],
-                                       headers=PB).status_code == 200:
+                        if (
+                            client.post(
+                                f"{url}/v1/traces", content=bodies[run_id], headers=PB
+                            ).status_code
+                            == 200
+                        ):
                             break
                     except httpx.HTTPError:
                         pass
@@ -208,8 +222,11 @@ def test_server_killed_mid_ingest_loses_and_duplicates_nothing(db_path: Path) ->
                     if len(acked) == 20:
                         half.set()
 
-    proc = subprocess.Popen([sys.executable, "-m", "dagtrace", "serve", "--db", str(db_path),
-                             "--port", "0"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dagtrace", "serve", "--db", str(db_path), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     url = proc.stdout.readline().split("listening on ")[1].split()[0]
     threads = [threading.Thread(target=sender, args=(n, url)) for n in range(3)]
@@ -220,9 +237,11 @@ def test_server_killed_mid_ingest_loses_and_duplicates_nothing(db_path: Path) ->
     proc.wait()
     proc.stdout.close()
     port = url.rsplit(":", 1)[1]
-    restarted = subprocess.Popen([sys.executable, "-m", "dagtrace", "serve", "--db",
-                                  str(db_path), "--port", port], stdout=subprocess.PIPE,
-                                 text=True)
+    restarted = subprocess.Popen(
+        [sys.executable, "-m", "dagtrace", "serve", "--db", str(db_path), "--port", port],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert restarted.stdout is not None
     assert "listening on" in restarted.stdout.readline()
     for t in threads:
@@ -234,5 +253,8 @@ def test_server_killed_mid_ingest_loses_and_duplicates_nothing(db_path: Path) ->
     assert sorted(acked) == sorted(bodies)
     prov = dagtrace.DagProvenance(db_path, read_only=True)
     assert all(prov.get_run(r)["status"] == "completed" for r in acked)  # type: ignore[index]
-    assert prov.store.table_counts() == {"dag_runs": 45 * 7, "node_executions": 45 * 12,
-                                         "edge_traversals": 45 * 5}
+    assert prov.store.table_counts() == {
+        "dag_runs": 45 * 7,
+        "node_executions": 45 * 12,
+        "edge_traversals": 45 * 5,
+    }

@@ -16,17 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import lythonic_dags as dags
 import pytest
 from lythonic.compose.dag_provenance import DagProvenance as LythonicProvenance
 from lythonic.compose.dag_runner import DagRunner
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-import dagtrace
-import lythonic_dags as dags
-from dagtrace.lythonic import TracedProvenance
 from scenarios import AMBIGUOUS, run_all
+
+from dagtrace.lythonic import TracedProvenance
 
 TESTS = Path(__file__).parent
 
@@ -47,8 +46,11 @@ def traced(db_path: Path) -> Iterator[TracedProvenance]:
 
 def _presence(row: dict[str, Any]) -> dict[str, Any]:
     """Run ids and timestamps differ between two executions: keep only their shape."""
-    out = {k: v for k, v in row.items()
-           if k not in ("run_id", "parent_run_id", "started_at", "finished_at")}
+    out = {
+        k: v
+        for k, v in row.items()
+        if k not in ("run_id", "parent_run_id", "started_at", "finished_at")
+    }
     out["finished"] = row["finished_at"] is not None
     if row["finished_at"] is not None and row["started_at"] is not None:
         assert row["started_at"] <= row["finished_at"]
@@ -62,14 +64,23 @@ def _tree(run: Any) -> dict[str, Any]:
             assert node.started_at <= node.finished_at
         sub = node.sub_dags or {}
         nodes[label] = {
-            "status": node.status, "is_source": node.is_source, "is_sink": node.is_sink,
-            "error": node.error, "finished": node.finished_at is not None,
+            "status": node.status,
+            "is_source": node.is_source,
+            "is_sink": node.is_sink,
+            "error": node.error,
+            "finished": node.finished_at is not None,
             "edges": [e.downstream_label for e in node.edges],
-            "sub_dags": sorted(sub) if run.dag_nsref.startswith(AMBIGUOUS)
+            "sub_dags": sorted(sub)
+            if run.dag_nsref.startswith(AMBIGUOUS)
             else {k: _tree(v) for k, v in sub.items()},
         }
-    return {"nsref": run.dag_nsref, "status": run.status, "initiated_by": run.initiated_by,
-            "finished": run.finished_at is not None, "nodes": nodes}
+    return {
+        "nsref": run.dag_nsref,
+        "status": run.status,
+        "initiated_by": run.initiated_by,
+        "finished": run.finished_at is not None,
+        "nodes": nodes,
+    }
 
 
 def normalised(prov: Any, run_ids: dict[str, str]) -> dict[str, Any]:
@@ -82,23 +93,30 @@ def normalised(prov: Any, run_ids: dict[str, str]) -> dict[str, Any]:
         out[name] = {
             "get_run": _presence(prov.get_run(run_id)),
             "nodes": {n["node_label"]: _presence(n) for n in prov.get_node_executions(run_id)},
-            "edges": sorted((e["upstream_label"], e["downstream_label"])
-                            for e in prov.get_edge_traversals(run_id)),
+            "edges": sorted(
+                (e["upstream_label"], e["downstream_label"])
+                for e in prov.get_edge_traversals(run_id)
+            ),
             "pending": sorted(prov.get_pending_nodes(run_id)),
             "outputs": {n: prov.get_node_output(run_id, n) for n in run.nodes},
-            "io": {"run": run.io.model_dump(),
-                   "nodes": {k: n.io.model_dump() for k, n in run.nodes.items()}},
+            "io": {
+                "run": run.io.model_dump(),
+                "nodes": {k: n.io.model_dump() for k, n in run.nodes.items()},
+            },
             "inspect_run": _tree(run),
-            "child_runs": sorted(c.dag_nsref for c in children) if name == AMBIGUOUS
-            else sorted((json.dumps(_tree(c), sort_keys=True) for c in children)),
+            "child_runs": sorted(c.dag_nsref for c in children)
+            if name == AMBIGUOUS
+            else sorted(json.dumps(_tree(c), sort_keys=True) for c in children),
         }
     recent = prov.get_recent_runs(limit=1000)
-    out["recent"] = Counter((r.dag_nsref, r.status) for r in recent
-                            if not r.dag_nsref.startswith(AMBIGUOUS + "/"))
+    out["recent"] = Counter(
+        (r.dag_nsref, r.status) for r in recent if not r.dag_nsref.startswith(AMBIGUOUS + "/")
+    )
     starts = [r.started_at for r in recent]
     assert starts == sorted(starts, reverse=True)
-    out["active"] = [r.dag_nsref for r in prov.get_active_runs()
-                     if not r.dag_nsref.startswith(AMBIGUOUS + "/")]
+    out["active"] = [
+        r.dag_nsref for r in prov.get_active_runs() if not r.dag_nsref.startswith(AMBIGUOUS + "/")
+    ]
     return out
 
 
@@ -148,17 +166,22 @@ def test_one_trace_per_run_with_sub_dags_under_composite_nodes(db_path: Path) ->
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
     traced = TracedProvenance(db_path, tracer_provider=provider)
-    result = asyncio.run(DagRunner(dags.nested(), provenance=traced).run(
-        {"load": {"text": "a b"}}, dag_nsref="nested"))
+    result = asyncio.run(
+        DagRunner(dags.nested(), provenance=traced).run(
+            {"load": {"text": "a b"}}, dag_nsref="nested"
+        )
+    )
     traced.close()
     spans = [s for s in memory.get_finished_spans() if not s.attributes.get("dag.start_marker")]
     assert len({s.context.trace_id for s in spans}) == 1
     by_id = {s.context.span_id: s for s in spans}
     outer = next(s for s in spans if s.attributes.get("dag.node.label") == "outer")
-    sub_runs = [s for s in spans if s.name == "dag.run" and s.attributes.get("dag.run.parent_id")
-                == result.run_id]
-    assert len(sub_runs) == 2 and all(s.parent.span_id == outer.context.span_id
-                                      for s in sub_runs)  # type: ignore[union-attr]
+    sub_runs = [
+        s
+        for s in spans
+        if s.name == "dag.run" and s.attributes.get("dag.run.parent_id") == result.run_id
+    ]
+    assert len(sub_runs) == 2 and all(s.parent.span_id == outer.context.span_id for s in sub_runs)  # type: ignore[union-attr]
     deep = [s for s in spans if s.attributes.get("dag.nsref", "").endswith("/deep[]")]
     assert all(by_id[s.parent.span_id].attributes["dag.node.label"] == "deep" for s in deep)  # type: ignore[union-attr]
     assert traced.get_run(result.run_id)["status"] == "completed"  # type: ignore[index]
@@ -170,7 +193,8 @@ def test_initiator_from_lythonic_context(traced: TracedProvenance) -> None:
     async def run() -> str:
         with initiated_by("u-7"):
             result = await DagRunner(dags.called(), provenance=traced).run(
-                {"load": {"text": "x"}}, dag_nsref="called")
+                {"load": {"text": "x"}}, dag_nsref="called"
+            )
         return result.run_id
 
     run_id = asyncio.run(run())
@@ -198,9 +222,18 @@ def test_killed_lythonic_runner_is_closed_and_restarted(
 ) -> None:
     log = tmp_path / "executed.log"
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_KILLED_LYTHONIC_RUNNER), str(db_path), str(log),
-         kill_at],
-        env={**os.environ, "PYTHONPATH": str(TESTS)}, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(_KILLED_LYTHONIC_RUNNER),
+            str(db_path),
+            str(log),
+            kill_at,
+        ],
+        env={**os.environ, "PYTHONPATH": str(TESTS)},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     executed_before = log.read_text().split()
@@ -215,7 +248,7 @@ def test_killed_lythonic_runner_is_closed_and_restarted(
     result = asyncio.run(DagRunner(killable_dag.dag(), provenance=traced).restart(run.run_id))
     traced.close()
     assert result.status == "completed", result
-    executed_after = log.read_text().split()[len(executed_before):]
+    executed_after = log.read_text().split()[len(executed_before) :]
     finished_before = executed_before[:-1]  # the killed node had not finished
     assert not set(finished_before) & set(executed_after)  # nothing completed runs again
     assert executed_after[0] == kill_at

@@ -47,8 +47,11 @@ def run_pipeline(
                     composite.edge("publish")
             if pause_before_publish:
                 raise dagtrace.DagPaused()
-            with run.node("publish", input=out if "shout" not in done else done["shout"],
-                          is_sink=True) as n:
+            with run.node(
+                "publish",
+                input=done["shout"] if "shout" in done else out,  # noqa: SIM401 - out unset then
+                is_sink=True,
+            ) as n:
                 if fail_publish:
                     raise ConnectionError("publish endpoint refused")
                 n.set_output("ok")
@@ -57,8 +60,9 @@ def run_pipeline(
         pass
 
 
-def _node(run: Any, label: str, inp: Any, fn: Any, edges: list[str], done: dict[str, Any],
-          **flags: Any) -> Any:
+def _node(
+    run: Any, label: str, inp: Any, fn: Any, edges: list[str], done: dict[str, Any], **flags: Any
+) -> Any:
     if label in done:
         return done[label]
     with run.node(label, input=inp, **flags) as n:

@@ -10,49 +10,49 @@ from . import conventions
 from ._bridge import BridgeStats, DagtraceSpanExporter, LiveSpanProcessor
 from ._configure import DagRecordingSampler, DagtraceTracerProvider, configure
 from ._errors import DagtraceError, NotFoundError, NotReusableError, StoreError
+from ._initiator import SCHEDULER, initiated_by, run_initiator
 from ._instrument import DagPaused, DagTracer, NodeHandle, RunHandle
 from ._mapping import SpanRejected
-from ._initiator import SCHEDULER, initiated_by, run_initiator
 from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, json_default, safe_json_dumps
-from ._redact import Redaction
 from ._provenance import DagProvenance, NullProvenance, ProvenanceReads, open_store
+from ._redact import Redaction
 from ._remote import RemoteProvenance
 from ._sqlite import Durability, SqliteStore
 from ._store import ReplayPlan, Store, Writer
 
 __all__ = [
+    "SCHEDULER",
     "BridgeStats",
     "DagPaused",
+    "DagProvenance",
     "DagRecordingSampler",
+    "DagRun",
     "DagTracer",
+    "DagtraceError",
     "DagtraceSpanExporter",
     "DagtraceTracerProvider",
-    "LiveSpanProcessor",
-    "NodeHandle",
-    "NotFoundError",
-    "NotReusableError",
-    "Redaction",
-    "RunHandle",
-    "SpanRejected",
-    "__version__",
-    "configure",
-    "conventions",
-    "SCHEDULER",
-    "DagProvenance",
-    "DagRun",
-    "DagtraceError",
     "Durability",
     "EdgeTraversal",
     "IoPayload",
+    "LiveSpanProcessor",
     "NodeExecution",
+    "NodeHandle",
+    "NotFoundError",
+    "NotReusableError",
     "NullProvenance",
     "ProvenanceReads",
+    "Redaction",
     "RemoteProvenance",
     "ReplayPlan",
+    "RunHandle",
+    "SpanRejected",
     "SqliteStore",
     "Store",
     "StoreError",
     "Writer",
+    "__version__",
+    "configure",
+    "conventions",
     "initiated_by",
     "json_default",
     "open_store",

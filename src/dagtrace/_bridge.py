@@ -71,7 +71,7 @@ class _Problems:
 
     def count(self, name: str, n: int = 1) -> int:
         with self._lock:
-            value = getattr(self.stats, name) + n
+            value = int(getattr(self.stats, name)) + n
             setattr(self.stats, name, value)
             if name in _PERSISTED:
                 self._unsaved[name] = self._unsaved.get(name, 0) + n
@@ -191,7 +191,11 @@ def _is_start_marker(span: ReadableSpan) -> bool:
 
 
 def _map(
-    span: ReadableSpan, *, ended: bool, resolver: ParentResolver, problems: _Problems,
+    span: ReadableSpan,
+    *,
+    ended: bool,
+    resolver: ParentResolver,
+    problems: _Problems,
     policy: Redaction | None = None,
 ) -> SpanRecord | None:
     try:
@@ -216,7 +220,9 @@ def _map(
         _log.warning(
             "dagtrace: node %r of run %s dropped %d events: put several downstream labels in "
             "one dag.edge event, or raise OTEL_SPAN_EVENT_COUNT_LIMIT",
-            record.label, record.run_id, record.dropped_events,
+            record.label,
+            record.run_id,
+            record.dropped_events,
         )
     return record
 
@@ -278,8 +284,13 @@ class LiveSpanProcessor(SpanProcessor):
             if not is_dag_span(attributes):
                 _map(span, ended=False, resolver=self._resolver, problems=self._problems)
             elif attributes.get(c.KIND) == c.KIND_RUN:  # type: ignore[union-attr]
-                record = _map(span, ended=False, resolver=self._resolver, problems=self._problems,
-                              policy=self._policy)
+                record = _map(
+                    span,
+                    ended=False,
+                    resolver=self._resolver,
+                    problems=self._problems,
+                    policy=self._policy,
+                )
                 if record is not None:
                     self._write_or_keep(record, "recording a run start")
                     self._open_runs[span.get_span_context().span_id] = record.run_id
@@ -307,9 +318,22 @@ class LiveSpanProcessor(SpanProcessor):
             if not run_ids:
                 continue
             now = time.time()
-            beats = [SpanRecord(kind=c.KIND_RUN, run_id=r, attempt=1, phase=0, status="running",
-                                started_at=now, finished_at=None, trace_id=None, span_id=None,
-                                parent_span_id=None, heartbeat=True) for r in sorted(run_ids)]
+            beats = [
+                SpanRecord(
+                    kind=c.KIND_RUN,
+                    run_id=r,
+                    attempt=1,
+                    phase=0,
+                    status="running",
+                    started_at=now,
+                    finished_at=None,
+                    trace_id=None,
+                    span_id=None,
+                    parent_span_id=None,
+                    heartbeat=True,
+                )
+                for r in sorted(run_ids)
+            ]
             try:
                 self._problems.write(self.store, beats)
             except Exception as e:  # noqa: BLE001 - the next beat tries again
@@ -325,8 +349,13 @@ class LiveSpanProcessor(SpanProcessor):
             self._started.clear()
         records = []
         for span in spans:
-            record = _map(span, ended=False, resolver=self._resolver, problems=self._problems,
-                          policy=self._policy)
+            record = _map(
+                span,
+                ended=False,
+                resolver=self._resolver,
+                problems=self._problems,
+                policy=self._policy,
+            )
             if record is not None:
                 records.append(record)
         return records
@@ -342,13 +371,19 @@ class LiveSpanProcessor(SpanProcessor):
         try:
             if self._shut_down or _is_start_marker(span):
                 return
-            span_id = span.get_span_context().span_id
+            ctx = span.get_span_context()
+            span_id = ctx.span_id if ctx is not None else 0
             if self._started:
                 with self._started_lock:
                     self._started.pop(span_id, None)
             self._open_runs.pop(span_id, None)
-            record = _map(span, ended=True, resolver=self._resolver, problems=self._problems,
-                          policy=self._policy)
+            record = _map(
+                span,
+                ended=True,
+                resolver=self._resolver,
+                problems=self._problems,
+                policy=self._policy,
+            )
             if record is not None:
                 self._write_or_keep(record, "recording a span end")
                 self._problems.count("spans_stored")
@@ -444,12 +479,21 @@ class RedactingSpanExporter(SpanExporter):
         from opentelemetry.sdk.trace import Event
 
         return ReadableSpan(
-            name=span.name, context=span.get_span_context(), parent=span.parent,
-            resource=span.resource, attributes=self.redaction.attributes(span.attributes or {}),
-            events=[Event(e.name, self.redaction.attributes(e.attributes or {}), e.timestamp)
-                    for e in span.events],
-            links=span.links, kind=span.kind, status=span.status, start_time=span.start_time,
-            end_time=span.end_time, instrumentation_scope=span.instrumentation_scope,
+            name=span.name,
+            context=span.get_span_context(),
+            parent=span.parent,
+            resource=span.resource,
+            attributes=self.redaction.attributes(span.attributes or {}),
+            events=[
+                Event(e.name, self.redaction.attributes(e.attributes or {}), e.timestamp)
+                for e in span.events
+            ],
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
         )
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

@@ -15,13 +15,13 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import Attributes
 
 from . import conventions as c
 from ._bridge import DB_ENV, DEFAULT_DB, LiveSpanProcessor, RedactingSpanExporter
-from ._redact import Redaction
 from ._provenance import open_store
+from ._redact import Redaction
 from ._store import Store
 
 _log = logging.getLogger("dagtrace")
@@ -114,14 +114,20 @@ def configure(
         sampler=DagRecordingSampler(sampler or sampling._get_from_env_or_default()),
         span_limits=span_limits,
     )
-    provider.add_span_processor(LiveSpanProcessor(
-        store, owns_store=not isinstance(db, Store), heartbeat_interval=heartbeat_interval,
-        store_policy=store_policy,
-    ))
+    provider.add_span_processor(
+        LiveSpanProcessor(
+            store,
+            owns_store=not isinstance(db, Store),
+            heartbeat_interval=heartbeat_interval,
+            store_policy=store_policy,
+        )
+    )
     if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(
-            RedactingSpanExporter(exporter, redaction if redaction is not None else Redaction())
-        ))
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                RedactingSpanExporter(exporter, redaction if redaction is not None else Redaction())
+            )
+        )
     if set_global:
         trace.set_tracer_provider(provider)
     return provider
@@ -133,7 +139,7 @@ def _forwarding_exporter(forward: str | bool | None) -> SpanExporter | None:
     otel_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_ENDPOINT"
     )
-    if forward is None and not otel_endpoint or forward is False:
+    if (forward is None and not otel_endpoint) or forward is False:
         return None
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -89,7 +89,7 @@ class IngestWriter:
             self._write(group)
 
     def _write(self, group: list[_Job]) -> None:
-        decodable = []
+        decodable: list[tuple[_Job, DecodedRequest]] = []
         for job in group:
             if job.decoded is None:
                 try:
@@ -97,24 +97,22 @@ class IngestWriter:
                 except Exception as e:  # noqa: BLE001 - answered 400 by the caller
                     job.done.set_exception(e)
                     continue
-            decodable.append(job)
+            decodable.append((job, job.decoded))
         if not decodable:
             return
         try:
-            self.store.write_records(
-                [r for job in decodable for r in job.decoded.records]  # type: ignore[union-attr]
-            )
+            self.store.write_records([r for _, decoded in decodable for r in decoded.records])
         except Exception as e:  # noqa: BLE001 - each request gets its own answer
             if len(decodable) == 1:
-                decodable[0].done.set_exception(e)
+                decodable[0][0].done.set_exception(e)
                 return
-            for job in decodable:  # one bad request must not fail its neighbours
+            for job, _ in decodable:  # one bad request must not fail its neighbours
                 self._write([job])
             return
         if self._on_stored:
-            self._on_stored(sum(len(job.decoded.records) for job in decodable))  # type: ignore[union-attr]
-        for job in decodable:
-            job.done.set_result(job.decoded)  # type: ignore[arg-type]
+            self._on_stored(sum(len(decoded.records) for _, decoded in decodable))
+        for job, decoded in decodable:
+            job.done.set_result(decoded)
 
 
 class Forwarder:

@@ -50,10 +50,14 @@ def _fail_span(span: Span, error: BaseException | str) -> None:
     lines = [line for line in error.strip().splitlines() if line.strip()]
     last = lines[-1].strip() if lines else "error"
     kind, _, message = last.partition(": ")
-    span.add_event(c.EXCEPTION_EVENT, {
-        c.EXCEPTION_TYPE: kind, c.EXCEPTION_MESSAGE: message or last,
-        c.EXCEPTION_STACKTRACE: error,
-    })
+    span.add_event(
+        c.EXCEPTION_EVENT,
+        {
+            c.EXCEPTION_TYPE: kind,
+            c.EXCEPTION_MESSAGE: message or last,
+            c.EXCEPTION_STACKTRACE: error,
+        },
+    )
     span.set_status(Status(StatusCode.ERROR, last))
 
 
@@ -96,7 +100,11 @@ class RunHandle:
 
     def __init__(self, tracer: DagTracer, run_id: str, nsref: str, attempt: int, span: Span):
         self._tracer, self.run_id, self.nsref, self.attempt, self.span = (
-            tracer, run_id, nsref, attempt, span,
+            tracer,
+            run_id,
+            nsref,
+            attempt,
+            span,
         )
 
     @property
@@ -179,14 +187,20 @@ class DagTracer:
         if inputs_json is None:
             inputs_json = safe_json_dumps(inputs if inputs is not None else {})
         attributes: dict[str, Any] = {
-            c.KIND: c.KIND_RUN, c.RUN_ID: run_id, c.NSREF: nsref, c.ATTEMPT: attempt,
+            c.KIND: c.KIND_RUN,
+            c.RUN_ID: run_id,
+            c.NSREF: nsref,
+            c.ATTEMPT: attempt,
             **payload_attributes(c.RUN_INPUTS, inputs_json),
         }
         if parent is not None:
             parent_run_id, parent_node = parent.run.run_id, parent.label
         optional = {
-            c.INITIATOR: initiator, c.REPLAY_OF: replay_of, c.REPLAY_ROOT: replay_root,
-            c.PARENT_RUN_ID: parent_run_id, c.PARENT_NODE: parent_node,
+            c.INITIATOR: initiator,
+            c.REPLAY_OF: replay_of,
+            c.REPLAY_ROOT: replay_root,
+            c.PARENT_RUN_ID: parent_run_id,
+            c.PARENT_NODE: parent_node,
         }
         attributes.update({k: v for k, v in optional.items() if v is not None})
         span = self._tracer.start_span(
@@ -219,9 +233,14 @@ class DagTracer:
             for run in list(self._open_runs.values()):
                 now = time.time_ns()
                 beat = self._tracer.start_span(
-                    c.HEARTBEAT_SPAN_NAME, context=trace.set_span_in_context(run.span),
-                    attributes={c.KIND: c.KIND_RUN, c.RUN_ID: run.run_id,
-                                c.ATTEMPT: run.attempt, c.HEARTBEAT: True},
+                    c.HEARTBEAT_SPAN_NAME,
+                    context=trace.set_span_in_context(run.span),
+                    attributes={
+                        c.KIND: c.KIND_RUN,
+                        c.RUN_ID: run.run_id,
+                        c.ATTEMPT: run.attempt,
+                        c.HEARTBEAT: True,
+                    },
                     start_time=now,
                 )
                 beat.end(end_time=now)
@@ -240,8 +259,12 @@ class DagTracer:
         if input_json is None:
             input_json = safe_json_dumps(input if input is not None else {})
         attributes: dict[str, Any] = {
-            c.KIND: c.KIND_NODE, c.RUN_ID: run.run_id, c.NODE_LABEL: label,
-            c.ATTEMPT: run.attempt, c.IS_SOURCE: is_source, c.IS_SINK: is_sink,
+            c.KIND: c.KIND_NODE,
+            c.RUN_ID: run.run_id,
+            c.NODE_LABEL: label,
+            c.ATTEMPT: run.attempt,
+            c.IS_SOURCE: is_source,
+            c.IS_SINK: is_sink,
             **payload_attributes(c.NODE_INPUT, input_json),
         }
         span = self._tracer.start_span(
@@ -261,8 +284,11 @@ class DagTracer:
             c.NODE_SPAN_NAME_PREFIX + label,
             context=trace.set_span_in_context(run.span),
             attributes={
-                c.KIND: c.KIND_NODE, c.RUN_ID: run.run_id, c.NODE_LABEL: label,
-                c.ATTEMPT: run.attempt, c.STATUS: "skipped",
+                c.KIND: c.KIND_NODE,
+                c.RUN_ID: run.run_id,
+                c.NODE_LABEL: label,
+                c.ATTEMPT: run.attempt,
+                c.STATUS: "skipped",
                 **payload_attributes(c.NODE_OUTPUT, output_json),
             },
             links=[Link(link) for link in links],
@@ -277,8 +303,9 @@ class DagTracer:
         """A run span (keywords as `start_run`); an exception ends it `failed`,
         `DagPaused` ends it `paused`."""
         handle = self.start_run(nsref, **kwargs)
-        with trace.use_span(handle.span, end_on_exit=False, record_exception=False,
-                            set_status_on_exception=False):
+        with trace.use_span(
+            handle.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        ):
             try:
                 yield handle
             except DagPaused:
@@ -294,8 +321,9 @@ class DagTracer:
         """A node span under `run` (keywords as `start_node`); an exception ends it
         `failed` with its stack trace."""
         handle = self.start_node(run, label, **kwargs)
-        with trace.use_span(handle.span, end_on_exit=False, record_exception=False,
-                            set_status_on_exception=False):
+        with trace.use_span(
+            handle.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        ):
             try:
                 yield handle
             except BaseException as e:
@@ -311,8 +339,12 @@ class DagTracer:
         (copied output, linked to the original span); execute `plan.rerun` and every
         other node not in `plan.reuse` inside the block."""
         with self.run(
-            plan.dag_nsref, run_id=run_id, inputs_json=plan.source_inputs_json or "{}",
-            initiator=initiator, replay_of=plan.replay_of, replay_root=plan.replay_root,
+            plan.dag_nsref,
+            run_id=run_id,
+            inputs_json=plan.source_inputs_json or "{}",
+            initiator=initiator,
+            replay_of=plan.replay_of,
+            replay_root=plan.replay_root,
         ) as run:
             for label, output_json in plan.reuse.items():
                 self.skipped_node(run, label, output_json, links=plan_links(plan, label))
@@ -324,8 +356,10 @@ class DagTracer:
             return
         started = getattr(span, "start_time", None) or time.time_ns()
         marker = self._tracer.start_span(
-            c.START_MARKER_SPAN_NAME, context=trace.set_span_in_context(span),
-            attributes={**attributes, c.START_MARKER: True}, start_time=started,
+            c.START_MARKER_SPAN_NAME,
+            context=trace.set_span_in_context(span),
+            attributes={**attributes, c.START_MARKER: True},
+            start_time=started,
         )
         marker.end(end_time=started)
 

@@ -80,7 +80,9 @@ class SpanRecord:
 
 
 def is_dag_span(attributes: Mapping[str, Any] | None) -> bool:
-    return bool(attributes) and attributes.get(c.KIND) in (c.KIND_RUN, c.KIND_NODE)  # type: ignore[union-attr]
+    if not attributes:
+        return False
+    return attributes.get(c.KIND) in (c.KIND_RUN, c.KIND_NODE)
 
 
 def record_from_parts(
@@ -108,10 +110,19 @@ def record_from_parts(
     if kind not in (c.KIND_RUN, c.KIND_NODE):
         return None
     if kind == c.KIND_RUN and attributes.get(c.HEARTBEAT) is True:
-        return SpanRecord(kind=c.KIND_RUN, run_id=_text(attributes, c.RUN_ID, required=True),  # type: ignore[arg-type]
-                          attempt=_attempt(attributes), phase=PHASE_START, status="running",
-                          started_at=start_ns / 1e9, finished_at=None, trace_id=trace_id,
-                          span_id=None, parent_span_id=None, heartbeat=True)
+        return SpanRecord(
+            kind=c.KIND_RUN,
+            run_id=_text(attributes, c.RUN_ID, required=True),  # type: ignore[arg-type]
+            attempt=_attempt(attributes),
+            phase=PHASE_START,
+            status="running",
+            started_at=start_ns / 1e9,
+            finished_at=None,
+            trace_id=trace_id,
+            span_id=None,
+            parent_span_id=None,
+            heartbeat=True,
+        )
     marker = attributes.get(c.START_MARKER) is True
     phase = PHASE_START if marker or not ended else PHASE_END
     if marker:
@@ -167,7 +178,9 @@ def _fill_run(record: SpanRecord, attributes: Mapping[str, Any]) -> None:
     record.outputs_json = _payload(record, attributes, c.RUN_OUTPUTS)
 
 
-def _fill_node(record: SpanRecord, attributes: Mapping[str, Any], events: Iterable[SpanEvent]) -> None:
+def _fill_node(
+    record: SpanRecord, attributes: Mapping[str, Any], events: Iterable[SpanEvent]
+) -> None:
     record.label = _text(attributes, c.NODE_LABEL, required=True)
     record.is_source = attributes.get(c.IS_SOURCE) is True
     record.is_sink = attributes.get(c.IS_SINK) is True
@@ -180,8 +193,10 @@ def _fill_node(record: SpanRecord, attributes: Mapping[str, Any], events: Iterab
         labels = [downstream] if isinstance(downstream, str) else list(downstream or ())
         for label in labels:
             if not isinstance(label, str) or not _storable(label):
-                raise SpanRejected("a dag.edge event has a downstream label that is not text, "
-                                   "or contains NUL or an unpaired surrogate")
+                raise SpanRejected(
+                    "a dag.edge event has a downstream label that is not text, "
+                    "or contains NUL or an unpaired surrogate"
+                )
             record.edges.append((label, event.time_ns / 1e9))
 
 
@@ -242,7 +257,9 @@ def _payload(record: SpanRecord, attributes: Mapping[str, Any], key: str) -> str
         actual = len(value.encode("utf-8"))
         if actual != declared:
             note = f"{key} cut to {actual} of {declared} bytes (attribute value length limit)"
-            record.payload_error = f"{record.payload_error}; {note}" if record.payload_error else note
+            record.payload_error = (
+                f"{record.payload_error}; {note}" if record.payload_error else note
+            )
             return None
     return value
 

@@ -28,7 +28,7 @@ def safe_json_dumps(obj: Any) -> str:
     """JSON-serialise `obj`, falling back to its `str()` (with a warning) when that fails."""
     try:
         return json.dumps(obj, default=json_default)
-    except Exception:
+    except Exception:  # noqa: BLE001 - as lythonic: never fail a write over a payload
         _log.warning("Failed to serialize to JSON: %s", type(obj).__name__, exc_info=True)
         return json.dumps(str(obj))
 

@@ -122,8 +122,11 @@ def _protobuf_spans(body: bytes) -> Iterator[_Parts]:
                     end_ns=span.end_time_unix_nano,
                     attributes=_pb_attributes(span.attributes),
                     events=[
-                        SpanEvent(e.name, e.time_unix_nano,
-                                  _pb_attributes(e.attributes) if e.name in _EVENTS_READ else {})
+                        SpanEvent(
+                            e.name,
+                            e.time_unix_nano,
+                            _pb_attributes(e.attributes) if e.name in _EVENTS_READ else {},
+                        )
                         for e in span.events
                     ],
                     error_status=span.status.code == STATUS_CODE_ERROR,
@@ -159,8 +162,10 @@ def _pb_value(value: AnyValue, kind: str | None) -> Any:
     if kind == "array_value":
         return [_pb_value(v, v.WhichOneof("value")) for v in value.array_value.values]
     if kind == "kvlist_value":
-        return {kv.key: _pb_value(kv.value, kv.value.WhichOneof("value"))
-                for kv in value.kvlist_value.values}
+        return {
+            kv.key: _pb_value(kv.value, kv.value.WhichOneof("value"))
+            for kv in value.kvlist_value.values
+        }
     return getattr(value, kind)
 
 
@@ -210,14 +215,18 @@ def _json_span(span: Mapping[str, Any]) -> _Parts:
         end_ns=_int(_field(span, "endTimeUnixNano", "end_time_unix_nano", 0)),
         attributes=_json_attributes(span.get("attributes", [])),
         events=[
-            SpanEvent(str(e.get("name", "")), _int(_field(e, "timeUnixNano", "time_unix_nano", 0)),
-                      _json_attributes(e.get("attributes", [])))
+            SpanEvent(
+                str(e.get("name", "")),
+                _int(_field(e, "timeUnixNano", "time_unix_nano", 0)),
+                _json_attributes(e.get("attributes", [])),
+            )
             for e in _list(span.get("events", []))
         ],
         error_status=_int(status.get("code", 0)) == STATUS_CODE_ERROR,
         status_message=str(status.get("message", "")),
-        links=[_hex_id(_field(link, "spanId", "span_id", "")) for link in
-               _list(span.get("links", []))],
+        links=[
+            _hex_id(_field(link, "spanId", "span_id", "")) for link in _list(span.get("links", []))
+        ],
         dropped_events=_int(_field(span, "droppedEventsCount", "dropped_events_count", 0)),
     )
 
@@ -284,7 +293,7 @@ def export_response(rejected: list[str], *, json_encoded: bool) -> bytes:
     if rejected:
         response.partial_success.rejected_spans = len(rejected)
         response.partial_success.error_message = message
-    return response.SerializeToString()
+    return bytes(response.SerializeToString())
 
 
 def _rejection_message(rejected: list[str]) -> str:
@@ -300,7 +309,7 @@ def status_body(code: int, message: str, *, json_encoded: bool) -> bytes:
     """A google.rpc.Status error body in the request's encoding (never echoing input)."""
     if json_encoded:
         return json.dumps({"code": code, "message": message}).encode()
-    return Status(code=code, message=message).SerializeToString()
+    return bytes(Status(code=code, message=message).SerializeToString())
 
 
 # -- redaction of forwarded requests ----------------------------------------------------
@@ -315,20 +324,23 @@ def redact_request(body: bytes, *, json_encoded: bool, redaction: Redaction) -> 
                 for span in scope_spans.get("spans", []):
                     for holder in (span, *span.get("events", [])):
                         holder["attributes"] = _json_attribute_list(
-                            redaction.attributes(_json_attributes(holder.get("attributes", []))))
+                            redaction.attributes(_json_attributes(holder.get("attributes", [])))
+                        )
         return json.dumps(tree).encode()
     request = ExportTraceServiceRequest.FromString(body)
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 for holder in (span, *span.events):
-                    attributes = {kv.key: _pb_value(kv.value, kv.value.WhichOneof("value"))
-                                  for kv in holder.attributes}
+                    attributes = {
+                        kv.key: _pb_value(kv.value, kv.value.WhichOneof("value"))
+                        for kv in holder.attributes
+                    }
                     redacted = redaction.attributes(attributes)
                     del holder.attributes[:]
                     for key, value in redacted.items():
                         holder.attributes.add(key=key).value.CopyFrom(_to_any_value(value))
-    return request.SerializeToString()
+    return bytes(request.SerializeToString())
 
 
 def _to_any_value(value: Any) -> AnyValue:

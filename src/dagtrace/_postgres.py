@@ -88,8 +88,10 @@ class PostgresStore(Store):
             import psycopg  # noqa: F401
             import psycopg_pool  # noqa: F401
         except ImportError as e:
-            raise StoreError("the PostgreSQL store needs psycopg: pip install 'dagtrace[postgres]'",
-                             location=redact_url(url)) from e
+            raise StoreError(
+                "the PostgreSQL store needs psycopg: pip install 'dagtrace[postgres]'",
+                location=redact_url(url),
+            ) from e
         super().__init__()
         self.url = url
         self.location = redact_url(url)
@@ -113,13 +115,18 @@ class PostgresStore(Store):
             self._pid = os.getpid()
             try:
                 self._pool = ConnectionPool(
-                    self.url, min_size=1, max_size=self._pool_size, open=True, timeout=30,
+                    self.url,
+                    min_size=1,
+                    max_size=self._pool_size,
+                    open=True,
+                    timeout=30,
                     kwargs={"autocommit": False},
                 )
                 self._pool.wait(timeout=30)
-            except Exception as e:  # noqa: BLE001 - psycopg_pool raises its own types
-                raise StoreError(f"cannot connect to PostgreSQL: {_reason(e)}",
-                                 location=self.location) from e
+            except Exception as e:  # psycopg_pool raises its own types; all are re-raised
+                raise StoreError(
+                    f"cannot connect to PostgreSQL: {_reason(e)}", location=self.location
+                ) from e
         return self._pool
 
     @contextmanager
@@ -150,7 +157,9 @@ class PostgresStore(Store):
         import psycopg.errors
 
         cause = error.__cause__
-        return isinstance(cause, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure)
+        return isinstance(
+            cause, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure
+        )
 
     def vacuum(self) -> None:
         """VACUUM ANALYZE of the provenance tables (PostgreSQL reuses space after a plain
@@ -171,7 +180,8 @@ class PostgresStore(Store):
                 "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
                 "AND c.relname IN ('dag_runs', 'node_executions', 'edge_traversals', "
-                "'dagtrace_meta')")
+                "'dagtrace_meta')"
+            )
             return int(cur.fetchone()[0])
 
     def close(self) -> None:
@@ -197,13 +207,16 @@ class PostgresStore(Store):
                 for table, required in _schema.REQUIRED_COLUMNS.items():
                     cur.execute(
                         "SELECT column_name FROM information_schema.columns "
-                        "WHERE table_name = %s AND table_schema = current_schema()", (table,))
+                        "WHERE table_name = %s AND table_schema = current_schema()",
+                        (table,),
+                    )
                     present = {row[0] for row in cur.fetchall()}
                     missing = [c for c in required if c not in present]
                     if missing:
                         raise StoreError(
                             f"cannot migrate: table {table} lacks {', '.join(missing)}",
-                            location=self.location)
+                            location=self.location,
+                        )
                     for column, decl in _schema.ADDED_COLUMNS.get(table, ()):
                         cur.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {decl}")
                 for ddl in _schema.INDEXES:
@@ -211,11 +224,12 @@ class PostgresStore(Store):
                 cur.execute(
                     "INSERT INTO dagtrace_meta (key, value) VALUES ('schema_version', %s) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (str(_schema.SCHEMA_VERSION),))
+                    (str(_schema.SCHEMA_VERSION),),
+                )
         except psycopg.Error as e:
-            raise StoreError(f"cannot create or migrate the schema: {_reason(e)}",
-                             location=self.location) from e
-
+            raise StoreError(
+                f"cannot create or migrate the schema: {_reason(e)}", location=self.location
+            ) from e
 
     def _schema_is_current(self) -> bool:
         import psycopg

@@ -31,7 +31,7 @@ def open_store(
     `postgresql://` URL (`durability` applies to SQLite)."""
     text = os.fspath(target)
     if text.startswith(_SQLITE_URL_PREFIX):
-        text = text[len(_SQLITE_URL_PREFIX):]
+        text = text[len(_SQLITE_URL_PREFIX) :]
     elif text.startswith(("postgresql://", "postgres://")):
         from ._postgres import PostgresStore
 
@@ -99,7 +99,6 @@ class ProvenanceReads:
     def get_child_runs(self, parent_run_id: str) -> list[DagRun]:
         """Recursively get all descendant runs (children, grandchildren, etc.)."""
         return self.store.get_child_runs(parent_run_id)
-
 
 
 class DagProvenance(ProvenanceReads):

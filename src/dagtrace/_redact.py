@@ -20,8 +20,17 @@ from . import conventions as c
 from ._mapping import SpanRecord, mark_not_reusable
 
 REDACTED = "[REDACTED]"
-DEFAULT_PATTERNS = ("password", "passwd", "secret", "token", "api_key", "apikey",
-                    "authorization", "credential", "private_key")
+DEFAULT_PATTERNS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "credential",
+    "private_key",
+)
 """Case-insensitive substrings of keys whose values are never shown or forwarded."""
 
 PAYLOAD_KEYS = (c.RUN_INPUTS, c.RUN_OUTPUTS, c.NODE_INPUT, c.NODE_OUTPUT)
@@ -39,8 +48,11 @@ class Redaction:
     def __post_init__(self) -> None:
         if self.max_payload_bytes is not None and self.max_payload_bytes < 16:
             raise ValueError("max_payload_bytes must be at least 16")
-        regex = re.compile("|".join(f"(?:{p})" for p in self.patterns), re.IGNORECASE) if (
-            self.patterns) else None
+        regex = (
+            re.compile("|".join(f"(?:{p})" for p in self.patterns), re.IGNORECASE)
+            if (self.patterns)
+            else None
+        )
         object.__setattr__(self, "_regex", regex)
 
     def secret_key(self, key: str) -> bool:
@@ -62,8 +74,9 @@ class Redaction:
 
     def _walk(self, value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: REDACTED if self.secret_key(str(k)) else self._walk(v)
-                    for k, v in value.items()}
+            return {
+                k: REDACTED if self.secret_key(str(k)) else self._walk(v) for k, v in value.items()
+            }
         if isinstance(value, list):
             return [self._walk(v) for v in value]
         return value
@@ -95,9 +108,14 @@ class Redaction:
 
     def node_rows(self, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """`get_node_executions` rows with their payloads redacted."""
-        return [{**r, "input_json": self.payload(r["input_json"]),
-                 "output_json": self.payload(r["output_json"])} for r in rows]
-
+        return [
+            {
+                **r,
+                "input_json": self.payload(r["input_json"]),
+                "output_json": self.payload(r["output_json"]),
+            }
+            for r in rows
+        ]
 
     def apply_to_record(self, record: SpanRecord) -> None:
         """A store policy: payloads this policy changes are not kept as if exact."""

@@ -38,15 +38,18 @@ class RemoteProvenance:
     def _get(self, path: str, **params: Any) -> Any:
         """GET JSON; None for 404; StoreError when the server cannot be used."""
         try:
-            response = self._client.get(path, params={k: v for k, v in params.items()
-                                                      if v is not None})
+            response = self._client.get(
+                path, params={k: v for k, v in params.items() if v is not None}
+            )
         except httpx.HTTPError as e:
             raise StoreError(f"server unreachable: {e}", location=self.url) from e
         if response.status_code == 404:
             return None
         if response.status_code == 401:
-            raise StoreError("the server wants a bearer token: pass token= or set "
-                             "DAGTRACE_TOKEN", location=self.url)
+            raise StoreError(
+                "the server wants a bearer token: pass token= or set DAGTRACE_TOKEN",
+                location=self.url,
+            )
         if response.status_code >= 400:
             raise StoreError(f"server answered HTTP {response.status_code}", location=self.url)
         return response.json()
@@ -89,8 +92,9 @@ class RemoteProvenance:
     def get_recent_runs(
         self, limit: int = 20, status: str | None = None, *, top_level: bool = False
     ) -> list[DagRun]:
-        found = self._get("/api/v1/runs", limit=limit, status=status,
-                          all=str(not top_level).lower())
+        found = self._get(
+            "/api/v1/runs", limit=limit, status=status, all=str(not top_level).lower()
+        )
         return _RUNS.validate_python(found or [])
 
     def get_active_runs(self) -> list[DagRun]:

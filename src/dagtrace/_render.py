@@ -36,10 +36,8 @@ def render_run_tree(
     `details` (e.g. `store.get_run_details`) adds each run's attempt and trace id.
     """
     mark = _MARKS.get(run.status, "?")
-    head = (
-        f"{indent}{mark} {run.dag_nsref}  [{run.status}]{_duration(run.started_at, run.finished_at)}"
-        f"  run {run.run_id}"
-    )
+    duration = _duration(run.started_at, run.finished_at)
+    head = f"{indent}{mark} {run.dag_nsref}  [{run.status}]{duration}  run {run.run_id}"
     extra = details(run.run_id) if details else None
     if extra:
         if (extra.get("attempt") or 1) > 1:

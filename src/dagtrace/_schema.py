@@ -55,10 +55,28 @@ META_DDL = "CREATE TABLE IF NOT EXISTS dagtrace_meta (key TEXT PRIMARY KEY, valu
 TABLE_DDLS = (DAG_RUNS_DDL, NODE_EXECUTIONS_DDL, EDGE_TRAVERSALS_DDL, META_DDL)
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "dag_runs": ("run_id", "dag_nsref", "parent_run_id", "status", "started_at", "finished_at",
-                 "source_inputs_json", "sink_outputs_json"),
-    "node_executions": ("run_id", "node_label", "status", "is_source", "is_sink", "input_json",
-                        "output_json", "started_at", "finished_at", "error"),
+    "dag_runs": (
+        "run_id",
+        "dag_nsref",
+        "parent_run_id",
+        "status",
+        "started_at",
+        "finished_at",
+        "source_inputs_json",
+        "sink_outputs_json",
+    ),
+    "node_executions": (
+        "run_id",
+        "node_label",
+        "status",
+        "is_source",
+        "is_sink",
+        "input_json",
+        "output_json",
+        "started_at",
+        "finished_at",
+        "error",
+    ),
     "edge_traversals": ("run_id", "upstream_label", "downstream_label", "traversed_at"),
 }
 """Columns every version of the schema has; a table without them cannot be migrated."""

@@ -14,7 +14,7 @@ import hmac
 import logging
 import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
@@ -26,8 +26,8 @@ from . import __version__
 from ._errors import StoreError
 from ._ingest import Forwarder, IngestWriter, QueueFull
 from ._models import DagRun, IoPayload
-from ._redact import Redaction
 from ._otlp import UndecodableRequest, export_response, redact_request, status_body
+from ._redact import Redaction
 from ._store import Store
 
 _log = logging.getLogger("dagtrace.serve")
@@ -54,26 +54,35 @@ class ServeConfig:
     token: str | None = None
     forward: str | None = None
     retry_after: int = 1
-    redaction: Redaction = Redaction()
+    redaction: Redaction = field(default_factory=Redaction)
     """Applied to what is forwarded and what the query API returns, not to the store."""
 
 
 class _Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.received = Counter("dagtrace_spans_received", "Spans received over OTLP",
-                                registry=self.registry)
-        self.stored = Counter("dagtrace_spans_stored", "DAG spans committed to the store",
-                              registry=self.registry)
-        self.rejected = Counter("dagtrace_spans_rejected", "DAG spans rejected (partial_success)",
-                                registry=self.registry)
-        self.requests = Counter("dagtrace_requests", "OTLP requests by answer", ["code"],
-                                registry=self.registry)
-        self.queue_depth = Gauge("dagtrace_write_queue_depth", "Requests waiting to be written",
-                                 registry=self.registry)
-        self.in_progress = Gauge("dagtrace_requests_in_progress",
-                                 "OTLP requests accepted and not yet answered",
-                                 registry=self.registry)
+        self.received = Counter(
+            "dagtrace_spans_received", "Spans received over OTLP", registry=self.registry
+        )
+        self.stored = Counter(
+            "dagtrace_spans_stored", "DAG spans committed to the store", registry=self.registry
+        )
+        self.rejected = Counter(
+            "dagtrace_spans_rejected",
+            "DAG spans rejected (partial_success)",
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "dagtrace_requests", "OTLP requests by answer", ["code"], registry=self.registry
+        )
+        self.queue_depth = Gauge(
+            "dagtrace_write_queue_depth", "Requests waiting to be written", registry=self.registry
+        )
+        self.in_progress = Gauge(
+            "dagtrace_requests_in_progress",
+            "OTLP requests accepted and not yet answered",
+            registry=self.registry,
+        )
 
 
 class _TooLarge(Exception):
@@ -105,23 +114,37 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         json_encoded = content_type == _JSON
         if content_type not in (_PROTOBUF, _JSON):
-            return _otlp_error(415, "use application/x-protobuf or application/json",
-                               json_encoded=False, metrics=metrics)
+            return _otlp_error(
+                415,
+                "use application/x-protobuf or application/json",
+                json_encoded=False,
+                metrics=metrics,
+            )
         try:
             body = await _read_body(request, config.max_body)
         except _TooLarge:
-            return _otlp_error(413, f"request body above {config.max_body} bytes",
-                               json_encoded=json_encoded, metrics=metrics)
+            return _otlp_error(
+                413,
+                f"request body above {config.max_body} bytes",
+                json_encoded=json_encoded,
+                metrics=metrics,
+            )
         except _UnsupportedEncoding as e:
             return _otlp_error(415, str(e), json_encoded=json_encoded, metrics=metrics)
         except zlib.error:
-            return _otlp_error(400, "the gzip body is corrupt", json_encoded=json_encoded,
-                               metrics=metrics)
+            return _otlp_error(
+                400, "the gzip body is corrupt", json_encoded=json_encoded, metrics=metrics
+            )
         try:
             done = writer.submit(body, json_encoded=json_encoded)
         except QueueFull:
-            return _otlp_error(429, "write queue full, retry later", json_encoded=json_encoded,
-                               metrics=metrics, retry_after=config.retry_after)
+            return _otlp_error(
+                429,
+                "write queue full, retry later",
+                json_encoded=json_encoded,
+                metrics=metrics,
+                retry_after=config.retry_after,
+            )
         try:
             with metrics.in_progress.track_inprogress():
                 decoded = await asyncio.wrap_future(done)
@@ -129,20 +152,27 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
             return _otlp_error(400, str(e), json_encoded=json_encoded, metrics=metrics)
         except Exception as e:  # noqa: BLE001 - the store failed: retryable, nothing stored
             _log.error("write failed: %s", e)
-            return _otlp_error(503, "the store cannot be written now, retry later",
-                               json_encoded=json_encoded, metrics=metrics,
-                               retry_after=config.retry_after)
+            return _otlp_error(
+                503,
+                "the store cannot be written now, retry later",
+                json_encoded=json_encoded,
+                metrics=metrics,
+                retry_after=config.retry_after,
+            )
         metrics.received.inc(decoded.received)
         metrics.rejected.inc(len(decoded.rejected))
         if forwarder:
             try:
-                forwarder.submit(redact_request(body, json_encoded=json_encoded,
-                                                redaction=config.redaction), content_type)
+                forwarder.submit(
+                    redact_request(body, json_encoded=json_encoded, redaction=config.redaction),
+                    content_type,
+                )
             except Exception as e:  # noqa: BLE001 - stored already; forwarding is best effort
                 _log.warning("not forwarded: %s", e)
         metrics.requests.labels("200").inc()
-        return Response(export_response(decoded.rejected, json_encoded=json_encoded),
-                        media_type=content_type)
+        return Response(
+            export_response(decoded.rejected, json_encoded=json_encoded), media_type=content_type
+        )
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -166,17 +196,21 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
 
 def _redacted_run(run: DagRun, redaction: Redaction) -> DagRun:
     if run.io is not None:
-        run.io = IoPayload(input_json=redaction.payload(run.io.input_json),
-                           output_json=redaction.payload(run.io.output_json))
+        run.io = IoPayload(
+            input_json=redaction.payload(run.io.input_json),
+            output_json=redaction.payload(run.io.output_json),
+        )
     for node in run.nodes.values():
         if node.io is not None:
-            node.io = IoPayload(input_json=redaction.payload(node.io.input_json),
-                                output_json=redaction.payload(node.io.output_json))
+            node.io = IoPayload(
+                input_json=redaction.payload(node.io.input_json),
+                output_json=redaction.payload(node.io.output_json),
+            )
     return run
 
 
 def _query_routes(
-    app: FastAPI, store: Store, auth: Callable[..., None], redaction: Redaction
+    app: FastAPI, store: Store, auth: Callable[..., Awaitable[None]], redaction: Redaction
 ) -> None:
     """The DagProvenance reads as JSON (sync routes: FastAPI runs them in its threadpool)."""
     guard = [Depends(auth)]
@@ -213,8 +247,11 @@ def _query_routes(
     def record(run_id: str) -> dict[str, Any]:
         """The run row, as `get_run`."""
         row = found(store.get_run(run_id), "run")
-        return {**row, "source_inputs_json": redaction.payload(row["source_inputs_json"]),
-                "sink_outputs_json": redaction.payload(row["sink_outputs_json"])}
+        return {
+            **row,
+            "source_inputs_json": redaction.payload(row["source_inputs_json"]),
+            "sink_outputs_json": redaction.payload(row["sink_outputs_json"]),
+        }
 
     @app.get("/api/v1/runs/{run_id}/details", dependencies=guard)
     def details(run_id: str) -> dict[str, Any]:
@@ -266,8 +303,9 @@ def _bearer_auth(token: str | None) -> Callable[[Request], Awaitable[None]]:
             return
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):  # constant time
-            raise HTTPException(401, "missing or wrong bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
 
     return check
 
@@ -302,7 +340,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _otlp_error(
-    code: int, message: str, *, json_encoded: bool, metrics: _Metrics,
+    code: int,
+    message: str,
+    *,
+    json_encoded: bool,
+    metrics: _Metrics,
     retry_after: int | None = None,
 ) -> Response:
     metrics.requests.labels(str(code)).inc()
@@ -348,8 +390,9 @@ def serve(
             if on_ready and not self.should_exit:
                 on_ready(url)
 
-    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                    timeout_graceful_shutdown=10))
+    server = _Server(
+        uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=10)
+    )
     try:
         server.run(sockets=[sock])
     finally:

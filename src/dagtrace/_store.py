@@ -21,7 +21,6 @@ from ._errors import NotFoundError, NotReusableError, StoreError
 from ._mapping import SpanRecord
 from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, trusted
 
-
 _log = logging.getLogger("dagtrace")
 
 
@@ -65,6 +64,9 @@ class Cursor(Protocol):
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
+
+    @property
+    def rowcount(self) -> int: ...
 
 
 _RUN_COLUMNS = ("run_id", "dag_nsref", "parent_run_id", "status", "started_at", "finished_at")
@@ -187,7 +189,6 @@ class Writer:
             [(run_id, up, down, time.time()) for up, down in edges],
         )
 
-
     # -- span records: idempotent, order-independent ---------------------------------
 
     def apply_records(self, records: Iterable[SpanRecord]) -> None:
@@ -205,18 +206,49 @@ class Writer:
             if r.heartbeat:
                 beats[r.run_id] = max(beats.get(r.run_id, 0.0), r.started_at)
             elif r.kind == "run":
-                runs.append((
-                    r.run_id, r.nsref, r.parent_run_id, r.status, r.started_at, r.finished_at,
-                    r.inputs_json, r.outputs_json, r.initiator, r.trace_id, r.span_id,
-                    r.attempt, r.phase, r.parent_node, r.replay_of, r.replay_root,
-                    r.close_reason, r.payload_error, r.finished_at or r.started_at,
-                ))
+                runs.append(
+                    (
+                        r.run_id,
+                        r.nsref,
+                        r.parent_run_id,
+                        r.status,
+                        r.started_at,
+                        r.finished_at,
+                        r.inputs_json,
+                        r.outputs_json,
+                        r.initiator,
+                        r.trace_id,
+                        r.span_id,
+                        r.attempt,
+                        r.phase,
+                        r.parent_node,
+                        r.replay_of,
+                        r.replay_root,
+                        r.close_reason,
+                        r.payload_error,
+                        r.finished_at or r.started_at,
+                    )
+                )
             else:
-                nodes.append((
-                    r.run_id, r.label, r.status, int(r.is_source), int(r.is_sink), r.input_json,
-                    r.output_json, r.started_at, r.finished_at, r.error, r.trace_id, r.span_id,
-                    r.attempt, r.phase, r.payload_error,
-                ))
+                nodes.append(
+                    (
+                        r.run_id,
+                        r.label,
+                        r.status,
+                        int(r.is_source),
+                        int(r.is_sink),
+                        r.input_json,
+                        r.output_json,
+                        r.started_at,
+                        r.finished_at,
+                        r.error,
+                        r.trace_id,
+                        r.span_id,
+                        r.attempt,
+                        r.phase,
+                        r.payload_error,
+                    )
+                )
                 edges.extend((r.run_id, r.label, down, at) for down, at in r.edges)
         # Stable key order: concurrent writers take row locks in the same order.
         if runs:
@@ -274,8 +306,7 @@ class Writer:
         if not include_active:
             where.append("status NOT IN ('running', 'paused')")
         self._cur.execute(
-            f"SELECT run_id FROM dag_runs WHERE {' AND '.join(where)} "
-            "ORDER BY started_at LIMIT ?",
+            f"SELECT run_id FROM dag_runs WHERE {' AND '.join(where)} ORDER BY started_at LIMIT ?",
             (*params, limit),
         )
         roots = [r[0] for r in self._cur.fetchall()]
@@ -330,19 +361,46 @@ class Writer:
 
 
 _RUN_UPSERT_COLUMNS = (
-    "run_id", "dag_nsref", "parent_run_id", "status", "started_at", "finished_at",
-    "source_inputs_json", "sink_outputs_json", "initiated_by", "trace_id", "span_id",
-    "attempt", "phase", "parent_node_label", "replay_of_run_id", "replay_root_run_id",
-    "close_reason", "payload_error", "heartbeat_at",
+    "run_id",
+    "dag_nsref",
+    "parent_run_id",
+    "status",
+    "started_at",
+    "finished_at",
+    "source_inputs_json",
+    "sink_outputs_json",
+    "initiated_by",
+    "trace_id",
+    "span_id",
+    "attempt",
+    "phase",
+    "parent_node_label",
+    "replay_of_run_id",
+    "replay_root_run_id",
+    "close_reason",
+    "payload_error",
+    "heartbeat_at",
 )
 _RUN_KEPT = (
-    "parent_run_id", "parent_node_label", "source_inputs_json", "initiated_by",
-    "replay_of_run_id", "replay_root_run_id",
+    "parent_run_id",
+    "parent_node_label",
+    "source_inputs_json",
+    "initiated_by",
+    "replay_of_run_id",
+    "replay_root_run_id",
 )
 """Facts of the run itself, the same in every attempt: the first value seen stays."""
 _RUN_LATEST = (
-    "dag_nsref", "status", "finished_at", "sink_outputs_json", "trace_id", "span_id",
-    "close_reason", "payload_error", "attempt", "phase",
+    "dag_nsref",
+    "status",
+    "finished_at",
+    "sink_outputs_json",
+    "trace_id",
+    "span_id",
+    "close_reason",
+    "payload_error",
+    "attempt",
+    "phase",
 )
 """Facts of one attempt: the winning record's (every CASE sees the row before the update)."""
 
@@ -357,8 +415,20 @@ def _wins(table: str) -> str:
 
 
 _NODE_UPSERT_COLUMNS = (
-    "run_id", "node_label", "status", "is_source", "is_sink", "input_json", "output_json",
-    "started_at", "finished_at", "error", "trace_id", "span_id", "attempt", "phase",
+    "run_id",
+    "node_label",
+    "status",
+    "is_source",
+    "is_sink",
+    "input_json",
+    "output_json",
+    "started_at",
+    "finished_at",
+    "error",
+    "trace_id",
+    "span_id",
+    "attempt",
+    "phase",
     "payload_error",
 )
 _NODE_UPSERT_SQL = (
@@ -478,8 +548,16 @@ class Store(ABC):
             row = cur.fetchone()
         if row is None:
             return None
-        keys = ("trace_id", "span_id", "attempt", "replay_of_run_id", "replay_root_run_id",
-                "close_reason", "payload_error", "parent_node_label")
+        keys = (
+            "trace_id",
+            "span_id",
+            "attempt",
+            "replay_of_run_id",
+            "replay_root_run_id",
+            "close_reason",
+            "payload_error",
+            "parent_node_label",
+        )
         return dict(zip(keys, row, strict=True))
 
     def plan_replay(
@@ -501,7 +579,8 @@ class Store(ABC):
         if details.get("payload_error"):
             raise NotReusableError(
                 f"run {run_id!r} cannot be replayed: its source inputs were not stored "
-                f"exactly ({details['payload_error']})")
+                f"exactly ({details['payload_error']})"
+            )
         rerun = set(rerun_nodes)
         reuse: dict[str, str] = {}
         altered = []
@@ -518,7 +597,8 @@ class Store(ABC):
             raise NotReusableError(
                 f"run {run_id!r}: the outputs of {', '.join(sorted(altered))} were not stored "
                 "exactly (redacted, capped or cut on the way) and cannot be reused; "
-                "replay them too (add them to the nodes to rerun)")
+                "replay them too (add them to the nodes to rerun)"
+            )
         return ReplayPlan(
             replay_of=run_id,
             replay_root=details.get("replay_root_run_id") or run_id,
@@ -591,7 +671,7 @@ class Store(ABC):
         """The bridge's persisted counters, e.g. `spans_rejected`, `store_failures`."""
         with self._read() as cur:
             cur.execute("SELECT key, value FROM dagtrace_meta WHERE key LIKE 'counter.%'")
-            return {key[len("counter."):]: int(value) for key, value in cur.fetchall()}
+            return {key[len("counter.") :]: int(value) for key, value in cur.fetchall()}
 
     def table_counts(self) -> dict[str, int]:
         """Rows per provenance table."""
@@ -716,8 +796,17 @@ class Store(ABC):
             row = cur.fetchone()
         if row is None:
             return None
-        keys = ("run_id", "dag_nsref", "parent_run_id", "status", "started_at", "finished_at",
-                "source_inputs_json", "sink_outputs_json", "initiated_by")
+        keys = (
+            "run_id",
+            "dag_nsref",
+            "parent_run_id",
+            "status",
+            "started_at",
+            "finished_at",
+            "source_inputs_json",
+            "sink_outputs_json",
+            "initiated_by",
+        )
         return dict(zip(keys, row, strict=True))
 
     def get_node_executions(self, run_id: str) -> list[dict[str, Any]]:
@@ -773,8 +862,7 @@ class Store(ABC):
             )
             rows = cur.fetchall()
         return [
-            {"run_id": r[0], "upstream_label": r[1], "downstream_label": r[2],
-             "traversed_at": r[3]}
+            {"run_id": r[0], "upstream_label": r[1], "downstream_label": r[2], "traversed_at": r[3]}
             for r in rows
         ]
 
@@ -828,8 +916,7 @@ class Store(ABC):
             if not labels:
                 return
             cur.execute(
-                "SELECT node_label, input_json, output_json FROM node_executions "
-                "WHERE run_id = ?",
+                "SELECT node_label, input_json, output_json FROM node_executions WHERE run_id = ?",
                 (dag_run.run_id,),
             )
             wanted = set(labels)
@@ -838,9 +925,7 @@ class Store(ABC):
                 if node is not None and label in wanted:
                     node.io = IoPayload(input_json=input_json, output_json=output_json)
 
-    def _load_tree(
-        self, cur: Cursor, seed_sql: str, params: tuple[Any, ...]
-    ) -> dict[str, DagRun]:
+    def _load_tree(self, cur: Cursor, seed_sql: str, params: tuple[Any, ...]) -> dict[str, DagRun]:
         """Runs selected by `seed_sql` and all their descendants, keyed by id, in start order."""
         cur.execute(_tree(seed_sql, self.initiated_by_column), params)
         run_rows = cur.fetchall()
@@ -854,18 +939,21 @@ class Store(ABC):
         # Rows of our own schema need no re-validation: most of the cost of a big tree.
         nodes_by_run: dict[str, dict[str, NodeExecution]] = {}
         for run_id, label, status, is_source, is_sink, started, finished, error in cur.fetchall():
-            nodes_by_run.setdefault(run_id, {})[label] = trusted(NodeExecution, {
-                "node_label": label,
-                "status": status,
-                "is_source": bool(is_source),
-                "is_sink": bool(is_sink),
-                "started_at": None if started is None else _from_epoch(started, UTC),
-                "finished_at": None if finished is None else _from_epoch(finished, UTC),
-                "error": error,
-                "edges": [],
-                "sub_dags": None,
-                "io": None,
-            })
+            nodes_by_run.setdefault(run_id, {})[label] = trusted(
+                NodeExecution,
+                {
+                    "node_label": label,
+                    "status": status,
+                    "is_source": bool(is_source),
+                    "is_sink": bool(is_sink),
+                    "started_at": None if started is None else _from_epoch(started, UTC),
+                    "finished_at": None if finished is None else _from_epoch(finished, UTC),
+                    "error": error,
+                    "edges": [],
+                    "sub_dags": None,
+                    "io": None,
+                },
+            )
         cur.execute(
             "SELECT run_id, upstream_label, downstream_label, traversed_at "
             f"FROM edge_traversals WHERE run_id IN ({in_runs}) ORDER BY traversed_at",
@@ -875,22 +963,31 @@ class Store(ABC):
         for run_id, upstream, downstream, at in cur.fetchall():
             node = nodes_by_run.get(run_id, no_nodes).get(upstream)
             if node is not None:
-                node.edges.append(trusted(EdgeTraversal, {
-                    "downstream_label": downstream, "traversed_at": _from_epoch(at, UTC),
-                }))
+                node.edges.append(
+                    trusted(
+                        EdgeTraversal,
+                        {
+                            "downstream_label": downstream,
+                            "traversed_at": _from_epoch(at, UTC),
+                        },
+                    )
+                )
         runs: dict[str, DagRun] = {}
         for run_id, nsref, parent, status, started, finished, initiator in run_rows:
-            runs[run_id] = trusted(DagRun, {
-                "run_id": run_id,
-                "dag_nsref": nsref,
-                "parent_run_id": parent,
-                "status": status,
-                "started_at": _from_epoch(started, UTC),
-                "finished_at": None if finished is None else _from_epoch(finished, UTC),
-                "initiated_by": initiator,
-                "nodes": nodes_by_run.get(run_id, {}),
-                "io": None,
-            })
+            runs[run_id] = trusted(
+                DagRun,
+                {
+                    "run_id": run_id,
+                    "dag_nsref": nsref,
+                    "parent_run_id": parent,
+                    "status": status,
+                    "started_at": _from_epoch(started, UTC),
+                    "finished_at": None if finished is None else _from_epoch(finished, UTC),
+                    "initiated_by": initiator,
+                    "nodes": nodes_by_run.get(run_id, {}),
+                    "io": None,
+                },
+            )
         for run in runs.values():  # start order: a later run under the same key wins
             _attach_to_composite_node(run, runs)
         return runs
@@ -908,7 +1005,7 @@ def _attach_to_composite_node(child: DagRun, runs: dict[str, DagRun]) -> None:
     prefix = parent.dag_nsref + "/"
     if not child.dag_nsref.startswith(prefix):
         return
-    key = child.dag_nsref[len(prefix):]
+    key = child.dag_nsref[len(prefix) :]
     bracket = key.find("[")
     node = parent.nodes.get(key[:bracket] if bracket >= 0 else key)
     if node is not None:

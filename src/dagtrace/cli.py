@@ -39,7 +39,10 @@ _db_option = click.option(
     "a dagtrace server (http://host:4319).",
 )
 _token_option = click.option(
-    "--token", envvar=TOKEN_ENV, show_envvar=True, default=None,
+    "--token",
+    envvar=TOKEN_ENV,
+    show_envvar=True,
+    default=None,
     help="Bearer token of the server (with an http:// --db).",
 )
 
@@ -130,11 +133,21 @@ def runs(
 @main.command()
 @_db_option
 @click.argument("run_id")
-@click.option("--jaeger-url", envvar=JAEGER_URL_ENV, default=DEFAULT_JAEGER_URL,
-              show_default=True, show_envvar=True, help="Jaeger UI base URL for the link.")
+@click.option(
+    "--jaeger-url",
+    envvar=JAEGER_URL_ENV,
+    default=DEFAULT_JAEGER_URL,
+    show_default=True,
+    show_envvar=True,
+    help="Jaeger UI base URL for the link.",
+)
 @_token_option
-@click.option("--io", "with_io", is_flag=True,
-              help="Also print each node's input and output (secret keys redacted).")
+@click.option(
+    "--io",
+    "with_io",
+    is_flag=True,
+    help="Also print each node's input and output (secret keys redacted).",
+)
 def show(db: str, run_id: str, jaeger_url: str, token: str | None, with_io: bool) -> None:
     """Show one run as a tree: nodes and sub-DAG runs, statuses, durations, errors.
 
@@ -173,8 +186,10 @@ def _echo_io(store: Store | RemoteProvenance, run: DagRun) -> None:
         click.echo(f"outputs: {redaction.payload(run.io.output_json)}")
     for label, node in run.nodes.items():
         if node.io:
-            click.echo(f"  {label}: in {redaction.payload(node.io.input_json)} "
-                       f"→ out {redaction.payload(node.io.output_json)}")
+            click.echo(
+                f"  {label}: in {redaction.payload(node.io.input_json)} "
+                f"→ out {redaction.payload(node.io.output_json)}"
+            )
 
 
 def _echo_details(details: dict[str, Any], jaeger_url: str) -> None:
@@ -183,8 +198,10 @@ def _echo_details(details: dict[str, Any], jaeger_url: str) -> None:
     if details.get("close_reason"):
         click.echo(f"closed: {details['close_reason']}")
     if details.get("replay_of_run_id"):
-        click.echo(f"replay of: {details['replay_of_run_id']} "
-                   f"(chain root {details.get('replay_root_run_id')})")
+        click.echo(
+            f"replay of: {details['replay_of_run_id']} "
+            f"(chain root {details.get('replay_root_run_id')})"
+        )
     if details.get("payload_error"):
         click.echo(f"payload: {details['payload_error']}")
     if details.get("trace_id"):
@@ -194,8 +211,12 @@ def _echo_details(details: dict[str, Any], jaeger_url: str) -> None:
 @main.command()
 @_db_option
 @click.argument("run_id")
-@click.option("--reason", default="interrupted: runner died", show_default=True,
-              help="Recorded in dag_runs.close_reason.")
+@click.option(
+    "--reason",
+    default="interrupted: runner died",
+    show_default=True,
+    help="Recorded in dag_runs.close_reason.",
+)
 def close(db: str, run_id: str, reason: str) -> None:
     """Close a run whose runner died, so it can be restarted.
 
@@ -237,29 +258,83 @@ def stats(db: str, token: str | None) -> None:
 
 
 @main.command()
-@click.option("--db", envvar=DB_ENV, default=DEFAULT_DB, show_default=True, show_envvar=True,
-              help="The store to write: a SQLite file path or a sqlite:/// URL.")
-@click.option("--host", default=DEFAULT_HOST, show_default=True,
-              help="Interface to bind; 0.0.0.0 exposes it (use --token then).")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
-              help="0 picks a free port (printed on the ready line).")
-@click.option("--token", envvar=TOKEN_ENV, show_envvar=True, default=None,
-              help="Require `Authorization: Bearer TOKEN` on ingestion and queries.")
-@click.option("--max-body", default=DEFAULT_MAX_BODY, show_default=True,
-              type=click.IntRange(1024), help="Bytes per request, also after gunzip (413 above).")
-@click.option("--queue", "queue_size", default=DEFAULT_QUEUE, show_default=True,
-              type=click.IntRange(1), help="Requests waiting for the writer (429 above).")
-@click.option("--forward", default=None, metavar="URL",
-              help="Also send what is received to this OTLP/HTTP endpoint (e.g. Jaeger).")
-@click.option("--redact", "patterns", multiple=True, metavar="REGEX",
-              help="Key pattern whose values are hidden in forwarded spans and API answers "
-              "(repeatable; replaces the defaults: password, token, secret, …).")
+@click.option(
+    "--db",
+    envvar=DB_ENV,
+    default=DEFAULT_DB,
+    show_default=True,
+    show_envvar=True,
+    help="The store to write: a SQLite file path or a sqlite:/// URL.",
+)
+@click.option(
+    "--host",
+    default=DEFAULT_HOST,
+    show_default=True,
+    help="Interface to bind; 0.0.0.0 exposes it (use --token then).",
+)
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="0 picks a free port (printed on the ready line).",
+)
+@click.option(
+    "--token",
+    envvar=TOKEN_ENV,
+    show_envvar=True,
+    default=None,
+    help="Require `Authorization: Bearer TOKEN` on ingestion and queries.",
+)
+@click.option(
+    "--max-body",
+    default=DEFAULT_MAX_BODY,
+    show_default=True,
+    type=click.IntRange(1024),
+    help="Bytes per request, also after gunzip (413 above).",
+)
+@click.option(
+    "--queue",
+    "queue_size",
+    default=DEFAULT_QUEUE,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Requests waiting for the writer (429 above).",
+)
+@click.option(
+    "--forward",
+    default=None,
+    metavar="URL",
+    help="Also send what is received to this OTLP/HTTP endpoint (e.g. Jaeger).",
+)
+@click.option(
+    "--redact",
+    "patterns",
+    multiple=True,
+    metavar="REGEX",
+    help="Key pattern whose values are hidden in forwarded spans and API answers "
+    "(repeatable; replaces the defaults: password, token, secret, …).",
+)
 @click.option("--no-redact", is_flag=True, help="Hide nothing.")
-@click.option("--max-payload", default=None, type=click.IntRange(16), metavar="BYTES",
-              help="Cap each JSON payload forwarded or returned by the API.")
-def serve(db: str, host: str, port: int, token: str | None, max_body: int, queue_size: int,
-          forward: str | None, patterns: tuple[str, ...], no_redact: bool,
-          max_payload: int | None) -> None:
+@click.option(
+    "--max-payload",
+    default=None,
+    type=click.IntRange(16),
+    metavar="BYTES",
+    help="Cap each JSON payload forwarded or returned by the API.",
+)
+def serve(
+    db: str,
+    host: str,
+    port: int,
+    token: str | None,
+    max_body: int,
+    queue_size: int,
+    forward: str | None,
+    patterns: tuple[str, ...],
+    no_redact: bool,
+    max_payload: int | None,
+) -> None:
     """Receive OTLP/HTTP traces into the store and serve the query API.
 
     POST /v1/traces (protobuf or JSON, gzip) · GET /api/v1/runs … (OpenAPI at /docs)
@@ -269,16 +344,17 @@ def serve(db: str, host: str, port: int, token: str | None, max_body: int, queue
     Example:
       dagtrace serve --db /var/lib/dagtrace/runs.db --port 4319 --forward http://localhost:4318/v1/traces
     """
+    from ._redact import DEFAULT_PATTERNS, Redaction
     from ._server import ServeConfig
     from ._server import serve as run_server
 
-    from ._redact import DEFAULT_PATTERNS, Redaction
-
     store = _open(db, read_only=False)
-    redaction = Redaction(patterns=() if no_redact else (patterns or DEFAULT_PATTERNS),
-                          max_payload_bytes=max_payload)
-    config = ServeConfig(max_body=max_body, queue_size=queue_size, token=token, forward=forward,
-                         redaction=redaction)
+    redaction = Redaction(
+        patterns=() if no_redact else (patterns or DEFAULT_PATTERNS), max_payload_bytes=max_payload
+    )
+    config = ServeConfig(
+        max_body=max_body, queue_size=queue_size, token=token, forward=forward, redaction=redaction
+    )
 
     def ready(url: str) -> None:
         click.echo(f"dagtrace serve: listening on {url} (store {store.location})", err=False)
@@ -295,10 +371,20 @@ def serve(db: str, host: str, port: int, token: str | None, max_body: int, queue
 @main.command()
 @_db_option
 @_token_option
-@click.option("--until", "until_run", default=None, metavar="RUN_ID",
-              help="Stop when this run is no longer running (exit 1 if it failed).")
-@click.option("--interval", default=0.5, show_default=True, type=click.FloatRange(0.05, 60),
-              help="Seconds between two looks at the store.")
+@click.option(
+    "--until",
+    "until_run",
+    default=None,
+    metavar="RUN_ID",
+    help="Stop when this run is no longer running (exit 1 if it failed).",
+)
+@click.option(
+    "--interval",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0.05, 60),
+    help="Seconds between two looks at the store.",
+)
 def tail(db: str, token: str | None, until_run: str | None, interval: float) -> None:
     """Print each run and node change as it happens, until interrupted.
 
@@ -335,8 +421,10 @@ def _print_changes(run: DagRun, seen: dict[tuple[str, str], str]) -> None:
     for label, node in sorted(run.nodes.items(), key=lambda kv: kv[1].started_at or run.started_at):
         if seen.get((run.run_id, label)) != node.status:
             seen[(run.run_id, label)] = node.status
-            click.echo(f"{_when(node.finished_at or node.started_at)}  node  "
-                       f"{run.dag_nsref}:{label}  {node.status}")
+            click.echo(
+                f"{_when(node.finished_at or node.started_at)}  node  "
+                f"{run.dag_nsref}:{label}  {node.status}"
+            )
         for child in (node.sub_dags or {}).values():
             _print_changes(child, seen)
 
@@ -359,21 +447,53 @@ def _age(text: str) -> float:
 
 
 @main.command()
-@click.option("--db", envvar=DB_ENV, default=DEFAULT_DB, show_default=True, show_envvar=True,
-              help="The store: a SQLite file path, a sqlite:/// or postgresql:// URL.")
-@click.option("--older-than", "older_than", required=True, metavar="AGE",
-              help="Runs started longer ago than this: 30d, 12h, 90m, 3600s.")
-@click.option("--status", "statuses", multiple=True,
-              type=click.Choice(["completed", "failed", "paused", "running"]),
-              help="Only runs with this status (repeatable). Default: any finished run.")
-@click.option("--include-active", is_flag=True,
-              help="Also prune running and paused runs (never done otherwise).")
-@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1),
-              help="Top-level runs per transaction: writers wait at most one batch.")
-@click.option("--vacuum", is_flag=True,
-              help="Then shrink the file (SQLite VACUUM: BLOCKS all writers until done).")
-def prune(db: str, older_than: str, statuses: tuple[str, ...], include_active: bool,
-          batch_size: int, vacuum: bool) -> None:
+@click.option(
+    "--db",
+    envvar=DB_ENV,
+    default=DEFAULT_DB,
+    show_default=True,
+    show_envvar=True,
+    help="The store: a SQLite file path, a sqlite:/// or postgresql:// URL.",
+)
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    metavar="AGE",
+    help="Runs started longer ago than this: 30d, 12h, 90m, 3600s.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["completed", "failed", "paused", "running"]),
+    help="Only runs with this status (repeatable). Default: any finished run.",
+)
+@click.option(
+    "--include-active",
+    is_flag=True,
+    help="Also prune running and paused runs (never done otherwise).",
+)
+@click.option(
+    "--batch-size",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Top-level runs per transaction: writers wait at most one batch.",
+)
+@click.option(
+    "--vacuum",
+    is_flag=True,
+    help="Then shrink the file (SQLite VACUUM: BLOCKS all writers until done).",
+)
+def prune(
+    db: str,
+    older_than: str,
+    statuses: tuple[str, ...],
+    include_active: bool,
+    batch_size: int,
+    vacuum: bool,
+) -> None:
     """Delete old runs with their sub-DAG runs, nodes and edges.
 
     Runs in bounded batches without blocking writers for long. Running and paused
@@ -389,10 +509,16 @@ def prune(db: str, older_than: str, statuses: tuple[str, ...], include_active: b
     store = _open(db, read_only=False)
     cutoff = time.time() - _age(older_than)
     try:
-        deleted = store.prune(older_than=cutoff, statuses=statuses or None,
-                              include_active=include_active, batch_size=batch_size)
-        click.echo(f"pruned {deleted} run(s) started before "
-                   f"{datetime.fromtimestamp(cutoff).astimezone():%Y-%m-%d %H:%M:%S}")
+        deleted = store.prune(
+            older_than=cutoff,
+            statuses=statuses or None,
+            include_active=include_active,
+            batch_size=batch_size,
+        )
+        click.echo(
+            f"pruned {deleted} run(s) started before "
+            f"{datetime.fromtimestamp(cutoff).astimezone():%Y-%m-%d %H:%M:%S}"
+        )
         if vacuum:
             store.vacuum()
             click.echo(f"vacuumed: {store.size_bytes():,} bytes now")
@@ -403,17 +529,40 @@ def prune(db: str, older_than: str, statuses: tuple[str, ...], include_active: b
 
 
 @main.command()
-@click.option("--db", envvar=DB_ENV, default=DEFAULT_DB, show_default=True, show_envvar=True,
-              help="The store: a SQLite file path, a sqlite:/// or postgresql:// URL.")
-@click.option("--silent-for", default="5m", show_default=True, metavar="AGE",
-              help="No heartbeat, run or node activity for this long: 90s, 5m, 1h. Keep it "
-              "above 3 × the runners' heartbeat interval (30 s by default).")
-@click.option("--close", "close_them", is_flag=True,
-              help="Close the runs listed as interrupted (restartable).")
-@click.option("--auto", is_flag=True,
-              help="Keep watching, closing silent runs every --interval, until interrupted.")
-@click.option("--interval", default=60.0, show_default=True, type=click.FloatRange(0.1),
-              help="Seconds between two looks, with --auto.")
+@click.option(
+    "--db",
+    envvar=DB_ENV,
+    default=DEFAULT_DB,
+    show_default=True,
+    show_envvar=True,
+    help="The store: a SQLite file path, a sqlite:/// or postgresql:// URL.",
+)
+@click.option(
+    "--silent-for",
+    default="5m",
+    show_default=True,
+    metavar="AGE",
+    help="No heartbeat, run or node activity for this long: 90s, 5m, 1h. Keep it "
+    "above 3 × the runners' heartbeat interval (30 s by default).",
+)
+@click.option(
+    "--close",
+    "close_them",
+    is_flag=True,
+    help="Close the runs listed as interrupted (restartable).",
+)
+@click.option(
+    "--auto",
+    is_flag=True,
+    help="Keep watching, closing silent runs every --interval, until interrupted.",
+)
+@click.option(
+    "--interval",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds between two looks, with --auto.",
+)
 def dead(db: str, silent_for: str, close_them: bool, auto: bool, interval: float) -> None:
     """List runs whose runner has gone silent; optionally close them as interrupted.
 

@@ -197,10 +197,12 @@ class TracedProvenance(ProvenanceReads):
             return None, None
         with self._lock:
             parent = self._runs.get(parent_run_id)
-        parent_nsref = parent.nsref if parent else (self.store.get_run(parent_run_id) or {}).get(
-            "dag_nsref", ""
+        parent_nsref = (
+            parent.nsref
+            if parent
+            else (self.store.get_run(parent_run_id) or {}).get("dag_nsref", "")
         )
-        key = nsref[len(parent_nsref) + 1:] if nsref.startswith(parent_nsref + "/") else ""
+        key = nsref[len(parent_nsref) + 1 :] if nsref.startswith(parent_nsref + "/") else ""
         label = key.split("[", 1)[0] or None
         with self._lock:
             node = self._nodes.get((parent_run_id, label)) if label else None
@@ -219,9 +221,11 @@ class TracedProvenance(ProvenanceReads):
         the same run id, linked to the previous attempt's run span."""
         run = self.store.get_run(run_id) or {}
         details = self.store.get_run_details(run_id) or {}
-        previous = [span_context(details["trace_id"], details["span_id"])] if (
-            details.get("trace_id") and details.get("span_id")
-        ) else []
+        previous = (
+            [span_context(details["trace_id"], details["span_id"])]
+            if (details.get("trace_id") and details.get("span_id"))
+            else []
+        )
         handle = self._tracer.start_run(
             run.get("dag_nsref") or "unknown",
             run_id=run_id,
