@@ -284,13 +284,7 @@ class LiveSpanProcessor(SpanProcessor):
             if not is_dag_span(attributes):
                 _map(span, ended=False, resolver=self._resolver, problems=self._problems)
             elif attributes.get(c.KIND) == c.KIND_RUN:  # type: ignore[union-attr]
-                record = _map(
-                    span,
-                    ended=False,
-                    resolver=self._resolver,
-                    problems=self._problems,
-                    policy=self._policy,
-                )
+                record = self._record(span, ended=False)
                 if record is not None:
                     self._write_or_keep(record, "recording a run start")
                     self._open_runs[span.get_span_context().span_id] = record.run_id
@@ -303,6 +297,11 @@ class LiveSpanProcessor(SpanProcessor):
                     self.store.wake_flusher()
         except Exception as e:  # noqa: BLE001 - never into the traced program
             self._problems.failure("recording a span start", e)
+
+    def _record(self, span: ReadableSpan, *, ended: bool) -> SpanRecord | None:
+        return _map(
+            span, ended=ended, resolver=self._resolver, problems=self._problems, policy=self._policy
+        )
 
     def _start_heartbeat(self) -> None:
         if self._heartbeat is None:
@@ -349,13 +348,7 @@ class LiveSpanProcessor(SpanProcessor):
             self._started.clear()
         records = []
         for span in spans:
-            record = _map(
-                span,
-                ended=False,
-                resolver=self._resolver,
-                problems=self._problems,
-                policy=self._policy,
-            )
+            record = self._record(span, ended=False)
             if record is not None:
                 records.append(record)
         return records
@@ -377,13 +370,7 @@ class LiveSpanProcessor(SpanProcessor):
                 with self._started_lock:
                     self._started.pop(span_id, None)
             self._open_runs.pop(span_id, None)
-            record = _map(
-                span,
-                ended=True,
-                resolver=self._resolver,
-                problems=self._problems,
-                policy=self._policy,
-            )
+            record = self._record(span, ended=True)
             if record is not None:
                 self._write_or_keep(record, "recording a span end")
                 self._problems.count("spans_stored")

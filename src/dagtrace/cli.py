@@ -35,8 +35,16 @@ _db_option = click.option(
     default=DEFAULT_DB,
     show_default=True,
     show_envvar=True,
-    help="The store: a SQLite file path or a sqlite:/// URL; for reads also the URL of "
-    "a dagtrace server (http://host:4319).",
+    help="The store: a SQLite file path, a sqlite:/// or postgresql:// URL, or the URL of "
+    "a dagtrace server (http://host:4319) to read through its API.",
+)
+_store_option = click.option(
+    "--db",
+    envvar=DB_ENV,
+    default=DEFAULT_DB,
+    show_default=True,
+    show_envvar=True,
+    help="The store itself: a SQLite file path, a sqlite:/// or postgresql:// URL.",
 )
 _token_option = click.option(
     "--token",
@@ -209,7 +217,7 @@ def _echo_details(details: dict[str, Any], jaeger_url: str) -> None:
 
 
 @main.command()
-@_db_option
+@_store_option
 @click.argument("run_id")
 @click.option(
     "--reason",
@@ -258,14 +266,7 @@ def stats(db: str, token: str | None) -> None:
 
 
 @main.command()
-@click.option(
-    "--db",
-    envvar=DB_ENV,
-    default=DEFAULT_DB,
-    show_default=True,
-    show_envvar=True,
-    help="The store to write: a SQLite file path or a sqlite:/// URL.",
-)
+@_store_option
 @click.option(
     "--host",
     default=DEFAULT_HOST,
@@ -447,14 +448,7 @@ def _age(text: str) -> float:
 
 
 @main.command()
-@click.option(
-    "--db",
-    envvar=DB_ENV,
-    default=DEFAULT_DB,
-    show_default=True,
-    show_envvar=True,
-    help="The store: a SQLite file path, a sqlite:/// or postgresql:// URL.",
-)
+@_store_option
 @click.option(
     "--older-than",
     "older_than",
@@ -529,14 +523,7 @@ def prune(
 
 
 @main.command()
-@click.option(
-    "--db",
-    envvar=DB_ENV,
-    default=DEFAULT_DB,
-    show_default=True,
-    show_envvar=True,
-    help="The store: a SQLite file path, a sqlite:/// or postgresql:// URL.",
-)
+@_store_option
 @click.option(
     "--silent-for",
     default="5m",
