@@ -1,6 +1,6 @@
 """OTLP/HTTP ingestion into SQLite through `dagtrace serve`, spans per second.
 
-    python benchmarks/bench_serve.py [--requests 40] [--senders 2] [--db URL] [--servers N]
+    python benchmarks/bench_serve.py [--requests 40] [--senders 4] [--db URL] [--servers N]
 
 A separate sender process encodes its requests before the clock starts: 512 spans per
 request (node spans with ~1 KiB of payload and 3 edges each, plus their run span),
@@ -75,7 +75,13 @@ def _sender(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=40, help="requests per sender")
-    parser.add_argument("--senders", type=int, default=2)
+    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument(
+        "--decoders",
+        type=int,
+        default=None,
+        help="decoding processes per server (default: serve's own choice)",
+    )
     parser.add_argument(
         "--servers",
         type=int,
@@ -99,7 +105,17 @@ def main() -> None:
         db = args.db or str(Path(tempfile.mkdtemp(prefix="dagtrace-bench-serve-")) / "serve.db")
     servers = [
         subprocess.Popen(
-            [sys.executable, "-m", "dagtrace", "serve", "--db", db, "--port", "0"],
+            [
+                sys.executable,
+                "-m",
+                "dagtrace",
+                "serve",
+                "--db",
+                db,
+                "--port",
+                "0",
+                *(["--decoders", str(args.decoders)] if args.decoders is not None else []),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )

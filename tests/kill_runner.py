@@ -17,20 +17,20 @@ from dagtrace import _store
 
 db, kill_at, mode, log_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 _calls = 0
-_apply = _store.Writer.apply_records
+_apply = _store.Writer.write_rows
 
 
-def _kill_hook(self: _store.Writer, records: object) -> None:
+def _kill_hook(self: _store.Writer, rows: object) -> None:
     global _calls
     _calls += 1
     if _calls == kill_at:
         if mode == "inside":
-            _apply(self, records)  # type: ignore[arg-type]
+            _apply(self, rows)  # type: ignore[arg-type]
         os.kill(os.getpid(), signal.SIGKILL)
-    _apply(self, records)  # type: ignore[arg-type]
+    _apply(self, rows)  # type: ignore[arg-type]
 
 
-_store.Writer.apply_records = _kill_hook  # type: ignore[method-assign]
+_store.Writer.write_rows = _kill_hook  # type: ignore[method-assign]
 
 provider = dagtrace.configure(db)
 tracer = dagtrace.DagTracer(provider)

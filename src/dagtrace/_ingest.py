@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from ._otlp import DecodedRequest, decode_request
-from ._store import Store
+from ._otlp import DecodedRows, decode_to_rows
+from ._store import Rows, Store
 
 _log = logging.getLogger("dagtrace.serve")
 
@@ -34,10 +34,10 @@ class QueueFull(Exception):
 
 @dataclass
 class _Job:
-    body: bytes
+    body: bytes | None
     json_encoded: bool
-    done: Future[DecodedRequest]
-    decoded: DecodedRequest | None = None
+    done: Future[DecodedRows]
+    decoded: DecodedRows | None = None
 
 
 class IngestWriter:
@@ -56,10 +56,16 @@ class IngestWriter:
     def depth(self) -> int:
         return self._queue.qsize()
 
-    def submit(self, body: bytes, *, json_encoded: bool) -> Future[DecodedRequest]:
-        """Queue one request; the future resolves, once its rows are committed, to what
-        was decoded (or fails with `UndecodableRequest`, or the store's error)."""
-        job = _Job(body, json_encoded, Future())
+    def full(self) -> bool:
+        return self._queue.full()
+
+    def submit(
+        self, body: bytes | None, *, json_encoded: bool = False, decoded: DecodedRows | None = None
+    ) -> Future[DecodedRows]:
+        """Queue one request, as its body (decoded here) or already `decoded`; the future
+        resolves, once its rows are committed, to what was decoded (or fails with
+        `UndecodableRequest`, or the store's error)."""
+        job = _Job(body, json_encoded, Future(), decoded)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -89,19 +95,22 @@ class IngestWriter:
             self._write(group)
 
     def _write(self, group: list[_Job]) -> None:
-        decodable: list[tuple[_Job, DecodedRequest]] = []
+        decodable: list[tuple[_Job, DecodedRows]] = []
         for job in group:
             if job.decoded is None:
                 try:
-                    job.decoded = decode_request(job.body, json_encoded=job.json_encoded)
+                    job.decoded = decode_to_rows(job.body or b"", json_encoded=job.json_encoded)
                 except Exception as e:  # noqa: BLE001 - answered 400 by the caller
                     job.done.set_exception(e)
                     continue
             decodable.append((job, job.decoded))
         if not decodable:
             return
+        rows = Rows()
+        for _, decoded in decodable:
+            rows.extend(decoded.rows)
         try:
-            self.store.write_records([r for _, decoded in decodable for r in decoded.records])
+            self.store.write_rows(rows)
         except Exception as e:  # noqa: BLE001 - each request gets its own answer
             if len(decodable) == 1:
                 decodable[0][0].done.set_exception(e)
@@ -110,7 +119,7 @@ class IngestWriter:
                 self._write([job])
             return
         if self._on_stored:
-            self._on_stored(sum(len(decoded.records) for _, decoded in decodable))
+            self._on_stored(len(rows))
         for job, decoded in decodable:
             job.done.set_result(decoded)
 

@@ -26,6 +26,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from ._errors import DagtraceError
 from ._mapping import SpanEvent, SpanRecord, SpanRejected, record_from_parts
 from ._redact import Redaction
+from ._store import Rows, rows_for
 
 STATUS_CODE_ERROR = 2
 
@@ -77,6 +78,24 @@ def decode_request(body: bytes, *, json_encoded: bool) -> DecodedRequest:
         else:
             decoded.records.append(record)
     return decoded
+
+
+@dataclass
+class DecodedRows:
+    """A decoded request as rows to write (what a decoding process sends back)."""
+
+    rows: Rows
+    rejected: list[str]
+    ignored: int
+    received: int
+
+
+def decode_to_rows(body: bytes, *, json_encoded: bool) -> DecodedRows:
+    """`decode_request`, then the rows its records write (picklable, for a pool)."""
+    decoded = decode_request(body, json_encoded=json_encoded)
+    return DecodedRows(
+        rows_for(decoded.records), decoded.rejected, decoded.ignored, decoded.received
+    )
 
 
 def _record(parts: _Parts) -> SpanRecord | None:

@@ -10,10 +10,13 @@ spans; 400 undecodable; 413 too large, also after decompression; 415 other types
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
+import multiprocessing
 import zlib
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +29,13 @@ from . import __version__
 from ._errors import StoreError
 from ._ingest import Forwarder, IngestWriter, QueueFull
 from ._models import DagRun, IoPayload
-from ._otlp import UndecodableRequest, export_response, redact_request, status_body
+from ._otlp import (
+    UndecodableRequest,
+    decode_to_rows,
+    export_response,
+    redact_request,
+    status_body,
+)
 from ._redact import Redaction
 from ._store import Store
 
@@ -56,6 +65,8 @@ class ServeConfig:
     retry_after: int = 1
     redaction: Redaction = field(default_factory=Redaction)
     """Applied to what is forwarded and what the query API returns, not to the store."""
+    decoders: int = 0
+    """Processes that decode requests beside the writer (0: the writer thread decodes)."""
 
 
 class _Metrics:
@@ -95,6 +106,11 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
     writer = IngestWriter(store, queue_size=config.queue_size, on_stored=metrics.stored.inc)
     forwarder = Forwarder(config.forward) if config.forward else None
     metrics.queue_depth.set_function(lambda: writer.depth)
+    decoders = (
+        ProcessPoolExecutor(config.decoders, mp_context=multiprocessing.get_context("spawn"))
+        if config.decoders > 0
+        else None
+    )
     app = FastAPI(
         title="dagtrace",
         version=__version__,
@@ -102,6 +118,8 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
     )
 
     def shutdown() -> None:
+        if decoders is not None:
+            decoders.shutdown(wait=True, cancel_futures=True)
         writer.stop()
         if forwarder:
             forwarder.stop()
@@ -136,7 +154,17 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
                 400, "the gzip body is corrupt", json_encoded=json_encoded, metrics=metrics
             )
         try:
-            done = writer.submit(body, json_encoded=json_encoded)
+            if decoders is None:
+                done = writer.submit(body, json_encoded=json_encoded)
+            else:  # decode in another process, so the writer only writes
+                if writer.full():
+                    raise QueueFull()
+                pre = await asyncio.get_running_loop().run_in_executor(
+                    decoders, functools.partial(decode_to_rows, body, json_encoded=json_encoded)
+                )
+                done = writer.submit(None, decoded=pre)
+        except UndecodableRequest as e:
+            return _otlp_error(400, str(e), json_encoded=json_encoded, metrics=metrics)
         except QueueFull:
             return _otlp_error(
                 429,

@@ -13,7 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -101,6 +101,80 @@ class Dialect:
     """The two-argument maximum: MAX in SQLite, GREATEST in PostgreSQL."""
     in_list: Callable[[list[str]], tuple[str, Any]]
     """A subquery yielding the given values, and its one parameter: any count, one statement."""
+
+
+@dataclass
+class Rows:
+    """Span records as row tuples, ready to write; cheap to pickle between processes."""
+
+    runs: list[tuple[Any, ...]] = field(default_factory=list)
+    nodes: list[tuple[Any, ...]] = field(default_factory=list)
+    edges: list[tuple[Any, ...]] = field(default_factory=list)
+    beats: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.runs) + len(self.nodes) + len(self.beats)
+
+    def extend(self, other: Rows) -> None:
+        self.runs += other.runs
+        self.nodes += other.nodes
+        self.edges += other.edges
+        for run_id, at in other.beats.items():
+            self.beats[run_id] = max(self.beats.get(run_id, 0.0), at)
+
+
+def rows_for(records: Iterable[SpanRecord]) -> Rows:
+    """The dag_runs, node_executions and edge_traversals rows span records write."""
+    rows = Rows()
+    for r in records:
+        if r.heartbeat:
+            rows.beats[r.run_id] = max(rows.beats.get(r.run_id, 0.0), r.started_at)
+        elif r.kind == "run":
+            rows.runs.append(
+                (
+                    r.run_id,
+                    r.nsref,
+                    r.parent_run_id,
+                    r.status,
+                    r.started_at,
+                    r.finished_at,
+                    r.inputs_json,
+                    r.outputs_json,
+                    r.initiator,
+                    r.trace_id,
+                    r.span_id,
+                    r.attempt,
+                    r.phase,
+                    r.parent_node,
+                    r.replay_of,
+                    r.replay_root,
+                    r.close_reason,
+                    r.payload_error,
+                    r.finished_at or r.started_at,
+                )
+            )
+        else:
+            rows.nodes.append(
+                (
+                    r.run_id,
+                    r.label,
+                    r.status,
+                    int(r.is_source),
+                    int(r.is_sink),
+                    r.input_json,
+                    r.output_json,
+                    r.started_at,
+                    r.finished_at,
+                    r.error,
+                    r.trace_id,
+                    r.span_id,
+                    r.attempt,
+                    r.phase,
+                    r.payload_error,
+                )
+            )
+            rows.edges.extend((r.run_id, r.label, down, at) for down, at in r.edges)
+    return rows
 
 
 class Writer:
@@ -192,76 +266,25 @@ class Writer:
     # -- span records: idempotent, order-independent ---------------------------------
 
     def apply_records(self, records: Iterable[SpanRecord]) -> None:
-        """Upsert rows for span records; any arrival order gives the in-order result.
+        """Upsert rows for span records; any arrival order gives the in-order result."""
+        self.write_rows(rows_for(records))
+
+    def write_rows(self, rows: Rows) -> None:
+        """Upsert `rows_for` rows.
 
         A record wins a row when its (attempt, phase) is higher than the row's:
         the latest attempt beats earlier ones, an end beats a start, a close beats
         a late end of the same attempt. Equal keys (duplicates) change nothing.
+        Rows go in a stable key order, so concurrent writers lock in the same order.
         """
-        runs: list[tuple[Any, ...]] = []
-        nodes: list[tuple[Any, ...]] = []
-        edges: list[tuple[Any, ...]] = []
-        beats: dict[str, float] = {}
-        for r in records:
-            if r.heartbeat:
-                beats[r.run_id] = max(beats.get(r.run_id, 0.0), r.started_at)
-            elif r.kind == "run":
-                runs.append(
-                    (
-                        r.run_id,
-                        r.nsref,
-                        r.parent_run_id,
-                        r.status,
-                        r.started_at,
-                        r.finished_at,
-                        r.inputs_json,
-                        r.outputs_json,
-                        r.initiator,
-                        r.trace_id,
-                        r.span_id,
-                        r.attempt,
-                        r.phase,
-                        r.parent_node,
-                        r.replay_of,
-                        r.replay_root,
-                        r.close_reason,
-                        r.payload_error,
-                        r.finished_at or r.started_at,
-                    )
-                )
-            else:
-                nodes.append(
-                    (
-                        r.run_id,
-                        r.label,
-                        r.status,
-                        int(r.is_source),
-                        int(r.is_sink),
-                        r.input_json,
-                        r.output_json,
-                        r.started_at,
-                        r.finished_at,
-                        r.error,
-                        r.trace_id,
-                        r.span_id,
-                        r.attempt,
-                        r.phase,
-                        r.payload_error,
-                    )
-                )
-                edges.extend((r.run_id, r.label, down, at) for down, at in r.edges)
-        # Stable key order: concurrent writers take row locks in the same order.
-        if runs:
-            runs.sort(key=lambda row: row[0])
-            self._execute(self._run_upsert_sql(), runs)
-        if nodes:
-            nodes.sort(key=lambda row: (row[0], row[1]))
-            self._execute(_NODE_UPSERT_SQL, nodes)
-        if edges:
-            edges.sort(key=lambda row: row[:3])
-            self._execute(_EDGE_UPSERT_SQL, edges)
-        if beats:
-            self.heartbeat(beats)
+        if rows.runs:
+            self._execute(self._run_upsert_sql(), sorted(rows.runs, key=lambda row: row[0]))
+        if rows.nodes:
+            self._execute(_NODE_UPSERT_SQL, sorted(rows.nodes, key=lambda row: row[:2]))
+        if rows.edges:
+            self._execute(_EDGE_UPSERT_SQL, sorted(rows.edges, key=lambda row: row[:3]))
+        if rows.beats:
+            self.heartbeat(rows.beats)
 
     def heartbeat(self, seen: dict[str, float]) -> None:
         """Runners of these runs were alive at these times (never moves backwards)."""
@@ -509,10 +532,14 @@ class Store(ABC):
         A transaction the database aborted to break a deadlock or a serialisation
         conflict is retried, a bounded number of times.
         """
+        self.write_rows(rows_for(records), counters=counters)
+
+    def write_rows(self, rows: Rows, *, counters: dict[str, int] | None = None) -> None:
+        """`write_records` for rows already built (by a decoding process, say)."""
         for attempt in range(1, self._RETRIES + 1):
             try:
                 with self.transaction() as writer:
-                    writer.apply_records(records)
+                    writer.write_rows(rows)
                     if counters:
                         writer.add_counters(counters)
                 return

@@ -324,6 +324,12 @@ def stats(db: str, token: str | None) -> None:
     metavar="BYTES",
     help="Cap each JSON payload forwarded or returned by the API.",
 )
+@click.option(
+    "--decoders",
+    default=None,
+    type=click.IntRange(0),
+    help="Processes that decode OTLP beside the writer (default: cores - 1; 0: none).",
+)
 def serve(
     db: str,
     host: str,
@@ -335,6 +341,7 @@ def serve(
     patterns: tuple[str, ...],
     no_redact: bool,
     max_payload: int | None,
+    decoders: int | None,
 ) -> None:
     """Receive OTLP/HTTP traces into the store and serve the query API.
 
@@ -353,8 +360,15 @@ def serve(
     redaction = Redaction(
         patterns=() if no_redact else (patterns or DEFAULT_PATTERNS), max_payload_bytes=max_payload
     )
+    if decoders is None:
+        decoders = max(0, min(4, (os.cpu_count() or 1) - 1))
     config = ServeConfig(
-        max_body=max_body, queue_size=queue_size, token=token, forward=forward, redaction=redaction
+        max_body=max_body,
+        queue_size=queue_size,
+        token=token,
+        forward=forward,
+        redaction=redaction,
+        decoders=decoders,
     )
 
     def ready(url: str) -> None:
