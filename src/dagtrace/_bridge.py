@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
@@ -116,7 +117,7 @@ def record_from_sdk_span(span: ReadableSpan, *, ended: bool) -> SpanRecord | Non
     attributes = span.attributes
     if not is_dag_span(attributes):
         return None
-    attributes = dict(attributes)  # type: ignore[arg-type]  # one copy: cheaper than many .get
+    attributes = _plain(span)
     ctx = span.get_span_context()
     parent = span.parent
     status = span.status
@@ -136,6 +137,14 @@ def record_from_sdk_span(span: ReadableSpan, *, ended: bool) -> SpanRecord | Non
         dropped_events=span.dropped_events if ended else 0,
         link_span_ids=[format_span_id(link.context.span_id) for link in span.links],
     )
+
+
+def _plain(span: ReadableSpan) -> dict[str, Any]:
+    """The span's attributes as a plain dict, copied once: reading the SDK's locked
+    BoundedAttributes key by key costs more than the rest of the mapping. Uses its
+    inner dict when it has one (SDK 1.x), the public mapping otherwise."""
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    return dict(inner) if isinstance(inner, dict) else dict(span.attributes or {})
 
 
 class ParentResolver:
