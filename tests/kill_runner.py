@@ -13,14 +13,14 @@ import signal
 import sys
 
 import dagtrace
-from dagtrace import _store
+from dagtrace import _writer
 
 db, kill_at, mode, log_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 _calls = 0
-_apply = _store.Writer.write_rows
+_apply = _writer.Writer.write_rows
 
 
-def _kill_hook(self: _store.Writer, rows: object) -> None:
+def _kill_hook(self: _writer.Writer, rows: object) -> None:
     global _calls
     _calls += 1
     if _calls == kill_at:
@@ -30,7 +30,7 @@ def _kill_hook(self: _store.Writer, rows: object) -> None:
     _apply(self, rows)  # type: ignore[arg-type]
 
 
-_store.Writer.write_rows = _kill_hook  # type: ignore[method-assign]
+_writer.Writer.write_rows = _kill_hook  # type: ignore[method-assign]
 
 provider = dagtrace.configure(db)
 tracer = dagtrace.DagTracer(provider)

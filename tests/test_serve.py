@@ -391,3 +391,52 @@ def test_serve_port_in_use_is_a_clear_error(server: str, db_path: Path) -> None:
         timeout=30,
     )
     assert clash.returncode == 4 and "cannot listen" in clash.stderr
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find child processes")
+def test_decoder_processes_die_with_a_killed_server(db_path: Path) -> None:
+    import signal
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dagtrace",
+            "serve",
+            "--db",
+            str(db_path),
+            "--port",
+            "0",
+            "--decoders",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    url = proc.stdout.readline().split("listening on ")[1].split()[0]
+    assert (
+        httpx.post(
+            f"{url}/v1/traces", content=protobuf_request(recorded_spans()), headers=PB
+        ).status_code
+        == 200
+    )  # decoded in a pool process
+    children = _children(proc.pid)
+    assert children  # the decoders (and multiprocessing's resource tracker)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    _wait_until(lambda: not any(Path(f"/proc/{c}").exists() for c in children))

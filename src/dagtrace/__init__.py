@@ -18,7 +18,8 @@ from ._provenance import DagProvenance, NullProvenance, ProvenanceReads, open_st
 from ._redact import Redaction
 from ._remote import RemoteProvenance
 from ._sqlite import Durability, SqliteStore
-from ._store import ReplayPlan, Store, Writer
+from ._store import ReplayPlan, Store
+from ._writer import Writer
 
 __all__ = [
     "SCHEDULER",

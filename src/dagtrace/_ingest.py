@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import httpx
 
 from ._otlp import DecodedRows, decode_to_rows
-from ._store import Rows, Store
+from ._store import Store
+from ._writer import Rows
 
 _log = logging.getLogger("dagtrace.serve")
 

@@ -26,7 +26,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from ._errors import DagtraceError
 from ._mapping import SpanEvent, SpanRecord, SpanRejected, record_from_parts
 from ._redact import Redaction
-from ._store import Rows, rows_for
+from ._writer import Rows, rows_for
 
 STATUS_CODE_ERROR = 2
 

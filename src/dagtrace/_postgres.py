@@ -20,7 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from . import _schema
 from ._errors import StoreError
-from ._store import Cursor, Dialect, Store, Writer
+from ._store import Store
+from ._writer import Cursor, Dialect, Writer
 
 _MIGRATION_LOCK = 0x6461677472616365  # "dagtrace"
 

@@ -10,12 +10,17 @@ spans; 400 undecodable; 413 too large, also after decompression; 415 other types
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hmac
 import logging
 import multiprocessing
+import os
+import signal
+import threading
+import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,7 +112,12 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
     forwarder = Forwarder(config.forward) if config.forward else None
     metrics.queue_depth.set_function(lambda: writer.depth)
     decoders = (
-        ProcessPoolExecutor(config.decoders, mp_context=multiprocessing.get_context("spawn"))
+        ProcessPoolExecutor(
+            config.decoders,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+        )
         if config.decoders > 0
         else None
     )
@@ -323,6 +333,27 @@ def _query_routes(
         return JSONResponse({"detail": "the store is unreachable"}, status_code=503)
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """In a decoding process: exit when the server does, even if it was SIGKILLed (a
+    pool worker blocked on its queue would otherwise outlive it, holding its pipes)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the server died before prctl took effect
+        os._exit(0)
+
+    def watch() -> None:  # elsewhere than Linux: notice the re-parenting within a second
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)  # a poll of the parent's liveness, not a handshake
+        os._exit(0)
+
+    threading.Thread(target=watch, name="dagtrace-parent-watch", daemon=True).start()
+
+
 def _bearer_auth(token: str | None) -> Callable[[Request], Awaitable[None]]:
     expected = f"Bearer {token}".encode() if token else None
 
@@ -417,6 +448,22 @@ def serve(
             await super().startup(sockets=sockets)
             if on_ready and not self.should_exit:
                 on_ready(url)
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            """uvicorn's, minus re-raising the signal once the server stopped: that would
+            kill this process before it drains the write queue, stops its decoding
+            processes and closes the store."""
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
 
     server = _Server(
         uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=10)

@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 from . import _schema
 from ._errors import StoreError
-from ._store import Cursor, Dialect, Store, Writer
+from ._store import Store
+from ._writer import Cursor, Dialect, Writer
 
 Durability = Literal["process", "power"]
 

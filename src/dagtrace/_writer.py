@@ -1,0 +1,411 @@
+"""Row writes: span records as rows, and the statements that write them, once for
+every backend.
+
+`Writer` works inside one open transaction. Its lythonic-shaped methods write
+exactly the rows lythonic's DagProvenance writes; `write_rows` upserts what span
+records say, idempotent and order-independent. SQL uses `?` placeholders and the
+few spellings a `Dialect` supplies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ._mapping import SpanRecord
+
+
+class Cursor(Protocol):
+    """The slice of a DB-API cursor dagtrace uses."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, seq: Iterable[Sequence[Any]], /) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    @property
+    def rowcount(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the SQL of two backends, and nothing else."""
+
+    least: str
+    """The two-argument minimum: MIN in SQLite, LEAST in PostgreSQL."""
+    greatest: str
+    """The two-argument maximum: MAX in SQLite, GREATEST in PostgreSQL."""
+    in_list: Callable[[list[str]], tuple[str, Any]]
+    """A subquery yielding the given values, and its one parameter: any count, one statement."""
+
+
+@dataclass
+class Rows:
+    """Span records as row tuples, ready to write; cheap to pickle between processes."""
+
+    runs: list[tuple[Any, ...]] = field(default_factory=list)
+    nodes: list[tuple[Any, ...]] = field(default_factory=list)
+    edges: list[tuple[Any, ...]] = field(default_factory=list)
+    beats: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.runs) + len(self.nodes) + len(self.beats)
+
+    def extend(self, other: Rows) -> None:
+        self.runs += other.runs
+        self.nodes += other.nodes
+        self.edges += other.edges
+        for run_id, at in other.beats.items():
+            self.beats[run_id] = max(self.beats.get(run_id, 0.0), at)
+
+
+def rows_for(records: Iterable[SpanRecord]) -> Rows:
+    """The dag_runs, node_executions and edge_traversals rows span records write."""
+    rows = Rows()
+    for r in records:
+        if r.heartbeat:
+            rows.beats[r.run_id] = max(rows.beats.get(r.run_id, 0.0), r.started_at)
+        elif r.kind == "run":
+            rows.runs.append(
+                (
+                    r.run_id,
+                    r.nsref,
+                    r.parent_run_id,
+                    r.status,
+                    r.started_at,
+                    r.finished_at,
+                    r.inputs_json,
+                    r.outputs_json,
+                    r.initiator,
+                    r.trace_id,
+                    r.span_id,
+                    r.attempt,
+                    r.phase,
+                    r.parent_node,
+                    r.replay_of,
+                    r.replay_root,
+                    r.close_reason,
+                    r.payload_error,
+                    r.finished_at or r.started_at,
+                )
+            )
+        else:
+            rows.nodes.append(
+                (
+                    r.run_id,
+                    r.label,
+                    r.status,
+                    int(r.is_source),
+                    int(r.is_sink),
+                    r.input_json,
+                    r.output_json,
+                    r.started_at,
+                    r.finished_at,
+                    r.error,
+                    r.trace_id,
+                    r.span_id,
+                    r.attempt,
+                    r.phase,
+                    r.payload_error,
+                )
+            )
+            rows.edges.extend((r.run_id, r.label, down, at) for down, at in r.edges)
+    return rows
+
+
+class Writer:
+    """Row writes inside one open transaction; the same statements on every backend.
+
+    Method for method these are lythonic's cursor-level helpers, so the drop-in
+    API writes exactly the rows lythonic writes.
+    """
+
+    def __init__(self, cursor: Cursor, dialect: Dialect) -> None:
+        self._cur = cursor
+        self._dialect = dialect
+
+    def insert_run(
+        self,
+        run_id: str,
+        dag_nsref: str,
+        source_inputs_json: str,
+        parent_run_id: str | None,
+        initiator: str | None,
+    ) -> None:
+        self._cur.execute(
+            "INSERT INTO dag_runs (run_id, dag_nsref, parent_run_id, status, started_at, "
+            "source_inputs_json, initiated_by) VALUES (?, ?, ?, 'running', ?, ?, ?)",
+            (run_id, dag_nsref, parent_run_id, time.time(), source_inputs_json, initiator),
+        )
+
+    def update_run_status(self, run_id: str, status: str) -> None:
+        self._cur.execute("UPDATE dag_runs SET status = ? WHERE run_id = ?", (status, run_id))
+
+    def finish_run(self, run_id: str, status: str, sink_outputs_json: str | None) -> None:
+        self._cur.execute(
+            "UPDATE dag_runs SET status = ?, finished_at = ?, sink_outputs_json = ? "
+            "WHERE run_id = ?",
+            (status, time.time(), sink_outputs_json, run_id),
+        )
+
+    def start_node(
+        self, run_id: str, node_label: str, input_json: str, is_source: bool, is_sink: bool
+    ) -> None:
+        """Insert or wholly replace the node row as `running` (lythonic's INSERT OR REPLACE)."""
+        self._cur.execute(
+            "INSERT INTO node_executions (run_id, node_label, status, is_source, is_sink, "
+            "input_json, started_at) VALUES (?, ?, 'running', ?, ?, ?, ?) "
+            "ON CONFLICT (run_id, node_label) DO UPDATE SET status = excluded.status, "
+            "is_source = excluded.is_source, is_sink = excluded.is_sink, "
+            "input_json = excluded.input_json, started_at = excluded.started_at, "
+            "output_json = NULL, finished_at = NULL, error = NULL, "
+            "trace_id = NULL, span_id = NULL",
+            (run_id, node_label, int(is_source), int(is_sink), input_json, time.time()),
+        )
+
+    def skip_node(self, run_id: str, node_label: str, output_json: str) -> None:
+        """Insert or wholly replace the node row as `skipped` with a copied output."""
+        now = time.time()
+        self._cur.execute(
+            "INSERT INTO node_executions (run_id, node_label, status, output_json, started_at, "
+            "finished_at) VALUES (?, ?, 'skipped', ?, ?, ?) "
+            "ON CONFLICT (run_id, node_label) DO UPDATE SET status = excluded.status, "
+            "is_source = 0, is_sink = 0, input_json = NULL, output_json = excluded.output_json, "
+            "started_at = excluded.started_at, finished_at = excluded.finished_at, "
+            "error = NULL, trace_id = NULL, span_id = NULL",
+            (run_id, node_label, output_json, now, now),
+        )
+
+    def complete_node(self, run_id: str, node_label: str, output_json: str) -> None:
+        self._cur.execute(
+            "UPDATE node_executions SET status = 'completed', output_json = ?, finished_at = ? "
+            "WHERE run_id = ? AND node_label = ?",
+            (output_json, time.time(), run_id, node_label),
+        )
+
+    def fail_node(self, run_id: str, node_label: str, error: str) -> None:
+        self._cur.execute(
+            "UPDATE node_executions SET status = 'failed', error = ?, finished_at = ? "
+            "WHERE run_id = ? AND node_label = ?",
+            (error, time.time(), run_id, node_label),
+        )
+
+    def insert_edges(self, run_id: str, edges: Sequence[tuple[str, str]]) -> None:
+        if not edges:
+            return
+        self._cur.executemany(
+            "INSERT INTO edge_traversals (run_id, upstream_label, downstream_label, "
+            "traversed_at) VALUES (?, ?, ?, ?)",
+            [(run_id, up, down, time.time()) for up, down in edges],
+        )
+
+    # -- span records: idempotent, order-independent ---------------------------------
+
+    def apply_records(self, records: Iterable[SpanRecord]) -> None:
+        """Upsert rows for span records; any arrival order gives the in-order result."""
+        self.write_rows(rows_for(records))
+
+    def write_rows(self, rows: Rows) -> None:
+        """Upsert `rows_for` rows.
+
+        A record wins a row when its (attempt, phase) is higher than the row's:
+        the latest attempt beats earlier ones, an end beats a start, a close beats
+        a late end of the same attempt. Equal keys (duplicates) change nothing.
+        Rows go in a stable key order, so concurrent writers lock in the same order.
+        """
+        if rows.runs:
+            self._execute(self._run_upsert_sql(), sorted(rows.runs, key=lambda row: row[0]))
+        if rows.nodes:
+            self._execute(_NODE_UPSERT_SQL, sorted(rows.nodes, key=lambda row: row[:2]))
+        if rows.edges:
+            self._execute(_EDGE_UPSERT_SQL, sorted(rows.edges, key=lambda row: row[:3]))
+        if rows.beats:
+            self.heartbeat(rows.beats)
+
+    def heartbeat(self, seen: dict[str, float]) -> None:
+        """Runners of these runs were alive at these times (never moves backwards)."""
+        self._execute(
+            f"UPDATE dag_runs SET heartbeat_at = {self._dialect.greatest}("
+            "COALESCE(heartbeat_at, 0), ?) WHERE run_id = ?",
+            [(at, run_id) for run_id, at in sorted(seen.items())],
+        )
+
+    def _execute(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if len(rows) == 1:  # the live processor's common case: execute is cheaper
+            self._cur.execute(sql, rows[0])
+        else:
+            self._cur.executemany(sql, rows)
+
+    def _run_upsert_sql(self) -> str:
+        wins = _wins("dag_runs")
+        merged = ", ".join(f"{col} = COALESCE(dag_runs.{col}, excluded.{col})" for col in _RUN_KEPT)
+        latest = ", ".join(
+            f"{col} = CASE WHEN {wins} THEN excluded.{col} ELSE dag_runs.{col} END"
+            for col in _RUN_LATEST
+        )
+        return (
+            f"INSERT INTO dag_runs ({', '.join(_RUN_UPSERT_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(_RUN_UPSERT_COLUMNS))}) "
+            f"ON CONFLICT (run_id) DO UPDATE SET {merged}, "
+            f"started_at = {self._dialect.least}(dag_runs.started_at, excluded.started_at), "
+            f"heartbeat_at = {self._dialect.greatest}(COALESCE(dag_runs.heartbeat_at, 0), "
+            f"excluded.heartbeat_at), {latest}"
+        )
+
+    def prune_batch(
+        self, older_than: float, statuses: Sequence[str] | None, include_active: bool, limit: int
+    ) -> int:
+        """Delete up to `limit` top-level runs started before `older_than`, with their
+        descendant runs, nodes and edges. Returns how many top-level runs went."""
+        where = ["parent_run_id IS NULL", "started_at < ?"]
+        params: list[Any] = [older_than]
+        if statuses:
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        if not include_active:
+            where.append("status NOT IN ('running', 'paused')")
+        self._cur.execute(
+            f"SELECT run_id FROM dag_runs WHERE {' AND '.join(where)} ORDER BY started_at LIMIT ?",
+            (*params, limit),
+        )
+        roots = [r[0] for r in self._cur.fetchall()]
+        if not roots:
+            return 0
+        in_roots, root_ids = self._dialect.in_list(roots)
+        self._cur.execute(
+            f"WITH RECURSIVE tree(run_id) AS (SELECT run_id FROM dag_runs WHERE run_id IN "
+            f"({in_roots}) UNION SELECT d.run_id FROM dag_runs AS d JOIN tree AS t "
+            "ON d.parent_run_id = t.run_id) SELECT run_id FROM tree",
+            (root_ids,),
+        )
+        in_tree, ids = self._dialect.in_list([r[0] for r in self._cur.fetchall()])
+        for table in ("edge_traversals", "node_executions", "dag_runs"):
+            self._cur.execute(f"DELETE FROM {table} WHERE run_id IN ({in_tree})", (ids,))
+        return len(roots)
+
+    def add_counters(self, deltas: dict[str, int]) -> None:
+        """Add to the bridge's persisted counters (`dagtrace stats` shows them)."""
+        self._cur.executemany(
+            "INSERT INTO dagtrace_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET value = CAST(CAST(dagtrace_meta.value AS BIGINT) + "
+            "CAST(excluded.value AS BIGINT) AS TEXT)",
+            [(f"counter.{name}", str(n)) for name, n in sorted(deltas.items()) if n],
+        )
+
+    def close_run(self, run_id: str, reason: str, closed_at: float) -> int:
+        """Close a running run, its running nodes and running descendants as failed.
+
+        Returns how many runs were closed (0 if `run_id` was not running).
+        """
+        self._cur.execute(
+            "WITH RECURSIVE tree(run_id) AS (SELECT run_id FROM dag_runs WHERE run_id = ? "
+            "AND status = 'running' UNION SELECT d.run_id FROM dag_runs AS d "
+            "JOIN tree AS t ON d.parent_run_id = t.run_id) SELECT run_id FROM tree",
+            (run_id,),
+        )
+        in_tree, ids = self._dialect.in_list([r[0] for r in self._cur.fetchall()])
+        self._cur.execute(
+            "UPDATE node_executions SET status = 'failed', error = ?, finished_at = ?, "
+            "attempt = COALESCE(attempt, 0), phase = 2 "
+            f"WHERE run_id IN ({in_tree}) AND status = 'running'",
+            (reason, closed_at, ids),
+        )
+        self._cur.execute(
+            "UPDATE dag_runs SET status = 'failed', finished_at = ?, close_reason = ?, "
+            "attempt = COALESCE(attempt, 0), phase = 2 "
+            f"WHERE run_id IN ({in_tree}) AND status = 'running'",
+            (closed_at, reason, ids),
+        )
+        return int(self._cur.rowcount)
+
+
+_RUN_UPSERT_COLUMNS = (
+    "run_id",
+    "dag_nsref",
+    "parent_run_id",
+    "status",
+    "started_at",
+    "finished_at",
+    "source_inputs_json",
+    "sink_outputs_json",
+    "initiated_by",
+    "trace_id",
+    "span_id",
+    "attempt",
+    "phase",
+    "parent_node_label",
+    "replay_of_run_id",
+    "replay_root_run_id",
+    "close_reason",
+    "payload_error",
+    "heartbeat_at",
+)
+_RUN_KEPT = (
+    "parent_run_id",
+    "parent_node_label",
+    "source_inputs_json",
+    "initiated_by",
+    "replay_of_run_id",
+    "replay_root_run_id",
+)
+"""Facts of the run itself, the same in every attempt: the first value seen stays."""
+_RUN_LATEST = (
+    "dag_nsref",
+    "status",
+    "finished_at",
+    "sink_outputs_json",
+    "trace_id",
+    "span_id",
+    "close_reason",
+    "payload_error",
+    "attempt",
+    "phase",
+)
+"""Facts of one attempt: the winning record's (every CASE sees the row before the update)."""
+
+
+def _wins(table: str) -> str:
+    """SQL: the incoming record's (attempt, phase) is above the stored row's."""
+    return (
+        f"(excluded.attempt > COALESCE({table}.attempt, 0) OR "
+        f"(excluded.attempt = COALESCE({table}.attempt, 0) AND "
+        f"excluded.phase > COALESCE({table}.phase, -1)))"
+    )
+
+
+_NODE_UPSERT_COLUMNS = (
+    "run_id",
+    "node_label",
+    "status",
+    "is_source",
+    "is_sink",
+    "input_json",
+    "output_json",
+    "started_at",
+    "finished_at",
+    "error",
+    "trace_id",
+    "span_id",
+    "attempt",
+    "phase",
+    "payload_error",
+)
+_NODE_UPSERT_SQL = (
+    f"INSERT INTO node_executions ({', '.join(_NODE_UPSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_NODE_UPSERT_COLUMNS))}) "
+    "ON CONFLICT (run_id, node_label) DO UPDATE SET "
+    + ", ".join(f"{col} = excluded.{col}" for col in _NODE_UPSERT_COLUMNS[2:])
+    + f" WHERE {_wins('node_executions')}"
+)
+_EDGE_UPSERT_SQL = (
+    "INSERT INTO edge_traversals (run_id, upstream_label, downstream_label, traversed_at) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (run_id, upstream_label, downstream_label) "
+    "DO UPDATE SET traversed_at = excluded.traversed_at "
+    "WHERE excluded.traversed_at > edge_traversals.traversed_at"
+)
+"""A traversal seen again (a later attempt) keeps the latest time, whatever the order."""
