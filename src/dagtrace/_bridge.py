@@ -194,9 +194,12 @@ class ParentResolver:
         return None
 
 
-def _is_start_marker(span: ReadableSpan) -> bool:
+def _for_otlp_backends(span: ReadableSpan) -> bool:
+    """Start markers and heartbeat spans: the live processor sees starts and beats itself."""
     attributes = span.attributes
-    return bool(attributes) and attributes.get(c.START_MARKER) is True  # type: ignore[union-attr]
+    if not attributes:
+        return False
+    return attributes.get(c.START_MARKER) is True or attributes.get(c.HEARTBEAT) is True
 
 
 def _map(
@@ -287,7 +290,7 @@ class LiveSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            if self._shut_down or _is_start_marker(span):  # markers are for OTLP backends
+            if self._shut_down or _for_otlp_backends(span):
                 return
             attributes = span.attributes
             if not is_dag_span(attributes):
@@ -371,7 +374,7 @@ class LiveSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            if self._shut_down or _is_start_marker(span):
+            if self._shut_down or _for_otlp_backends(span):
                 return
             ctx = span.get_span_context()
             span_id = ctx.span_id if ctx is not None else 0
