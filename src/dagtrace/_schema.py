@@ -81,6 +81,11 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 """Columns every version of the schema has; a table without them cannot be migrated."""
 
+RUN_ROW = (*REQUIRED_COLUMNS["dag_runs"], "initiated_by")
+"""A run row as lythonic's `get_run` returns it, key for key."""
+NODE_ROW = REQUIRED_COLUMNS["node_executions"]
+"""A node row as lythonic's `get_node_executions` returns it, key for key."""
+
 ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "dag_runs": (
         ("initiated_by", "TEXT"),  # lythonic 0.0.28; older files lack it

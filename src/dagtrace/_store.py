@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from . import _schema
 from ._errors import NotFoundError, NotReusableError, StoreError
 from ._mapping import SpanRecord
 from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, trusted
@@ -420,50 +421,25 @@ class Store(ABC):
     # -- flat reads: exactly lythonic's dict shapes ---------------------------------
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
+        columns = (*_schema.RUN_ROW[:-1], self.initiated_by_column)
         with self._read() as cur:
-            cur.execute(
-                "SELECT run_id, dag_nsref, parent_run_id, status, started_at, finished_at, "
-                f"source_inputs_json, sink_outputs_json, {self.initiated_by_column} FROM dag_runs "
-                "WHERE run_id = ?",
-                (run_id,),
-            )
+            cur.execute(f"SELECT {', '.join(columns)} FROM dag_runs WHERE run_id = ?", (run_id,))
             row = cur.fetchone()
-        if row is None:
-            return None
-        keys = (
-            "run_id",
-            "dag_nsref",
-            "parent_run_id",
-            "status",
-            "started_at",
-            "finished_at",
-            "source_inputs_json",
-            "sink_outputs_json",
-            "initiated_by",
-        )
-        return dict(zip(keys, row, strict=True))
+        return None if row is None else dict(zip(_schema.RUN_ROW, row, strict=True))
 
     def get_node_executions(self, run_id: str) -> list[dict[str, Any]]:
         with self._read() as cur:
             cur.execute(
-                "SELECT run_id, node_label, status, is_source, is_sink, input_json, output_json, "
-                "started_at, finished_at, error FROM node_executions WHERE run_id = ? "
+                f"SELECT {', '.join(_schema.NODE_ROW)} FROM node_executions WHERE run_id = ? "
                 "ORDER BY node_label",
                 (run_id,),
             )
             rows = cur.fetchall()
         return [
             {
-                "run_id": r[0],
-                "node_label": r[1],
-                "status": r[2],
+                **dict(zip(_schema.NODE_ROW, r, strict=True)),
                 "is_source": bool(r[3]),
                 "is_sink": bool(r[4]),
-                "input_json": r[5],
-                "output_json": r[6],
-                "started_at": r[7],
-                "finished_at": r[8],
-                "error": r[9],
             }
             for r in rows
         ]

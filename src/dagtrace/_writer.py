@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ._mapping import SpanRecord
+from ._schema import NODE_ROW, RUN_ROW
 
 
 class Cursor(Protocol):
@@ -325,15 +326,7 @@ class Writer:
 
 
 _RUN_UPSERT_COLUMNS = (
-    "run_id",
-    "dag_nsref",
-    "parent_run_id",
-    "status",
-    "started_at",
-    "finished_at",
-    "source_inputs_json",
-    "sink_outputs_json",
-    "initiated_by",
+    *RUN_ROW,
     "trace_id",
     "span_id",
     "attempt",
@@ -378,23 +371,7 @@ def _wins(table: str) -> str:
     )
 
 
-_NODE_UPSERT_COLUMNS = (
-    "run_id",
-    "node_label",
-    "status",
-    "is_source",
-    "is_sink",
-    "input_json",
-    "output_json",
-    "started_at",
-    "finished_at",
-    "error",
-    "trace_id",
-    "span_id",
-    "attempt",
-    "phase",
-    "payload_error",
-)
+_NODE_UPSERT_COLUMNS = (*NODE_ROW, "trace_id", "span_id", "attempt", "phase", "payload_error")
 _NODE_UPSERT_SQL = (
     f"INSERT INTO node_executions ({', '.join(_NODE_UPSERT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(_NODE_UPSERT_COLUMNS))}) "
