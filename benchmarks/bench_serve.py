@@ -3,7 +3,8 @@
     python benchmarks/bench_serve.py [--requests 40] [--senders 4] [--db URL] [--servers N]
 
 A separate sender process encodes its requests before the clock starts: 512 spans per
-request (node spans with ~1 KiB of payload and 3 edges each, plus their run span),
+request (node spans with ~1 KiB of payload, half input and half output, and 3 edges
+each, plus their run span; --payload-bytes changes the size),
 protobuf, sent by --senders connections at once, each answered after commit at the
 default durability. Meanwhile a reader times `inspect_run` of a 500-node run through
 the query API.
@@ -27,7 +28,19 @@ import httpx
 SPANS_PER_REQUEST = 512
 
 
-def _encode_requests(count: int, prefix: str) -> list[bytes]:
+PAYLOAD_BYTES = 1024
+"""JSON payload per node span, split evenly between its input and its output."""
+
+
+def _rows(size: int) -> list[dict[str, object]]:
+    """A JSON-able value whose JSON is about `size` bytes."""
+    rows: list[dict[str, object]] = []
+    while len(json.dumps(rows)) < size:
+        rows.append({"id": len(rows), "name": f"row-{len(rows)}", "ok": True})
+    return rows
+
+
+def _encode_requests(count: int, prefix: str, payload_bytes: int = PAYLOAD_BYTES) -> list[bytes]:
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -35,7 +48,7 @@ def _encode_requests(count: int, prefix: str) -> list[bytes]:
 
     import dagtrace
 
-    payload = [{"id": i, "name": f"row-{i}", "ok": True} for i in range(28)]  # ~1 KiB JSON
+    payload = _rows(payload_bytes // 2)
     requests = []
     for r in range(count):
         memory = InMemorySpanExporter()
@@ -55,9 +68,15 @@ def _encode_requests(count: int, prefix: str) -> list[bytes]:
 
 
 def _sender(
-    urls: list[str], count: int, prefix: str, ready: object, go: object, out: object
+    urls: list[str],
+    count: int,
+    prefix: str,
+    ready: object,
+    go: object,
+    out: object,
+    payload_bytes: int,
 ) -> None:
-    requests = _encode_requests(count, prefix)
+    requests = _encode_requests(count, prefix, payload_bytes)
     ready.set()  # type: ignore[attr-defined]
     go.wait()  # type: ignore[attr-defined]
     codes = []
@@ -76,6 +95,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=40, help="requests per sender")
     parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument(
+        "--payload-bytes",
+        type=int,
+        default=PAYLOAD_BYTES,
+        help="JSON payload per node span, half input, half output (default 1024)",
+    )
     parser.add_argument(
         "--decoders",
         type=int,
@@ -138,7 +163,15 @@ def main() -> None:
         senders = [
             ctx.Process(
                 target=_sender,
-                args=(urls[n:] + urls[:n], args.requests, f"s{n}", readies[n], go, results),
+                args=(
+                    urls[n:] + urls[:n],
+                    args.requests,
+                    f"s{n}",
+                    readies[n],
+                    go,
+                    results,
+                    args.payload_bytes,
+                ),
             )
             for n in range(args.senders)
         ]
@@ -181,7 +214,10 @@ def main() -> None:
         f"{total:,} spans in {len(codes)} requests of {SPANS_PER_REQUEST}, "
         f"{args.senders} senders, {args.servers} server(s), {store}: {elapsed:.2f} s"
     )
-    print(f"ingest: {total / elapsed:,.0f} spans/s   (floor ≥ 20,000)")
+    print(
+        f"ingest: {total / elapsed:,.0f} spans/s   (floor ≥ 20,000; payload "
+        f"{args.payload_bytes} B per span)"
+    )
     if latencies:
         q = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
         print(
