@@ -4,6 +4,8 @@ environment per test."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +31,26 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "provenance.db"
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real OTLP/HTTP receiver in its own process, standing in for Jaeger (which
+    cannot run here); yields its traces URL and the JSON-lines file it writes."""
+    out = tmp_path / "received.jsonl"
+    out.touch()
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "otlp_receiver.py"), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    ready = proc.stdout.readline().split()
+    assert ready[0] == "READY"
+    yield f"http://127.0.0.1:{ready[1]}/v1/traces", out
+    proc.terminate()
+    proc.wait(timeout=10)
+    proc.stdout.close()
 
 
 def _postgres_or_skip() -> str:

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -162,25 +161,6 @@ def test_several_processes_export_into_one_file(db_path: Path) -> None:
     counts = dagtrace.DagProvenance(db_path).store.table_counts()
     # per run: 1 + 3 map + 3 call sub-DAG runs; nodes 3 + 3×2 + 3×1; edges 2 + 3×1
     assert counts == {"dag_runs": 100 * 7, "node_executions": 100 * 12, "edge_traversals": 100 * 5}
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A real OTLP/HTTP receiver in its own process, standing in for Jaeger."""
-    out = tmp_path / "received.jsonl"
-    out.touch()
-    proc = subprocess.Popen(
-        [sys.executable, str(TESTS / "otlp_receiver.py"), str(out)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    ready = proc.stdout.readline().split()
-    assert ready[0] == "READY"
-    yield f"http://127.0.0.1:{ready[1]}/v1/traces", out
-    proc.terminate()
-    proc.wait(timeout=10)
-    proc.stdout.close()
 
 
 def test_forwarded_spans_match_the_store(

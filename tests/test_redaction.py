@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -40,23 +39,6 @@ def test_payload_redaction_and_cap() -> None:
     assert Redaction(patterns=("^user$",)).payload('{"user": 1, "username": 2}') == (
         '{"user": "[REDACTED]", "username": 2}'
     )
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    out = tmp_path / "received.jsonl"
-    out.touch()
-    proc = subprocess.Popen(
-        [sys.executable, str(TESTS / "otlp_receiver.py"), str(out)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    port = proc.stdout.readline().split()[1]
-    yield f"http://127.0.0.1:{port}/v1/traces", out
-    proc.terminate()
-    proc.wait()
-    proc.stdout.close()
 
 
 def test_forwarded_spans_are_redacted_and_the_store_is_exact(

@@ -323,30 +323,15 @@ def test_forward_target_down_loses_nothing_in_the_store(db_path: Path) -> None:
         assert open_remote(url).get_run("run-1")["status"] == "completed"  # type: ignore[index]
 
 
-def test_forwarding_reaches_another_otlp_receiver(db_path: Path, tmp_path: Path) -> None:
-    out = tmp_path / "received.jsonl"
-    out.touch()
-    receiver = subprocess.Popen(
-        [sys.executable, str(Path(__file__).parent / "otlp_receiver.py"), str(out)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert receiver.stdout is not None
-    port = receiver.stdout.readline().split()[1]
+def test_forwarding_reaches_another_otlp_receiver(
+    db_path: Path, receiver: tuple[str, Path]
+) -> None:
+    target, out = receiver
     spans = recorded_spans()
-    try:
-        with serving(db_path, "--forward", f"http://127.0.0.1:{port}/v1/traces") as url:
-            assert (
-                httpx.post(
-                    f"{url}/v1/traces", content=protobuf_request(spans), headers=PB
-                ).status_code
-                == 200
-            )
-            _wait_until(lambda: len(out.read_text().splitlines()) == len(spans))
-    finally:
-        receiver.terminate()
-        receiver.wait()
-        receiver.stdout.close()
+    with serving(db_path, "--forward", target) as url:
+        answer = httpx.post(f"{url}/v1/traces", content=protobuf_request(spans), headers=PB)
+        assert answer.status_code == 200
+        _wait_until(lambda: len(out.read_text().splitlines()) == len(spans))
     forwarded = {json.loads(line)["span_id"] for line in out.read_text().splitlines()}
     assert forwarded == {f"{s.context.span_id:016x}" for s in spans}
 
