@@ -86,6 +86,7 @@ def configure(
     heartbeat_interval: float = 30.0,
     redaction: Redaction | None = None,
     store_policy: Redaction | None = None,
+    forward_protocol: str | None = None,
 ) -> DagtraceTracerProvider:
     """A TracerProvider that records DAG runs into `db` and optionally forwards all spans.
 
@@ -95,6 +96,8 @@ def configure(
       default `DAGTRACE_FORWARD`, else forward only if one of those OTEL variables
       is set. The official OTLP exporter reads the other `OTEL_EXPORTER_OTLP_*`
       variables (headers, timeout, compression) as usual.
+    - `forward_protocol`: `http/protobuf` or `grpc` (`pip install 'dagtrace[grpc]'`);
+      default `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` / `OTEL_EXPORTER_OTLP_PROTOCOL`.
     - `service_name`: default `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`.
     - `sampler`: default from `OTEL_TRACES_SAMPLER`; DAG spans are always recorded.
     - `set_global`: also install it as the global TracerProvider.
@@ -107,7 +110,7 @@ def configure(
     """
     store = db if isinstance(db, Store) else open_store(db or os.environ.get(DB_ENV) or DEFAULT_DB)
     resource = Resource.create({"service.name": service_name} if service_name else {})
-    exporter = _forwarding_exporter(forward)
+    exporter = _forwarding_exporter(forward, forward_protocol)
     provider = DagtraceTracerProvider(
         start_markers=exporter is not None,
         resource=resource,
@@ -133,7 +136,10 @@ def configure(
     return provider
 
 
-def _forwarding_exporter(forward: str | bool | None) -> SpanExporter | None:
+PROTOCOLS = ("http/protobuf", "grpc")
+
+
+def _forwarding_exporter(forward: str | bool | None, protocol: str | None) -> SpanExporter | None:
     if forward is None:
         forward = os.environ.get(FORWARD_ENV) or None
     otel_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
@@ -141,8 +147,39 @@ def _forwarding_exporter(forward: str | bool | None) -> SpanExporter | None:
     )
     if (forward is None and not otel_endpoint) or forward is False:
         return None
+    endpoint = forward if isinstance(forward, str) else None
+    if _protocol(protocol) == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as GrpcExporter,
+            )
+        except ImportError as e:
+            raise ValueError(
+                "forwarding over OTLP/gRPC needs the gRPC exporter: pip install 'dagtrace[grpc]'"
+            ) from e
+        if endpoint is None:
+            return GrpcExporter()  # endpoint, headers, TLS from OTEL_EXPORTER_OTLP_*
+        return GrpcExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    if isinstance(forward, str):
-        return OTLPSpanExporter(endpoint=forward)
-    return OTLPSpanExporter()  # the endpoint from OTEL_EXPORTER_OTLP_* as the SDK reads it
+    return OTLPSpanExporter(endpoint=endpoint) if endpoint else OTLPSpanExporter()
+
+
+def _protocol(explicit: str | None) -> str:
+    """Explicit argument, else OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else
+    OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf. A bad argument raises; a bad
+    environment value is logged and the default used."""
+    if explicit is not None:
+        if explicit not in PROTOCOLS:
+            raise ValueError(f"forward_protocol must be one of {PROTOCOLS}, not {explicit!r}")
+        return explicit
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        value = os.environ.get(name)
+        if value:
+            if value in PROTOCOLS:
+                return value
+            _log.warning(
+                "dagtrace: %s=%r is not one of %s; using http/protobuf", name, value, PROTOCOLS
+            )
+            return "http/protobuf"
+    return "http/protobuf"
