@@ -104,24 +104,3 @@ def test_sigkill_loses_no_committed_write(db_path: Path) -> None:
         assert nodes[f"n{i}"]["status"] == "completed"
         assert nodes[f"n{i}"]["output_json"] == str(i)
     assert len(prov.get_edge_traversals("r")) >= acknowledged + 1
-
-
-def test_checkpoints_run_in_the_background(db_path: Path) -> None:
-    """Commits never run a checkpoint (and its fsync) themselves: a background thread
-    copies the WAL into the database file once it passes a size."""
-    import time
-
-    store = dagtrace.SqliteStore(db_path)
-    store._CHECKPOINT_BYTES = 64 * 1024  # type: ignore[misc]  # small, for the test
-    before = db_path.stat().st_size
-    prov = dagtrace.DagProvenance(db_path)
-    prov.store.close()
-    prov.store = store
-    _write_runs(prov, "ck", 40)
-    deadline = time.monotonic() + 10
-    while db_path.stat().st_size <= before:  # the checkpoint grows the main file
-        assert time.monotonic() < deadline, "no background checkpoint"
-        time.sleep(0.01)
-    with sqlite3.connect(db_path) as conn:
-        assert conn.execute("SELECT count(*) FROM dag_runs").fetchone() == (40,)
-    store.close()

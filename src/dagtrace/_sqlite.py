@@ -18,7 +18,6 @@ Durability (`durability=`):
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sqlite3
 import threading
@@ -31,8 +30,6 @@ from . import _schema
 from ._errors import StoreError
 from ._store import Store
 from ._writer import Cursor, Dialect, Writer
-
-_log = logging.getLogger("dagtrace")
 
 Durability = Literal["process", "power"]
 
@@ -90,8 +87,6 @@ class SqliteStore(Store):
         self._all_readers: list[sqlite3.Connection] = []
         self._file_id: tuple[int, int] | None = None
         self._closed = False
-        self._checkpoint_due = threading.Event()
-        self._checkpointer: threading.Thread | None = None
 
     def _check_process(self) -> None:
         """Closed stores refuse; a forked child starts with no connection of its parent's."""
@@ -117,10 +112,6 @@ class SqliteStore(Store):
                 conn.execute("PRAGMA page_size=2048")
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
-                # Checkpoints (and, with synchronous=NORMAL, their fsync) run on a
-                # background thread instead of inside some unlucky commit: measured,
-                # they cost a traced program 50-70 µs per node on the hot path.
-                conn.execute("PRAGMA wal_autocheckpoint=0")
             else:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.Error as e:
@@ -178,7 +169,6 @@ class SqliteStore(Store):
                 conn.execute("BEGIN IMMEDIATE")
                 yield Writer(conn.cursor(), SQLITE)
                 conn.execute("COMMIT")
-                self._maybe_checkpoint()
             except sqlite3.Error as e:
                 _rollback(conn)
                 raise StoreError(f"write failed: {e}", location=self.location) from e
@@ -208,40 +198,6 @@ class SqliteStore(Store):
             with self._lock:
                 self._idle_readers.append(conn)
 
-    _CHECKPOINT_BYTES = 8 * 1024 * 1024
-    """WAL size past which the background thread copies it into the database file."""
-
-    def _maybe_checkpoint(self) -> None:
-        try:
-            wal_bytes = os.path.getsize(f"{self.path}-wal")
-        except OSError:
-            return
-        if wal_bytes < self._CHECKPOINT_BYTES:
-            return
-        if self._checkpointer is None:
-            self._checkpointer = threading.Thread(
-                target=self._checkpoint_loop, name="dagtrace-checkpoint", daemon=True
-            )
-            self._checkpointer.start()
-        self._checkpoint_due.set()
-
-    def _checkpoint_loop(self) -> None:
-        """PASSIVE checkpoints on a connection of their own: they wait for nobody and
-        nobody waits for them; the fsync happens here, not in a traced program's commit."""
-        conn = self._connect(read_only=False)
-        try:
-            while True:
-                self._checkpoint_due.wait()
-                self._checkpoint_due.clear()
-                if self._closed:
-                    return
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as e:
-                    _log.warning("dagtrace: background checkpoint failed: %s", e)
-        finally:
-            conn.close()
-
     def vacuum(self) -> None:
         """VACUUM: rewrites the file without its free pages; blocks every writer meanwhile
         (SQLite reuses free pages on its own: this only shrinks the file)."""
@@ -268,9 +224,6 @@ class SqliteStore(Store):
                 conn.close()
             self._writer, self._all_readers, self._idle_readers = None, [], []
             self._closed = True
-        self._checkpoint_due.set()  # the checkpoint thread sees the store closed and ends
-        if self._checkpointer is not None:
-            self._checkpointer.join(timeout=30)
 
     # -- schema -----------------------------------------------------------------------
 
