@@ -183,6 +183,15 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
                 metrics=metrics,
                 retry_after=config.retry_after,
             )
+        except Exception as e:  # noqa: BLE001 - a decoding process died: retryable
+            _log.error("decoding failed: %s", e)
+            return _otlp_error(
+                503,
+                "cannot decode now, retry later",
+                json_encoded=json_encoded,
+                metrics=metrics,
+                retry_after=config.retry_after,
+            )
         try:
             with metrics.in_progress.track_inprogress():
                 decoded = await asyncio.wrap_future(done)
