@@ -425,3 +425,28 @@ def test_decoder_processes_die_with_a_killed_server(db_path: Path) -> None:
     proc.wait()
     proc.stdout.close()
     _wait_until(lambda: not any(Path(f"/proc/{c}").exists() for c in children))
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find child processes")
+def test_a_dead_decoder_answers_503_then_new_ones_decode(db_path: Path) -> None:
+    import os
+    import signal
+
+    with serving(db_path, "--decoders", "1") as url:
+        body = protobuf_request(recorded_spans())
+        assert httpx.post(f"{url}/v1/traces", content=body, headers=PB).status_code == 200
+        server_pid = next(
+            p for p in _children(os.getpid()) if "serve" in Path(f"/proc/{p}/cmdline").read_text()
+        )
+        decoders = [
+            p
+            for p in _children(server_pid)
+            if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
+        ]
+        assert decoders
+        for pid in decoders:
+            os.kill(pid, signal.SIGKILL)
+        codes = [
+            httpx.post(f"{url}/v1/traces", content=body, headers=PB).status_code for _ in range(3)
+        ]
+        assert codes[0] in (200, 503) and codes[-1] == 200  # never a 500, and it recovers

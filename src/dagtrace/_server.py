@@ -22,6 +22,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,16 +112,15 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
     writer = IngestWriter(store, queue_size=config.queue_size, on_stored=metrics.stored.inc)
     forwarder = Forwarder(config.forward) if config.forward else None
     metrics.queue_depth.set_function(lambda: writer.depth)
-    decoders = (
-        ProcessPoolExecutor(
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
             config.decoders,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_die_with_parent,
             initargs=(os.getpid(),),
         )
-        if config.decoders > 0
-        else None
-    )
+
+    pools = [new_pool()] if config.decoders > 0 else []
     app = FastAPI(
         title="dagtrace",
         version=__version__,
@@ -128,8 +128,8 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
     )
 
     def shutdown() -> None:
-        if decoders is not None:
-            decoders.shutdown(wait=True, cancel_futures=True)
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
         writer.stop()
         if forwarder:
             forwarder.stop()
@@ -164,13 +164,13 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
                 400, "the gzip body is corrupt", json_encoded=json_encoded, metrics=metrics
             )
         try:
-            if decoders is None:
+            if not pools:
                 done = writer.submit(body, json_encoded=json_encoded)
             else:  # decode in another process, so the writer only writes
                 if writer.full():
                     raise QueueFull()
                 pre = await asyncio.get_running_loop().run_in_executor(
-                    decoders, functools.partial(decode_to_rows, body, json_encoded=json_encoded)
+                    pools[0], functools.partial(decode_to_rows, body, json_encoded=json_encoded)
                 )
                 done = writer.submit(None, decoded=pre)
         except UndecodableRequest as e:
@@ -183,8 +183,9 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
                 metrics=metrics,
                 retry_after=config.retry_after,
             )
-        except Exception as e:  # noqa: BLE001 - a decoding process died: retryable
-            _log.error("decoding failed: %s", e)
+        except BrokenProcessPool as e:  # a decoding process died: a new pool, and retry
+            _log.error("a decoding process died (%s); starting new ones", e)
+            pools[0] = new_pool()
             return _otlp_error(
                 503,
                 "cannot decode now, retry later",
