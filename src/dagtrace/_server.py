@@ -112,6 +112,7 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
     writer = IngestWriter(store, queue_size=config.queue_size, on_stored=metrics.stored.inc)
     forwarder = Forwarder(config.forward) if config.forward else None
     metrics.queue_depth.set_function(lambda: writer.depth)
+
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             config.decoders,
