@@ -101,6 +101,12 @@ def main() -> None:
       dagtrace show RUN_ID          one run as a tree, with its Jaeger link
       dagtrace tail --until RUN_ID  follow a run until it ends
       dagtrace close RUN_ID         close a run whose runner died
+      dagtrace dead --close         close every run silent for 5 minutes
+      dagtrace prune --older-than 30d
+      dagtrace stats                row counts, size, bridge error counters
+
+    Exit codes: 0 ok, 1 the run shown failed, 2 usage error, 3 not found,
+    4 store or server unreachable. Every command takes --db (or DAGTRACE_DB).
     """
 
 
