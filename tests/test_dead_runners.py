@@ -86,3 +86,31 @@ def test_runs_without_heartbeats_count_node_activity(db_path: Path) -> None:
     prov.record_node_start("busy", "n", "{}")
     assert prov.store.silent_runs(60, now=now + 30) == []
     assert [r["run_id"] for r in prov.store.silent_runs(60, now=now + 120)] == ["busy"]
+
+
+def test_heartbeat_spans_reach_an_otlp_only_store(db_path: Path) -> None:
+    """A runner that only exports (no live processor) sends dag.heartbeat spans."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(dagtrace.DagtraceSpanExporter(db_path)))
+    tracer = dagtrace.DagTracer(provider, start_markers=True, heartbeat_interval=0.05)
+    store = dagtrace.open_store(db_path)
+    with tracer.run("beating", run_id="b"):
+        deadline = time.monotonic() + 10
+        while (store.get_run_details("b") or {}).get("heartbeat_at") is None:
+            assert time.monotonic() < deadline, "no heartbeat arrived"
+            time.sleep(0.02)
+        first = store.get_run_details("b")["heartbeat_at"]  # type: ignore[index]
+        while store.get_run_details("b")["heartbeat_at"] == first:  # type: ignore[index]
+            assert time.monotonic() < deadline, "heartbeats stopped"
+            time.sleep(0.02)
+        assert store.get_run("b")["status"] == "running"  # type: ignore[index]
+    assert store.get_run("b")["status"] == "completed"  # type: ignore[index]
+    deadline = time.monotonic() + 10
+    while tracer._heartbeat is not None:  # no open run: the beating thread ends
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    provider.shutdown()
+    store.close()

@@ -162,6 +162,7 @@ class DagTracer:
         self._heartbeat_interval = heartbeat_interval
         self._open_runs: dict[str, RunHandle] = {}
         self._heartbeat: threading.Thread | None = None
+        self._heartbeat_lock = threading.Lock()
 
     # -- start / finish, for runners whose calls do not nest -----------------------------
 
@@ -220,16 +221,22 @@ class DagTracer:
         self._open_runs.pop(run.run_id, None)
 
     def _start_heartbeat(self) -> None:
-        if self._heartbeat is None:
-            self._heartbeat = threading.Thread(
-                target=self._beat, name="dagtrace-heartbeat", daemon=True
-            )
-            self._heartbeat.start()
+        with self._heartbeat_lock:
+            if self._heartbeat is None:
+                self._heartbeat = threading.Thread(
+                    target=self._beat, name="dagtrace-heartbeat", daemon=True
+                )
+                self._heartbeat.start()
 
     def _beat(self) -> None:
-        """Heartbeat spans for the open runs, for backends that only see ended spans."""
+        """Heartbeat spans for the open runs, for backends that only see ended spans;
+        the thread ends once no run is open (the next run starts another)."""
         while True:
             time.sleep(self._heartbeat_interval)  # a period, not a handshake
+            with self._heartbeat_lock:
+                if not self._open_runs:
+                    self._heartbeat = None
+                    return
             for run in list(self._open_runs.values()):
                 now = time.time_ns()
                 beat = self._tracer.start_span(

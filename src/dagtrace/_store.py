@@ -171,29 +171,27 @@ class Store(ABC):
         """Row counts, size on disk and the bridge's persisted counters."""
         return {**self.table_counts(), "size_bytes": self.size_bytes(), **self.get_counters()}
 
+    _DETAILS = (
+        "trace_id",
+        "span_id",
+        "attempt",
+        "replay_of_run_id",
+        "replay_root_run_id",
+        "close_reason",
+        "payload_error",
+        "parent_node_label",
+        "heartbeat_at",
+    )
+
     def get_run_details(self, run_id: str) -> dict[str, Any] | None:
         """What dagtrace keeps beside lythonic's columns: trace and span ids, attempt,
-        lineage, why a run was closed or a payload dropped."""
+        lineage, why a run was closed or a payload dropped, the last heartbeat."""
         with self._read() as cur:
             cur.execute(
-                "SELECT trace_id, span_id, attempt, replay_of_run_id, replay_root_run_id, "
-                "close_reason, payload_error, parent_node_label FROM dag_runs WHERE run_id = ?",
-                (run_id,),
+                f"SELECT {', '.join(self._DETAILS)} FROM dag_runs WHERE run_id = ?", (run_id,)
             )
             row = cur.fetchone()
-        if row is None:
-            return None
-        keys = (
-            "trace_id",
-            "span_id",
-            "attempt",
-            "replay_of_run_id",
-            "replay_root_run_id",
-            "close_reason",
-            "payload_error",
-            "parent_node_label",
-        )
-        return dict(zip(keys, row, strict=True))
+        return None if row is None else dict(zip(self._DETAILS, row, strict=True))
 
     def plan_replay(
         self, run_id: str, rerun_nodes: Iterable[str] = (), *, from_failure: bool = False
