@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -33,24 +34,34 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "provenance.db"
 
 
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A real OTLP/HTTP receiver in its own process, standing in for Jaeger (which
-    cannot run here); yields its traces URL and the JSON-lines file it writes."""
-    out = tmp_path / "received.jsonl"
+@contextmanager
+def receiver_process(script: str, out: Path) -> Iterator[str]:
+    """A real OTLP receiver (`otlp_receiver.py` or `otlp_grpc_receiver.py`) in its own
+    process, standing in for Jaeger (which cannot run here); yields `http://host:port`
+    once it printed READY. It appends one JSON line per received span to `out`."""
     out.touch()
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).parent / "otlp_receiver.py"), str(out)],
+        [sys.executable, str(Path(__file__).parent / script), str(out)],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert proc.stdout is not None
     ready = proc.stdout.readline().split()
     assert ready[0] == "READY"
-    yield f"http://127.0.0.1:{ready[1]}/v1/traces", out
-    proc.terminate()
-    proc.wait(timeout=10)
-    proc.stdout.close()
+    try:
+        yield f"http://127.0.0.1:{ready[1]}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An OTLP/HTTP receiver process: its traces URL and the file it writes."""
+    out = tmp_path / "received.jsonl"
+    with receiver_process("otlp_receiver.py", out) as url:
+        yield f"{url}/v1/traces", out
 
 
 def _postgres_or_skip() -> str:

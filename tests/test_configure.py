@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import receiver_process
 from traced_pipeline import run_pipeline
 
 import dagtrace
@@ -18,21 +17,10 @@ from dagtrace._configure import _protocol
 
 @pytest.fixture
 def grpc_receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A real OTLP/gRPC receiver in its own process (Jaeger's 4317 cannot run here)."""
+    """An OTLP/gRPC receiver process (Jaeger's 4317 cannot run here)."""
     out = tmp_path / "received-grpc.jsonl"
-    out.touch()
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).parent / "otlp_grpc_receiver.py"), str(out)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    ready = proc.stdout.readline().split()
-    assert ready[0] == "READY"
-    yield f"http://127.0.0.1:{ready[1]}", out
-    proc.terminate()
-    proc.wait(timeout=10)
-    proc.stdout.close()
+    with receiver_process("otlp_grpc_receiver.py", out) as url:
+        yield url, out
 
 
 def test_forwarding_over_grpc(db_path: Path, grpc_receiver: tuple[str, Path]) -> None:
