@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, TraceFlags
 
@@ -75,7 +76,9 @@ class NodeHandle:
 
     def edge(self, *downstream: str) -> None:
         """Record traversals to `downstream` labels now, as one `dag.edge` event."""
-        if downstream:
+        if len(downstream) == 1:  # a string is cheaper for the SDK to check than an array
+            self.span.add_event(c.EDGE_EVENT, {c.EDGE_DOWNSTREAM: downstream[0]})
+        elif downstream:
             self.span.add_event(c.EDGE_EVENT, {c.EDGE_DOWNSTREAM: list(downstream)})
 
     def sub_run(self, expansion_key: str, **kwargs: Any) -> Any:
@@ -269,11 +272,16 @@ class DagTracer:
             c.KIND: c.KIND_NODE,
             c.RUN_ID: run.run_id,
             c.NODE_LABEL: label,
-            c.ATTEMPT: run.attempt,
-            c.IS_SOURCE: is_source,
-            c.IS_SINK: is_sink,
             **payload_attributes(c.NODE_INPUT, input_json),
         }
+        # Attributes at their conventional default are left out: each costs the SDK
+        # a validation per span.
+        if run.attempt != 1:
+            attributes[c.ATTEMPT] = run.attempt
+        if is_source:
+            attributes[c.IS_SOURCE] = True
+        if is_sink:
+            attributes[c.IS_SINK] = True
         span = self._tracer.start_span(
             c.NODE_SPAN_NAME_PREFIX + label,
             context=trace.set_span_in_context(run.span),
@@ -305,38 +313,15 @@ class DagTracer:
 
     # -- context managers --------------------------------------------------------------
 
-    @contextmanager
-    def run(self, nsref: str, **kwargs: Any) -> Iterator[RunHandle]:
+    def run(self, nsref: str, **kwargs: Any) -> _RunScope:
         """A run span (keywords as `start_run`); an exception ends it `failed`,
         `DagPaused` ends it `paused`."""
-        handle = self.start_run(nsref, **kwargs)
-        with trace.use_span(
-            handle.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
-        ):
-            try:
-                yield handle
-            except DagPaused:
-                handle.finish(status="paused")
-                return
-            except BaseException as e:
-                handle.fail(e)
-                raise
-        handle.finish()
+        return _RunScope(self.start_run(nsref, **kwargs))
 
-    @contextmanager
-    def node(self, run: RunHandle, label: str, **kwargs: Any) -> Iterator[NodeHandle]:
+    def node(self, run: RunHandle, label: str, **kwargs: Any) -> _NodeScope:
         """A node span under `run` (keywords as `start_node`); an exception ends it
         `failed` with its stack trace."""
-        handle = self.start_node(run, label, **kwargs)
-        with trace.use_span(
-            handle.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
-        ):
-            try:
-                yield handle
-            except BaseException as e:
-                handle.fail(e)
-                raise
-        handle.finish()
+        return _NodeScope(self.start_node(run, label, **kwargs))
 
     @contextmanager
     def replay(
@@ -369,6 +354,58 @@ class DagTracer:
             start_time=started,
         )
         marker.end(end_time=started)
+
+
+class _Scope:
+    """The span of a `with` block is current inside it (as `trace.use_span`, which
+    costs two generator frames per node)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def __enter__(self) -> Any:
+        self._token = otel_context.attach(trace.set_span_in_context(self.handle.span))
+        return self.handle
+
+    def _leave(self) -> None:
+        otel_context.detach(self._token)
+
+
+class _RunScope(_Scope):
+    handle: RunHandle
+
+    def __enter__(self) -> RunHandle:
+        return super().__enter__()  # type: ignore[no-any-return]
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
+    ) -> bool:
+        self._leave()
+        if error is None:
+            self.handle.finish()
+        elif isinstance(error, DagPaused):
+            self.handle.finish(status="paused")
+            return True
+        else:
+            self.handle.fail(error)
+        return False
+
+
+class _NodeScope(_Scope):
+    handle: NodeHandle
+
+    def __enter__(self) -> NodeHandle:
+        return super().__enter__()  # type: ignore[no-any-return]
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
+    ) -> bool:
+        self._leave()
+        if error is None:
+            self.handle.finish()
+        else:
+            self.handle.fail(error)
+        return False
 
 
 def plan_links(plan: ReplayPlan, label: str) -> list[SpanContext]:
