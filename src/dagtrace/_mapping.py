@@ -217,11 +217,17 @@ def _storable(text: str) -> bool:
     """Text every store keeps as given: no NUL (PostgreSQL TEXT), valid UTF-8."""
     if "\x00" in text:
         return False
+    if text.isascii():  # JSON payloads nearly always are: no copy to check them
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _utf8_length(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def _attempt(attributes: Mapping[str, Any]) -> int:
@@ -254,7 +260,7 @@ def _payload(record: SpanRecord, attributes: Mapping[str, Any], key: str) -> str
         raise SpanRejected(f"attribute {key} contains NUL or an unpaired surrogate")
     declared = attributes.get(key + c.LENGTH_SUFFIX)
     if isinstance(declared, int) and not isinstance(declared, bool):
-        actual = len(value.encode("utf-8"))
+        actual = _utf8_length(value)
         if actual != declared:
             note = f"{key} cut to {actual} of {declared} bytes (attribute value length limit)"
             record.payload_error = (
@@ -281,4 +287,4 @@ def _error_text(events: Sequence[SpanEvent], status_description: str | None) -> 
 
 def payload_attributes(key: str, payload_json: str) -> dict[str, Any]:
     """The payload attribute and its byte length, as the conventions ask."""
-    return {key: payload_json, key + c.LENGTH_SUFFIX: len(payload_json.encode("utf-8"))}
+    return {key: payload_json, key + c.LENGTH_SUFFIX: _utf8_length(payload_json)}
