@@ -112,18 +112,22 @@ class _Problems:
             _log.warning("dagtrace: span rejected (%d so far): %s", total, error)
 
 
-def record_from_sdk_span(span: ReadableSpan, *, ended: bool) -> SpanRecord | None:
-    """The shared mapping, fed from an SDK span (at start or at end)."""
-    attributes = span.attributes
-    if not is_dag_span(attributes):
-        return None
-    attributes = _plain(span)
+def record_from_sdk_span(
+    span: ReadableSpan, *, ended: bool, attributes: dict[str, Any] | None = None
+) -> SpanRecord | None:
+    """The shared mapping, fed from an SDK span (at start or at end); `attributes`:
+    the span's, already copied by `_plain`."""
+    if attributes is None:
+        if not is_dag_span(span.attributes):
+            return None
+        attributes = _plain(span)
     ctx = span.get_span_context()
     parent = span.parent
     status = span.status
+    run_span = attributes.get(c.KIND) == c.KIND_RUN
     return record_from_parts(
         attributes=attributes,
-        events=[SpanEvent(e.name, e.timestamp, e.attributes or {}) for e in span.events]
+        events=[SpanEvent(e.name, e.timestamp, e.attributes or _NO_ATTRIBUTES) for e in span.events]
         if ended
         else (),
         error_status=status.status_code is StatusCode.ERROR,
@@ -135,8 +139,14 @@ def record_from_sdk_span(span: ReadableSpan, *, ended: bool) -> SpanRecord | Non
         end_ns=span.end_time,
         ended=ended,
         dropped_events=span.dropped_events if ended else 0,
-        link_span_ids=[format_span_id(link.context.span_id) for link in span.links],
+        # Links only ever lead a sub-DAG run to its composite node.
+        link_span_ids=[format_span_id(link.context.span_id) for link in span.links]
+        if run_span
+        else (),
     )
+
+
+_NO_ATTRIBUTES: dict[str, Any] = {}
 
 
 def _plain(span: ReadableSpan) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import conventions as c
 from ._errors import DagtraceError
@@ -32,8 +32,7 @@ class SpanRejected(DagtraceError):
     """A span claims to be a DAG span but cannot be stored; the reason says why."""
 
 
-@dataclass(slots=True)
-class SpanEvent:
+class SpanEvent(NamedTuple):
     name: str
     time_ns: int
     attributes: Mapping[str, Any]
@@ -186,22 +185,25 @@ def _fill_node(
     record.is_sink = attributes.get(c.IS_SINK) is True
     record.input_json = _payload(record, attributes, c.NODE_INPUT)
     record.output_json = _payload(record, attributes, c.NODE_OUTPUT)
-    for event in events:
-        if event.name != c.EDGE_EVENT:
+    edges = record.edges
+    for name, time_ns, event_attributes in events:
+        if name != c.EDGE_EVENT:
             continue
-        downstream = event.attributes.get(c.EDGE_DOWNSTREAM)
-        labels = [downstream] if isinstance(downstream, str) else list(downstream or ())
-        for label in labels:
+        downstream = event_attributes.get(c.EDGE_DOWNSTREAM)
+        at = time_ns / 1e9
+        for label in (downstream,) if isinstance(downstream, str) else (downstream or ()):
             if not isinstance(label, str) or not _storable(label):
                 raise SpanRejected(
                     "a dag.edge event has a downstream label that is not text, "
                     "or contains NUL or an unpaired surrogate"
                 )
-            record.edges.append((label, event.time_ns / 1e9))
+            edges.append((label, at))
 
 
 def _text(attributes: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
     value = attributes.get(key)
+    if value.__class__ is str and value and "\x00" not in value and value.isascii():
+        return value  # the common case, checked in one line
     if value is None or value == "":
         if required:
             raise SpanRejected(f"missing required attribute {key}")
@@ -232,6 +234,8 @@ def _utf8_length(text: str) -> int:
 
 def _attempt(attributes: Mapping[str, Any]) -> int:
     value = attributes.get(c.ATTEMPT, 1)
+    if value.__class__ is int and value >= 1:
+        return value  # type: ignore[no-any-return]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SpanRejected(f"attribute {c.ATTEMPT} must be an integer ≥ 1")
     return value
