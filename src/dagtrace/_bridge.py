@@ -121,6 +121,8 @@ def record_from_sdk_span(
         if not is_dag_span(span.attributes):
             return None
         attributes = _plain(span)
+    elif not is_dag_span(attributes):
+        return None
     ctx = span.get_span_context()
     parent = span.parent
     status = span.status
@@ -204,11 +206,8 @@ class ParentResolver:
         return None
 
 
-def _for_otlp_backends(span: ReadableSpan) -> bool:
+def _for_otlp_backends(attributes: dict[str, Any]) -> bool:
     """Start markers and heartbeat spans: the live processor sees starts and beats itself."""
-    attributes = span.attributes
-    if not attributes:
-        return False
     return attributes.get(c.START_MARKER) is True or attributes.get(c.HEARTBEAT) is True
 
 
@@ -219,9 +218,10 @@ def _map(
     resolver: ParentResolver,
     problems: _Problems,
     policy: Redaction | None = None,
+    attributes: dict[str, Any] | None = None,
 ) -> SpanRecord | None:
     try:
-        mapped = record_from_sdk_span(span, ended=ended)
+        mapped = record_from_sdk_span(span, ended=ended, attributes=attributes)
     except SpanRejected as e:
         problems.rejected(e)
         return None
@@ -300,29 +300,39 @@ class LiveSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            if self._shut_down or _for_otlp_backends(span):
+            if self._shut_down:
                 return
-            attributes = span.attributes
-            if not is_dag_span(attributes):
+            attributes = _plain(span)
+            kind = attributes.get(c.KIND)
+            if kind != c.KIND_NODE and kind != c.KIND_RUN:
                 _map(span, ended=False, resolver=self._resolver, problems=self._problems)
-            elif attributes.get(c.KIND) == c.KIND_RUN:  # type: ignore[union-attr]
-                record = self._record(span, ended=False)
-                if record is not None:
-                    self._write_or_keep(record, "recording a run start")
-                    self._open_runs[span.get_span_context().span_id] = record.run_id
-                    self._start_heartbeat()
-            else:
-                with self._started_lock:
+            elif _for_otlp_backends(attributes):
+                return
+            elif kind == c.KIND_NODE:
+                with self._started_lock:  # written lazily: most nodes end first
                     was_idle = not self._started
                     self._started[span.get_span_context().span_id] = span
                 if was_idle:
                     self.store.wake_flusher()
+            else:
+                record = self._record(span, ended=False, attributes=attributes)
+                if record is not None:
+                    self._write_or_keep(record, "recording a run start")
+                    self._open_runs[span.get_span_context().span_id] = record.run_id
+                    self._start_heartbeat()
         except Exception as e:  # noqa: BLE001 - never into the traced program
             self._problems.failure("recording a span start", e)
 
-    def _record(self, span: ReadableSpan, *, ended: bool) -> SpanRecord | None:
+    def _record(
+        self, span: ReadableSpan, *, ended: bool, attributes: dict[str, Any] | None = None
+    ) -> SpanRecord | None:
         return _map(
-            span, ended=ended, resolver=self._resolver, problems=self._problems, policy=self._policy
+            span,
+            ended=ended,
+            resolver=self._resolver,
+            problems=self._problems,
+            policy=self._policy,
+            attributes=attributes,
         )
 
     def _start_heartbeat(self) -> None:
@@ -384,15 +394,19 @@ class LiveSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
-            if self._shut_down or _for_otlp_backends(span):
+            if self._shut_down:
+                return
+            attributes = _plain(span)
+            if _for_otlp_backends(attributes):
                 return
             ctx = span.get_span_context()
             span_id = ctx.span_id if ctx is not None else 0
             if self._started:
                 with self._started_lock:
                     self._started.pop(span_id, None)
-            self._open_runs.pop(span_id, None)
-            record = self._record(span, ended=True)
+            if self._open_runs:
+                self._open_runs.pop(span_id, None)
+            record = self._record(span, ended=True, attributes=attributes)
             if record is not None:
                 self._write_or_keep(record, "recording a span end")
                 self._problems.count("spans_stored")

@@ -399,13 +399,12 @@ class _NodeScope(_Scope):
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
-    ) -> bool:
+    ) -> None:
         self._leave()
         if error is None:
             self.handle.finish()
         else:
             self.handle.fail(error)
-        return False
 
 
 def plan_links(plan: ReplayPlan, label: str) -> list[SpanContext]:

@@ -235,7 +235,7 @@ def _utf8_length(text: str) -> int:
 def _attempt(attributes: Mapping[str, Any]) -> int:
     value = attributes.get(c.ATTEMPT, 1)
     if value.__class__ is int and value >= 1:
-        return value  # type: ignore[no-any-return]
+        return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SpanRejected(f"attribute {c.ATTEMPT} must be an integer ≥ 1")
     return value

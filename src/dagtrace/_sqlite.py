@@ -83,7 +83,7 @@ class SqliteStore(Store):
 
     def _reset_connections(self) -> None:
         """Forget all connections (at start, and in a forked child: never reuse the parent's)."""
-        self._pid = os.getpid()
+        self._pid = _pid
         self._lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         self._idle_readers: list[sqlite3.Connection] = []
@@ -98,7 +98,7 @@ class SqliteStore(Store):
         """Closed stores refuse; a forked child starts with no connection of its parent's."""
         if self._closed:
             raise StoreError("the store is closed", location=self.location)
-        if os.getpid() != self._pid:
+        if _pid != self._pid:  # a forked child (see `_forked`)
             self._reset_connections()
             self._reset_deferred()
 
@@ -168,26 +168,8 @@ class SqliteStore(Store):
 
     # -- Store ------------------------------------------------------------------------
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Writer]:
-        self._check_process()
-        with self._lock:
-            if self._closed:  # closed while this thread waited for the lock
-                raise StoreError("the store is closed", location=self.location)
-            self._check_file()
-            conn = self._writer_connection()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                yield Writer(conn.cursor(), SQLITE)
-                conn.execute("COMMIT")
-                if not self._committed.is_set():
-                    self._wake_checkpointer()
-            except sqlite3.Error as e:
-                _rollback(conn)
-                raise StoreError(f"write failed: {e}", location=self.location) from e
-            except BaseException:
-                _rollback(conn)
-                raise
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self)
 
     @contextmanager
     def _reading(self) -> Iterator[Cursor]:
@@ -271,7 +253,7 @@ class SqliteStore(Store):
 
     def close(self) -> None:
         self._stop_flusher()
-        if self._closed or os.getpid() != self._pid:
+        if self._closed or _pid != self._pid:
             self._closed = True
             return
         self._stop_checkpointer()
@@ -338,6 +320,70 @@ class SqliteStore(Store):
             raise StoreError("not a provenance database: no dag_runs table", location=self.location)
         if "initiated_by" not in columns:
             self.initiated_by_column = "NULL"
+
+
+class _Transaction:
+    """`BEGIN IMMEDIATE` … `COMMIT` under the store's lock; rolled back on any error.
+
+    A class rather than a generator: it runs once per node the live processor
+    records, and every frame there counts.
+    """
+
+    __slots__ = ("_conn", "_store")
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> Writer:
+        store = self._store
+        if store._pid != _pid:
+            store._check_process()
+        store._lock.acquire()
+        try:
+            if store._closed:  # closed while this thread waited for the lock
+                raise StoreError("the store is closed", location=store.location)
+            store._check_file()
+            self._conn = conn = store._writer_connection()
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            store._lock.release()
+            raise StoreError(f"write failed: {e}", location=store.location) from e
+        except BaseException:
+            store._lock.release()
+            raise
+        return Writer(conn.cursor(), SQLITE)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
+    ) -> None:
+        store, conn = self._store, self._conn
+        try:
+            if error is None:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as e:
+                    _rollback(conn)
+                    raise StoreError(f"write failed: {e}", location=store.location) from e
+                if not store._committed.is_set():
+                    store._wake_checkpointer()
+                return
+            _rollback(conn)
+            if isinstance(error, sqlite3.Error):
+                raise StoreError(f"write failed: {error}", location=store.location) from error
+        finally:
+            store._lock.release()
+
+
+_pid = os.getpid()
+"""This process's id, kept current by a fork hook: `os.getpid()` is a system call."""
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def _columns(cur: sqlite3.Cursor, table: str) -> set[str]:

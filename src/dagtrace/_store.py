@@ -145,16 +145,23 @@ class Store(ABC):
     def write_rows(self, rows: Rows, *, counters: dict[str, int] | None = None) -> None:
         """`write_records` for rows already built (by a decoding process, say)."""
         for attempt in range(1, self._RETRIES + 1):
+            pending = self._take_deferred()
             try:
-                with self.transaction() as writer:
+                with self._transaction() as writer:  # what `transaction()` does, inlined:
+                    if pending:  # this is the live processor's path, once per node
+                        writer.apply_records(pending)
                     writer.write_rows(rows)
                     if counters:
                         writer.add_counters(counters)
                 return
             except StoreError as e:
+                self._give_back(pending)
                 if attempt == self._RETRIES or not self._retryable(e):
                     raise
                 time.sleep(0.01 * attempt)  # a backoff between two tries, not a handshake
+            except BaseException:
+                self._give_back(pending)
+                raise
 
     def _retryable(self, error: StoreError) -> bool:
         """Whether a failed write transaction may succeed if simply tried again."""
@@ -377,6 +384,8 @@ class Store(ABC):
 
     def _take_deferred(self) -> list[SpanRecord]:
         pending: list[SpanRecord] = []
+        if not self._deferred and not self._sources:
+            return pending
         if self._deferred:
             with self._deferred_lock:
                 pending, self._deferred = self._deferred, []
