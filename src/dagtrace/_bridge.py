@@ -249,13 +249,17 @@ def _map(
     return record
 
 
+_SUPPRESSING = otel_context.set_value(
+    otel_context._SUPPRESS_INSTRUMENTATION_KEY, True, otel_context.Context()
+)
+"""The context the store's own I/O runs in: no span is current, instrumentation off."""
+
+
 class _Suppressed:
     """Run the store's own I/O with instrumentation suppressed: it must make no spans."""
 
     def __enter__(self) -> None:
-        self._token = otel_context.attach(
-            otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
-        )
+        self._token = otel_context.attach(_SUPPRESSING)
 
     def __exit__(self, *exc: object) -> None:
         otel_context.detach(self._token)

@@ -220,11 +220,11 @@ class Writer:
         Rows go in a stable key order, so concurrent writers lock in the same order.
         """
         if rows.runs:
-            self._execute(self._run_upsert_sql(), sorted(rows.runs, key=lambda row: row[0]))
+            self._execute(_RUN_UPSERT_SQL[self._dialect], rows.runs, _by_run)
         if rows.nodes:
-            self._execute(_NODE_UPSERT_SQL, sorted(rows.nodes, key=lambda row: row[:2]))
+            self._execute(_NODE_UPSERT_SQL, rows.nodes, _by_node)
         if rows.edges:
-            self._execute(_EDGE_UPSERT_SQL, sorted(rows.edges, key=lambda row: row[:3]))
+            self._execute(_EDGE_UPSERT_SQL, rows.edges, _by_edge)
         if rows.beats:
             self.heartbeat(rows.beats)
 
@@ -236,27 +236,16 @@ class Writer:
             [(at, run_id) for run_id, at in sorted(seen.items())],
         )
 
-    def _execute(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def _execute(
+        self,
+        sql: str,
+        rows: list[tuple[Any, ...]],
+        key: Callable[[Any], Any] | None = None,
+    ) -> None:
         if len(rows) == 1:  # the live processor's common case: execute is cheaper
             self._cur.execute(sql, rows[0])
         else:
-            self._cur.executemany(sql, rows)
-
-    def _run_upsert_sql(self) -> str:
-        wins = _wins("dag_runs")
-        merged = ", ".join(f"{col} = COALESCE(dag_runs.{col}, excluded.{col})" for col in _RUN_KEPT)
-        latest = ", ".join(
-            f"{col} = CASE WHEN {wins} THEN excluded.{col} ELSE dag_runs.{col} END"
-            for col in _RUN_LATEST
-        )
-        return (
-            f"INSERT INTO dag_runs ({', '.join(_RUN_UPSERT_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(_RUN_UPSERT_COLUMNS))}) "
-            f"ON CONFLICT (run_id) DO UPDATE SET {merged}, "
-            f"started_at = {self._dialect.least}(dag_runs.started_at, excluded.started_at), "
-            f"heartbeat_at = {self._dialect.greatest}(COALESCE(dag_runs.heartbeat_at, 0), "
-            f"excluded.heartbeat_at), {latest}"
-        )
+            self._cur.executemany(sql, sorted(rows, key=key) if key else rows)
 
     def prune_batch(
         self, older_than: float, statuses: Sequence[str] | None, include_active: bool, limit: int
@@ -360,6 +349,46 @@ _RUN_LATEST = (
     "phase",
 )
 """Facts of one attempt: the winning record's (every CASE sees the row before the update)."""
+
+
+def _by_run(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return row[:1]
+
+
+def _by_node(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return row[:2]
+
+
+def _by_edge(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return row[:3]
+
+
+def _run_upsert_sql(dialect: Dialect) -> str:
+    wins = _wins("dag_runs")
+    merged = ", ".join(f"{col} = COALESCE(dag_runs.{col}, excluded.{col})" for col in _RUN_KEPT)
+    latest = ", ".join(
+        f"{col} = CASE WHEN {wins} THEN excluded.{col} ELSE dag_runs.{col} END"
+        for col in _RUN_LATEST
+    )
+    return (
+        f"INSERT INTO dag_runs ({', '.join(_RUN_UPSERT_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(_RUN_UPSERT_COLUMNS))}) "
+        f"ON CONFLICT (run_id) DO UPDATE SET {merged}, "
+        f"started_at = {dialect.least}(dag_runs.started_at, excluded.started_at), "
+        f"heartbeat_at = {dialect.greatest}(COALESCE(dag_runs.heartbeat_at, 0), "
+        f"excluded.heartbeat_at), {latest}"
+    )
+
+
+class _UpsertSqlByDialect(dict[Dialect, str]):
+    """The run upsert's text, built once per dialect."""
+
+    def __missing__(self, dialect: Dialect) -> str:
+        self[dialect] = sql = _run_upsert_sql(dialect)
+        return sql
+
+
+_RUN_UPSERT_SQL = _UpsertSqlByDialect()
 
 
 def _wins(table: str) -> str:
