@@ -48,7 +48,7 @@ class DecodedRequest:
         return len(self.records) + len(self.rejected) + self.ignored
 
 
-@dataclass
+@dataclass(slots=True)
 class _Parts:
     trace_id: bytes
     span_id: bytes
@@ -141,12 +141,9 @@ def _protobuf_spans(body: bytes) -> Iterator[_Parts]:
                     end_ns=span.end_time_unix_nano,
                     attributes=_pb_attributes(span.attributes),
                     events=[
-                        SpanEvent(
-                            e.name,
-                            e.time_unix_nano,
-                            _pb_attributes(e.attributes) if e.name in _EVENTS_READ else {},
-                        )
+                        SpanEvent(name, e.time_unix_nano, _pb_attributes(e.attributes))
                         for e in span.events
+                        if (name := e.name) in _EVENTS_READ
                     ],
                     error_status=span.status.code == STATUS_CODE_ERROR,
                     status_message=span.status.message,
@@ -167,10 +164,13 @@ def _pb_attributes(items: Any) -> dict[str, Any]:
         key = kv.key
         if key.startswith(_ATTRIBUTE_PREFIXES):
             value = kv.value
+            # A non-empty string_value can only be the oneof's field: no WhichOneof.
+            text = value.string_value
+            if text:
+                out[key] = text
+                continue
             kind = value.WhichOneof("value")
-            if kind == "string_value":
-                out[key] = value.string_value
-            elif kind is not None:
+            if kind is not None:
                 out[key] = _pb_value(value, kind)
     return out
 
@@ -179,7 +179,11 @@ def _pb_value(value: AnyValue, kind: str | None) -> Any:
     if kind is None:
         return None
     if kind == "array_value":
-        return [_pb_value(v, v.WhichOneof("value")) for v in value.array_value.values]
+        return [
+            text or _pb_value(v, v.WhichOneof("value"))
+            for v in value.array_value.values
+            for text in (v.string_value,)
+        ]
     if kind == "kvlist_value":
         return {
             kv.key: _pb_value(kv.value, kv.value.WhichOneof("value"))
