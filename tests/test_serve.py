@@ -231,7 +231,21 @@ def test_token_guards_ingestion_and_queries(db_path: Path) -> None:
         assert open_remote(url, token="s3cret").get_run("run-1") is not None
 
 
-def test_concurrent_senders(server: str, db_path: Path) -> None:
+INGEST_MODES = pytest.mark.parametrize(
+    "ingest", [["--decoders", "2"], ["--decoders", "0"]], ids=["workers", "server-thread"]
+)
+"""Both write paths: worker processes that decode and commit, or the server's own thread."""
+
+
+@INGEST_MODES
+def test_concurrent_senders(ingest: list[str], db_path: Path) -> None:
+    with serving(db_path, *ingest) as server:
+        _send_concurrently(server)
+    counts = dagtrace.DagProvenance(db_path, read_only=True).store.table_counts()
+    assert counts == {"dag_runs": 40 * 7, "node_executions": 40 * 12, "edge_traversals": 40 * 5}
+
+
+def _send_concurrently(server: str) -> None:
     errors: list[BaseException] = []
 
     def send(n: int) -> None:
@@ -251,8 +265,6 @@ def test_concurrent_senders(server: str, db_path: Path) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    counts = dagtrace.DagProvenance(db_path, read_only=True).store.table_counts()
-    assert counts == {"dag_runs": 40 * 7, "node_executions": 40 * 12, "edge_traversals": 40 * 5}
 
 
 def _metric(url: str, name: str) -> float:
@@ -272,10 +284,15 @@ def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def test_full_write_queue_answers_429_with_retry_after(db_path: Path) -> None:
+@pytest.mark.parametrize(
+    "ingest", [["--decoders", "1"], ["--decoders", "0"]], ids=["worker", "server-thread"]
+)
+def test_full_write_queue_answers_429_with_retry_after(ingest: list[str], db_path: Path) -> None:
+    """One request being written (blocked on the file's lock), one waiting: the third
+    finds the queue (of 1) full."""
     spans = recorded_spans()
     body = protobuf_request(spans)
-    with serving(db_path, "--queue", "1") as url:
+    with serving(db_path, "--queue", "1", *ingest) as url:
         blocker = sqlite3.connect(db_path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")  # the writer now waits for the lock
         answers: list[int] = []

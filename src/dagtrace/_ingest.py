@@ -1,19 +1,26 @@
-"""The receiver's write path: a bounded queue, one thread that decodes and writes,
-group commits; and the forwarder, re-sending received requests to another endpoint.
+"""The receiver's write path.
 
-A request is acknowledged (200) only after the transaction holding its rows has
-committed. Several queued requests may share one transaction; if it fails, each is
-retried alone, so one bad request never fails its neighbours. Decoding happens on
-the writer thread too: decoding on other threads while SQLite writes makes both
-fight for the GIL and run several times slower (measured).
+Two ways, one answer per request (`Ingested`), acknowledged (200) only once its
+rows are committed:
+- ingest workers (`serve --decoders N`, N ≥ 1): processes that each decode a
+  request and commit its rows with a store connection of their own, so the
+  server process only speaks HTTP: decoding is CPU-bound Python, and a process
+  that also decodes or writes caps the server at one core's worth of GIL;
+- `IngestWriter` (N = 0): one thread that decodes and writes queued requests,
+  several per transaction (group commit).
+
+And the forwarder, re-sending received requests to another endpoint.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import queue
+import signal
 import threading
-from collections.abc import Callable
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -33,23 +40,80 @@ class QueueFull(Exception):
     """The write queue is full: answer 429 with Retry-After."""
 
 
+@dataclass(frozen=True)
+class Ingested:
+    """What one request did to the store: the answer's partial_success and metrics."""
+
+    received: int
+    stored: int
+    rejected: list[str]
+
+    @classmethod
+    def of(cls, decoded: DecodedRows) -> Ingested:
+        return cls(decoded.received, len(decoded.rows), decoded.rejected)
+
+
+# -- ingest workers ----------------------------------------------------------------------
+
+_worker_store: Store | None = None
+
+
+def start_worker(parent_pid: int, store: Store) -> None:
+    """Pool initializer: `store` arrives pickled, that is reopened here (its own
+    connections); the worker exits with the server."""
+    global _worker_store
+    _die_with_parent(parent_pid)
+    _worker_store = store
+    atexit.register(store.close)
+
+
+def ingest_in_worker(body: bytes, json_encoded: bool) -> Ingested:
+    """In a worker: decode one request and commit its rows, in one transaction.
+    Raises `UndecodableRequest` (400) or `StoreError` (503), nothing written."""
+    decoded = decode_to_rows(body, json_encoded=json_encoded)
+    assert _worker_store is not None, "start_worker() did not run in this process"
+    _worker_store.write_rows(decoded.rows)
+    return Ingested.of(decoded)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Exit when the server does, even if it was SIGKILLed (a pool worker blocked on
+    its queue would otherwise outlive it, holding its pipes)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the server died before prctl took effect
+        os._exit(0)
+
+    def watch() -> None:  # elsewhere than Linux: notice the re-parenting within a second
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)  # a poll of the parent's liveness, not a handshake
+        os._exit(0)
+
+    threading.Thread(target=watch, name="dagtrace-parent-watch", daemon=True).start()
+
+
+# -- in the server process ---------------------------------------------------------------
+
+
 @dataclass
 class _Job:
-    body: bytes | None
+    body: bytes
     json_encoded: bool
-    done: Future[DecodedRows]
+    done: Future[Ingested]
     decoded: DecodedRows | None = None
 
 
 class IngestWriter:
     """Writes queued requests' records into the store from one thread."""
 
-    def __init__(
-        self, store: Store, *, queue_size: int, on_stored: Callable[[int], None] | None = None
-    ) -> None:
+    def __init__(self, store: Store, *, queue_size: int) -> None:
         self.store = store
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_size)
-        self._on_stored = on_stored
         self._thread = threading.Thread(target=self._run, name="dagtrace-ingest", daemon=True)
         self._thread.start()
 
@@ -60,13 +124,10 @@ class IngestWriter:
     def full(self) -> bool:
         return self._queue.full()
 
-    def submit(
-        self, body: bytes | None, *, json_encoded: bool = False, decoded: DecodedRows | None = None
-    ) -> Future[DecodedRows]:
-        """Queue one request, as its body (decoded here) or already `decoded`; the future
-        resolves, once its rows are committed, to what was decoded (or fails with
-        `UndecodableRequest`, or the store's error)."""
-        job = _Job(body, json_encoded, Future(), decoded)
+    def submit(self, body: bytes, *, json_encoded: bool = False) -> Future[Ingested]:
+        """Queue one request; the future resolves once its rows are committed (or
+        fails with `UndecodableRequest`, or the store's error)."""
+        job = _Job(body, json_encoded, Future())
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -100,7 +161,7 @@ class IngestWriter:
         for job in group:
             if job.decoded is None:
                 try:
-                    job.decoded = decode_to_rows(job.body or b"", json_encoded=job.json_encoded)
+                    job.decoded = decode_to_rows(job.body, json_encoded=job.json_encoded)
                 except Exception as e:  # noqa: BLE001 - answered 400 by the caller
                     job.done.set_exception(e)
                     continue
@@ -119,10 +180,8 @@ class IngestWriter:
             for job, _ in decodable:  # one bad request must not fail its neighbours
                 self._write([job])
             return
-        if self._on_stored:
-            self._on_stored(len(rows))
         for job, decoded in decodable:
-            job.done.set_result(decoded)
+            job.done.set_result(Ingested.of(decoded))
 
 
 class Forwarder:

@@ -104,6 +104,10 @@ class PostgresStore(Store):
         if not read_only:
             self._migrate()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (to a process of a pool), it connects anew with a pool of its own."""
+        return (_reopen, (self.url, self.read_only, self._pool_size))
+
     # -- connections --------------------------------------------------------------------
 
     def _connections(self) -> Any:
@@ -252,3 +256,7 @@ def _reason(error: BaseException) -> str:
     """The driver's message, first line only, never the statement or its parameters."""
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def _reopen(url: str, read_only: bool, pool_size: int) -> PostgresStore:
+    return PostgresStore(url, read_only=read_only, pool_size=pool_size)

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hmac
 import logging
 import multiprocessing
 import os
 import signal
 import threading
-import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -33,15 +31,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from . import __version__
 from ._errors import StoreError
-from ._ingest import Forwarder, IngestWriter, QueueFull
+from ._ingest import Forwarder, Ingested, IngestWriter, QueueFull, ingest_in_worker, start_worker
 from ._models import DagRun, IoPayload
-from ._otlp import (
-    UndecodableRequest,
-    decode_to_rows,
-    export_response,
-    redact_request,
-    status_body,
-)
+from ._otlp import UndecodableRequest, export_response, redact_request, status_body
 from ._redact import Redaction
 from ._store import Store
 
@@ -72,7 +64,8 @@ class ServeConfig:
     redaction: Redaction = field(default_factory=Redaction)
     """Applied to what is forwarded and what the query API returns, not to the store."""
     decoders: int = 0
-    """Processes that decode requests beside the writer (0: the writer thread decodes)."""
+    """Ingest workers: processes that decode requests and commit their rows (0: a
+    thread of the server does both)."""
 
 
 class _Metrics:
@@ -109,16 +102,22 @@ class _TooLarge(Exception):
 def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
     """The ASGI app; the caller owns `store` (closed after `app.state.shutdown()`)."""
     metrics = _Metrics()
-    writer = IngestWriter(store, queue_size=config.queue_size, on_stored=metrics.stored.inc)
+    writer = IngestWriter(store, queue_size=config.queue_size)
     forwarder = Forwarder(config.forward) if config.forward else None
-    metrics.queue_depth.set_function(lambda: writer.depth)
+    in_workers = 0  # requests submitted to the workers and not yet answered
+
+    def waiting() -> int:
+        """Requests accepted and waiting for a writer (the write queue's depth)."""
+        return writer.depth + max(0, in_workers - config.decoders)
+
+    metrics.queue_depth.set_function(waiting)
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             config.decoders,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_die_with_parent,
-            initargs=(os.getpid(),),
+            initializer=start_worker,
+            initargs=(os.getpid(), store),  # pickled: each worker opens the store anew
         )
 
     pools = [new_pool()] if config.decoders > 0 else []
@@ -137,6 +136,26 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
 
     app.state.shutdown = shutdown
     auth = _bearer_auth(config.token)
+
+    async def ingest_body(body: bytes, json_encoded: bool) -> Ingested:
+        """Committed, or raises: QueueFull, UndecodableRequest, BrokenProcessPool, or
+        the store's error."""
+        nonlocal in_workers
+        if not pools:
+            return await asyncio.wrap_future(writer.submit(body, json_encoded=json_encoded))
+        if waiting() >= config.queue_size:
+            raise QueueFull()
+        in_workers += 1
+        pool = pools[0]
+        try:
+            return await asyncio.wrap_future(pool.submit(ingest_in_worker, body, json_encoded))
+        except BrokenProcessPool as e:
+            if pools[0] is pool:  # the first request to notice starts new workers
+                _log.error("an ingest worker died (%s); starting new ones", e)
+                pools[0] = new_pool()
+            raise
+        finally:
+            in_workers -= 1
 
     @app.post("/v1/traces", include_in_schema=False, dependencies=[Depends(auth)])
     async def ingest(request: Request) -> Response:
@@ -165,15 +184,8 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
                 400, "the gzip body is corrupt", json_encoded=json_encoded, metrics=metrics
             )
         try:
-            if not pools:
-                done = writer.submit(body, json_encoded=json_encoded)
-            else:  # decode in another process, so the writer only writes
-                if writer.full():
-                    raise QueueFull()
-                pre = await asyncio.get_running_loop().run_in_executor(
-                    pools[0], functools.partial(decode_to_rows, body, json_encoded=json_encoded)
-                )
-                done = writer.submit(None, decoded=pre)
+            with metrics.in_progress.track_inprogress():
+                ingested = await ingest_body(body, json_encoded)
         except UndecodableRequest as e:
             return _otlp_error(400, str(e), json_encoded=json_encoded, metrics=metrics)
         except QueueFull:
@@ -184,21 +196,14 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
                 metrics=metrics,
                 retry_after=config.retry_after,
             )
-        except BrokenProcessPool as e:  # a decoding process died: a new pool, and retry
-            _log.error("a decoding process died (%s); starting new ones", e)
-            pools[0] = new_pool()
+        except BrokenProcessPool:  # a worker died (new ones started): the client retries
             return _otlp_error(
                 503,
-                "cannot decode now, retry later",
+                "cannot ingest now, retry later",
                 json_encoded=json_encoded,
                 metrics=metrics,
                 retry_after=config.retry_after,
             )
-        try:
-            with metrics.in_progress.track_inprogress():
-                decoded = await asyncio.wrap_future(done)
-        except UndecodableRequest as e:
-            return _otlp_error(400, str(e), json_encoded=json_encoded, metrics=metrics)
         except Exception as e:  # noqa: BLE001 - the store failed: retryable, nothing stored
             _log.error("write failed: %s", e)
             return _otlp_error(
@@ -208,8 +213,9 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
                 metrics=metrics,
                 retry_after=config.retry_after,
             )
-        metrics.received.inc(decoded.received)
-        metrics.rejected.inc(len(decoded.rejected))
+        metrics.received.inc(ingested.received)
+        metrics.stored.inc(ingested.stored)
+        metrics.rejected.inc(len(ingested.rejected))
         if forwarder:
             try:
                 forwarder.submit(
@@ -220,7 +226,7 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
                 _log.warning("not forwarded: %s", e)
         metrics.requests.labels("200").inc()
         return Response(
-            export_response(decoded.rejected, json_encoded=json_encoded), media_type=content_type
+            export_response(ingested.rejected, json_encoded=json_encoded), media_type=content_type
         )
 
     @app.get("/healthz", include_in_schema=False)
@@ -342,27 +348,6 @@ def _query_routes(
     async def store_unreachable(request: Request, exc: StoreError) -> Response:
         _log.error("store error on %s: %s", request.url.path, exc)
         return JSONResponse({"detail": "the store is unreachable"}, status_code=503)
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """In a decoding process: exit when the server does, even if it was SIGKILLed (a
-    pool worker blocked on its queue would otherwise outlive it, holding its pipes)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent_pid:  # the server died before prctl took effect
-        os._exit(0)
-
-    def watch() -> None:  # elsewhere than Linux: notice the re-parenting within a second
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)  # a poll of the parent's liveness, not a handshake
-        os._exit(0)
-
-    threading.Thread(target=watch, name="dagtrace-parent-watch", daemon=True).start()
 
 
 def _bearer_auth(token: str | None) -> Callable[[Request], Awaitable[None]]:

@@ -63,6 +63,7 @@ class SqliteStore(Store):
             raise ValueError(f"durability must be 'process' or 'power', not {durability!r}")
         self.path = Path(path)
         self.location = str(self.path)
+        self.durability = durability
         self._synchronous = _SYNCHRONOUS[durability]
         self._busy_timeout = busy_timeout
         self.read_only = read_only or (self.path.exists() and not os.access(self.path, os.W_OK))
@@ -78,6 +79,13 @@ class SqliteStore(Store):
             except OSError as e:
                 raise StoreError(f"cannot create the directory: {e}", location=self.location) from e
             self._migrate()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (to a process of a pool), it opens the same file with its own connections."""
+        return (
+            _reopen,
+            (str(self.path), self.read_only, self.durability, self._busy_timeout),
+        )
 
     # -- connections ------------------------------------------------------------------
 
@@ -320,6 +328,10 @@ class SqliteStore(Store):
             raise StoreError("not a provenance database: no dag_runs table", location=self.location)
         if "initiated_by" not in columns:
             self.initiated_by_column = "NULL"
+
+
+def _reopen(path: str, read_only: bool, durability: Durability, busy_timeout: float) -> SqliteStore:
+    return SqliteStore(path, read_only=read_only, durability=durability, busy_timeout=busy_timeout)
 
 
 class _Transaction:

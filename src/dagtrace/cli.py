@@ -334,7 +334,8 @@ def stats(db: str, token: str | None) -> None:
     "--decoders",
     default=None,
     type=click.IntRange(0),
-    help="Processes that decode OTLP beside the writer (default: cores - 1; 0: none).",
+    help="Ingest workers: processes that decode requests and commit their rows "
+    "(default: the number of cores, at most 8; 0: a thread of the server does both).",
 )
 def serve(
     db: str,
@@ -367,7 +368,8 @@ def serve(
         patterns=() if no_redact else (patterns or DEFAULT_PATTERNS), max_payload_bytes=max_payload
     )
     if decoders is None:
-        decoders = max(0, min(4, (os.cpu_count() or 1) - 1))
+        cores = os.cpu_count() or 1
+        decoders = min(8, cores) if cores > 1 else 0
     config = ServeConfig(
         max_body=max_body,
         queue_size=queue_size,
