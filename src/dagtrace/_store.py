@@ -82,6 +82,8 @@ class Store(ABC):
     """Provenance storage: transactions for writes, DagProvenance-shaped reads.
 
     Reads load a whole sub-DAG tree in four queries whatever its depth or width.
+    A store sent to another process (pickled) opens the same file or database there,
+    with connections of its own.
     """
 
     location: str
