@@ -133,3 +133,22 @@ def test_commits_reach_the_database_file_in_the_background(db_path: Path) -> Non
         assert time.monotonic() < deadline, "commits never checkpointed into the file"
         time.sleep(0.02)
     prov.close()
+
+
+def _write_through(store: dagtrace.Store, run_id: str) -> None:
+    with store.transaction() as writer:
+        writer.insert_run(run_id, "ns", '{"from": "spawned"}', None, None)
+
+
+def test_a_store_sent_to_a_spawned_process_writes_the_same_store(store_url: str) -> None:
+    """Pickled (as for a process pool), a store reopens there with its own connections."""
+    prov = dagtrace.DagProvenance(store_url)
+    prov.create_run("here", "ns", {})
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_write_through, args=(prov.store, "there")
+    )
+    proc.start()
+    proc.join(timeout=60)
+    assert proc.exitcode == 0
+    assert {r.run_id for r in prov.get_recent_runs(10)} == {"here", "there"}
+    assert prov.get_run("there")["source_inputs_json"] == '{"from": "spawned"}'
