@@ -258,13 +258,14 @@ def _payload(record: SpanRecord, attributes: Mapping[str, Any], key: str) -> str
     value = attributes.get(key)
     if value is None:
         return None
-    if not isinstance(value, str):
+    if value.__class__ is not str:
         value = json.dumps(value, default=str)  # kvlist / array values of newer SDKs
-    if not _storable(value):
+    ascii = value.isascii()
+    if "\x00" in value or not (ascii or _storable(value)):
         raise SpanRejected(f"attribute {key} contains NUL or an unpaired surrogate")
-    declared = attributes.get(key + c.LENGTH_SUFFIX)
-    if isinstance(declared, int) and not isinstance(declared, bool):
-        actual = _utf8_length(value)
+    declared = attributes.get(_LENGTH_KEYS[key])
+    if declared.__class__ is int:  # not a bool, whose class is bool
+        actual = len(value) if ascii else len(value.encode("utf-8"))
         if actual != declared:
             note = f"{key} cut to {actual} of {declared} bytes (attribute value length limit)"
             record.payload_error = (
@@ -272,6 +273,11 @@ def _payload(record: SpanRecord, attributes: Mapping[str, Any], key: str) -> str
             )
             return None
     return value
+
+
+_LENGTH_KEYS = {
+    key: key + c.LENGTH_SUFFIX for key in (c.RUN_INPUTS, c.RUN_OUTPUTS, c.NODE_INPUT, c.NODE_OUTPUT)
+}
 
 
 def _error_text(events: Sequence[SpanEvent], status_description: str | None) -> str | None:

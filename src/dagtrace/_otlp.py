@@ -133,22 +133,23 @@ def _protobuf_spans(body: bytes) -> Iterator[_Parts]:
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                yield _Parts(
-                    trace_id=span.trace_id,
-                    span_id=span.span_id,
-                    parent_span_id=span.parent_span_id,
-                    start_ns=span.start_time_unix_nano,
-                    end_ns=span.end_time_unix_nano,
-                    attributes=_pb_attributes(span.attributes),
-                    events=[
+                status = span.status
+                yield _Parts(  # positionally: this runs once per span received
+                    span.trace_id,
+                    span.span_id,
+                    span.parent_span_id,
+                    span.start_time_unix_nano,
+                    span.end_time_unix_nano,
+                    _pb_attributes(span.attributes),
+                    [
                         SpanEvent(name, e.time_unix_nano, _pb_attributes(e.attributes))
                         for e in span.events
                         if (name := e.name) in _EVENTS_READ
                     ],
-                    error_status=span.status.code == STATUS_CODE_ERROR,
-                    status_message=span.status.message,
-                    links=[link.span_id for link in span.links],
-                    dropped_events=span.dropped_events_count,
+                    status.code == STATUS_CODE_ERROR,
+                    status.message,
+                    [link.span_id for link in span.links],
+                    span.dropped_events_count,
                 )
 
 
@@ -170,7 +171,9 @@ def _pb_attributes(items: Any) -> dict[str, Any]:
                 out[key] = text
                 continue
             kind = value.WhichOneof("value")
-            if kind is not None:
+            if kind == "int_value":  # the payloads' byte lengths
+                out[key] = value.int_value
+            elif kind is not None:
                 out[key] = _pb_value(value, kind)
     return out
 

@@ -30,7 +30,7 @@ def _unnest(values: list[str]) -> tuple[str, Any]:
     return "SELECT unnest(?::text[])", values
 
 
-POSTGRES = Dialect(least="LEAST", greatest="GREATEST", in_list=_unnest)
+POSTGRES = Dialect(least="LEAST", greatest="GREATEST", in_list=_unnest, row_locks=True)
 
 
 def _pg_ddl(ddl: str) -> str:

@@ -43,7 +43,7 @@ def _json_each(values: list[str]) -> tuple[str, Any]:
     return "SELECT value FROM json_each(?)", json.dumps(values)
 
 
-SQLITE = Dialect(least="MIN", greatest="MAX", in_list=_json_each)
+SQLITE = Dialect(least="MIN", greatest="MAX", in_list=_json_each, row_locks=False)
 
 
 class SqliteStore(Store):

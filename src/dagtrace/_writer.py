@@ -43,6 +43,10 @@ class Dialect:
     """The two-argument maximum: MAX in SQLite, GREATEST in PostgreSQL."""
     in_list: Callable[[list[str]], tuple[str, Any]]
     """A subquery yielding the given values, and its one parameter: any count, one statement."""
+    row_locks: bool
+    """Writers lock rows (PostgreSQL), so batches go in key order: two concurrent
+    transactions then never wait for each other's rows in opposite orders. SQLite
+    locks the whole file, and saves the sort."""
 
 
 @dataclass
@@ -129,6 +133,7 @@ class Writer:
     def __init__(self, cursor: Cursor, dialect: Dialect) -> None:
         self._cur = cursor
         self._dialect = dialect
+        self._ordered = dialect.row_locks
 
     def insert_run(
         self,
@@ -217,7 +222,7 @@ class Writer:
         A record wins a row when its (attempt, phase) is higher than the row's:
         the latest attempt beats earlier ones, an end beats a start, a close beats
         a late end of the same attempt. Equal keys (duplicates) change nothing.
-        Rows go in a stable key order, so concurrent writers lock in the same order.
+        Rows go in a stable key order where rows are locked (`Dialect.row_locks`).
         """
         if rows.runs:
             self._execute(_RUN_UPSERT_SQL[self._dialect], rows.runs, _by_run)
@@ -245,7 +250,7 @@ class Writer:
         if len(rows) == 1:  # the live processor's common case: execute is cheaper
             self._cur.execute(sql, rows[0])
         else:
-            self._cur.executemany(sql, sorted(rows, key=key) if key else rows)
+            self._cur.executemany(sql, sorted(rows, key=key) if key and self._ordered else rows)
 
     def prune_batch(
         self, older_than: float, statuses: Sequence[str] | None, include_active: bool, limit: int
