@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import dagtrace
 
@@ -152,3 +153,49 @@ def test_a_store_sent_to_a_spawned_process_writes_the_same_store(store_url: str)
     assert proc.exitcode == 0
     assert {r.run_id for r in prov.get_recent_runs(10)} == {"here", "there"}
     assert prov.get_run("there")["source_inputs_json"] == '{"from": "spawned"}'
+
+
+def test_opening_waits_while_another_process_writes_a_rollback_journal_file(
+    tmp_path: Path, caplog: Any
+) -> None:
+    """A lythonic file (rollback journal) being written elsewhere cannot switch to WAL
+    yet, and SQLite says 'database is locked' at once, without its busy handler (as
+    to processes racing to switch a new file): dagtrace waits its turn, not fails."""
+    import logging
+
+    path = tmp_path / "lythonic.db"
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("CREATE TABLE t (a)")
+    reader.execute("BEGIN IMMEDIATE")  # lythonic mid-write: switching to WAL must wait
+    waiting = threading.Event()
+
+    class _Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "switch" in record.getMessage():
+                waiting.set()
+
+    handler = _Seen(level=logging.DEBUG)
+    logging.getLogger("dagtrace").addHandler(handler)
+    logging.getLogger("dagtrace").setLevel(logging.DEBUG)
+    opened: list[Any] = []
+
+    def open_it() -> None:
+        try:
+            opened.append(dagtrace.DagProvenance(path))
+        finally:
+            waiting.set()  # opened or failed: either way, no more waiting to see
+
+    opener = threading.Thread(target=open_it)
+    try:
+        opener.start()
+        assert waiting.wait(30), "the opener neither waited nor opened"
+        reader.execute("COMMIT")  # the writer is done
+        opener.join(timeout=30)
+    finally:
+        logging.getLogger("dagtrace").removeHandler(handler)
+        logging.getLogger("dagtrace").setLevel(logging.NOTSET)
+        reader.close()
+    assert opened, "opening failed instead of waiting"
+    opened[0].create_run("r", "ns", {})
+    assert opened[0].get_run("r") is not None
+    opened[0].close()
