@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -313,15 +313,15 @@ class DagTracer:
 
     # -- context managers --------------------------------------------------------------
 
-    def run(self, nsref: str, **kwargs: Any) -> _RunScope:
+    def run(self, nsref: str, **kwargs: Any) -> _Scope[RunHandle]:
         """A run span (keywords as `start_run`); an exception ends it `failed`,
         `DagPaused` ends it `paused`."""
-        return _RunScope(self.start_run(nsref, **kwargs))
+        return _Scope(self.start_run(nsref, **kwargs))
 
-    def node(self, run: RunHandle, label: str, **kwargs: Any) -> _NodeScope:
+    def node(self, run: RunHandle, label: str, **kwargs: Any) -> _Scope[NodeHandle]:
         """A node span under `run` (keywords as `start_node`); an exception ends it
         `failed` with its stack trace."""
-        return _NodeScope(self.start_node(run, label, **kwargs))
+        return _Scope(self.start_node(run, label, **kwargs))
 
     @contextmanager
     def replay(
@@ -356,55 +356,33 @@ class DagTracer:
         marker.end(end_time=started)
 
 
-class _Scope:
+_Handle = TypeVar("_Handle", "RunHandle", "NodeHandle")
+
+
+class _Scope(Generic[_Handle]):
     """The span of a `with` block is current inside it (as `trace.use_span`, which
-    costs two generator frames per node)."""
+    costs two generator frames per node); the block's exception ends it `failed`,
+    `DagPaused` ends a run `paused`."""
 
-    def __init__(self, handle: Any) -> None:
-        self.handle = handle
+    def __init__(self, handle: _Handle) -> None:
+        self.handle: _Handle = handle
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> _Handle:
         self._token = otel_context.attach(trace.set_span_in_context(self.handle.span))
         return self.handle
-
-    def _leave(self) -> None:
-        otel_context.detach(self._token)
-
-
-class _RunScope(_Scope):
-    handle: RunHandle
-
-    def __enter__(self) -> RunHandle:
-        return super().__enter__()  # type: ignore[no-any-return]
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
     ) -> bool:
-        self._leave()
+        otel_context.detach(self._token)
         if error is None:
             self.handle.finish()
-        elif isinstance(error, DagPaused):
+        elif isinstance(error, DagPaused) and isinstance(self.handle, RunHandle):
             self.handle.finish(status="paused")
-            return True
+            return True  # a paused run leaves its block quietly
         else:
             self.handle.fail(error)
         return False
-
-
-class _NodeScope(_Scope):
-    handle: NodeHandle
-
-    def __enter__(self) -> NodeHandle:
-        return super().__enter__()  # type: ignore[no-any-return]
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
-    ) -> None:
-        self._leave()
-        if error is None:
-            self.handle.finish()
-        else:
-            self.handle.fail(error)
 
 
 def plan_links(plan: ReplayPlan, label: str) -> list[SpanContext]:
