@@ -59,8 +59,8 @@ _worker_store: Store | None = None
 
 
 def start_worker(parent_pid: int, store: Store) -> None:
-    """Pool initializer: `store` arrives pickled, that is reopened here (its own
-    connections); the worker exits with the server."""
+    """Pool initializer: `store` arrives pickled, which opens it anew here, with
+    connections of its own; the worker exits with the server."""
     global _worker_store
     _die_with_parent(parent_pid)
     _worker_store = store
@@ -120,9 +120,6 @@ class IngestWriter:
     @property
     def depth(self) -> int:
         return self._queue.qsize()
-
-    def full(self) -> bool:
-        return self._queue.full()
 
     def submit(self, body: bytes, *, json_encoded: bool = False) -> Future[Ingested]:
         """Queue one request; the future resolves once its rows are committed (or
