@@ -306,7 +306,7 @@ def stats(db: str, token: str | None) -> None:
     default=DEFAULT_QUEUE,
     show_default=True,
     type=click.IntRange(1),
-    help="Requests waiting for the writer (429 above).",
+    help="Requests waiting for a writer (an ingest worker or the server's thread); 429 above.",
 )
 @click.option(
     "--forward",
