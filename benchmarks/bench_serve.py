@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -91,6 +93,25 @@ def _sender(
     out.put(codes)  # type: ignore[attr-defined]
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes and their children (Linux /proc);
+    -1 where /proc is not there."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return -1.0
+    ticks = float(os.sysconf("SC_CLK_TCK"))
+    wanted, total = set(pids), 0.0
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if pid in wanted or ppid in wanted:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=40, help="requests per sender")
@@ -151,12 +172,15 @@ def main() -> None:
     try:
         # one run to read back while ingesting
         warm = _encode_requests(1, "probe")[0]
-        assert (
-            httpx.post(
-                f"{url}/v1/traces", content=warm, headers={"Content-Type": "application/x-protobuf"}
-            ).status_code
-            == 200
-        )
+
+        def post_warm(to: str) -> int:
+            headers = {"Content-Type": "application/x-protobuf"}
+            return httpx.post(f"{to}/v1/traces", content=warm, headers=headers).status_code
+
+        # Concurrent posts to every server: each starts all its ingest workers (a
+        # pool spawns them on demand) before the clock and the CPU count start.
+        with ThreadPoolExecutor(8) as warmers:
+            assert set(warmers.map(post_warm, urls * 8)) == {200}
         ctx = multiprocessing.get_context("spawn")
         go, results = ctx.Event(), ctx.Queue()
         readies = [ctx.Event() for _ in range(args.senders)]
@@ -191,11 +215,13 @@ def main() -> None:
                     stop.wait(0.05)
 
         reader = threading.Thread(target=read_while_ingesting)
+        cpu_before = _cpu_seconds([s.pid for s in servers])
         start = time.perf_counter()
         go.set()
         reader.start()
         codes = [code for _ in senders for code in results.get()]
         elapsed = time.perf_counter() - start
+        cpu_used = _cpu_seconds([s.pid for s in servers]) - cpu_before
         stop.set()
         reader.join()
         for p in senders:
@@ -218,6 +244,11 @@ def main() -> None:
         f"ingest: {total / elapsed:,.0f} spans/s   (floor ≥ 20,000; payload "
         f"{args.payload_bytes} B per span)"
     )
+    if cpu_before >= 0:
+        print(
+            f"server CPU: {cpu_used / total * 1e6:.0f} µs per span (servers and their ingest "
+            f"workers, reader included; steadier than spans/s on a shared machine)"
+        )
     if latencies:
         q = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
         print(
