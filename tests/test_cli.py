@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -98,3 +99,37 @@ def test_console_script_is_installed(recorded: Path) -> None:
         check=False,
     )
     assert out.returncode == 1 and "publish" in out.stdout
+
+
+def test_tail_prints_changes_as_they_happen_until_the_run_ends(db_path: Path) -> None:
+    prov = dagtrace.DagProvenance(db_path)
+    prov.create_run("live", "etl", {})
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "dagtrace", "tail", "--db", str(db_path), "--until", "live"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert tail.stdout is not None
+    deadline = threading.Timer(60, tail.kill)  # a line that never comes ends the loop below
+    deadline.start()
+    try:
+
+        def next_line_with(text: str) -> str:
+            for line in tail.stdout:  # type: ignore[union-attr]
+                if text in line:
+                    return line
+            raise AssertionError(f"tail ended before printing {text!r}")
+
+        assert "live" in next_line_with("run   etl  running")
+        prov.record_node_start("live", "extract", "{}", is_source=True)
+        next_line_with("etl:extract  running")
+        prov.complete_node_with_edges("live", "extract", "[1]", [("extract", "load")])
+        next_line_with("etl:extract  completed")
+        prov.finish_run("live", "completed")
+        next_line_with("run   etl  completed")
+        assert tail.wait(timeout=30) == 0
+    finally:
+        deadline.cancel()
+        tail.kill()
+        tail.wait()
+        tail.stdout.close()
