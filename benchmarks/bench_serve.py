@@ -8,6 +8,11 @@ each, plus their run span; --payload-bytes changes the size),
 protobuf, sent by --senders connections at once, each answered after commit at the
 default durability. Meanwhile a reader times `inspect_run` of a 500-node run through
 the query API.
+
+Baseline, in the same run and before the servers start: lythonic's DagProvenance
+recording the same nodes (payloads and 3 edges each) in process, as its DagRunner
+does (record_node_start + complete_node_with_edges); the ratio says how many such
+runners one `dagtrace serve` keeps up with.
 """
 
 from __future__ import annotations
@@ -67,6 +72,23 @@ def _encode_requests(count: int, prefix: str, payload_bytes: int = PAYLOAD_BYTES
         assert len(spans) == SPANS_PER_REQUEST
         requests.append(encode_spans(spans).SerializeToString())
     return requests
+
+
+def _lythonic_nodes_per_s(payload_bytes: int, nodes: int) -> float:
+    """lythonic 0.0.28's DagProvenance recording `nodes` of the benchmark's nodes."""
+    from lythonic.compose.dag_provenance import DagProvenance
+
+    payload = json.dumps(_rows(payload_bytes // 2))
+    with tempfile.TemporaryDirectory(prefix="dagtrace-bench-lythonic-") as workdir:
+        prov = DagProvenance(Path(workdir) / "lythonic.db")
+        prov.create_run("bench", "bench", {})
+        start = time.perf_counter()
+        for i in range(nodes):
+            label = f"n{i}"
+            edges = [(label, f"n{i + k}") for k in (1, 2, 3)]
+            prov.record_node_start("bench", label, payload)
+            prov.complete_node_with_edges("bench", label, payload, edges)
+        return nodes / (time.perf_counter() - start)
 
 
 def _sender(
@@ -140,7 +162,18 @@ def main() -> None:
         help="the store (default: a new SQLite file); a postgresql:// URL is "
         "used in a fresh schema",
     )
+    parser.add_argument(
+        "--lythonic-nodes",
+        type=int,
+        default=1000,
+        help="nodes the lythonic baseline records (0: skip it)",
+    )
     args = parser.parse_args()
+    lythonic_rate = (
+        _lythonic_nodes_per_s(args.payload_bytes, args.lythonic_nodes)
+        if args.lythonic_nodes
+        else None
+    )
     schema_url = None
     if args.db and args.db.startswith("postgresql://"):
         sys.path.insert(0, str(Path(__file__).parent))
@@ -256,7 +289,15 @@ def main() -> None:
             f"median {statistics.median(latencies) * 1000:.1f} ms, "
             f"p95 {q[18] * 1000:.1f} ms ({len(latencies)} reads)"
         )
-    print(json.dumps({"spans_per_s": round(total / elapsed)}))
+    if lythonic_rate:
+        print(
+            f"baseline: lythonic DagProvenance records the same nodes at {lythonic_rate:,.0f} "
+            f"nodes/s in process; serve ingests {total / elapsed / lythonic_rate:.1f}× that"
+        )
+    figures = {"spans_per_s": round(total / elapsed)}
+    if lythonic_rate:
+        figures["lythonic_nodes_per_s"] = round(lythonic_rate)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":
