@@ -340,6 +340,22 @@ def test_forward_target_down_loses_nothing_in_the_store(db_path: Path) -> None:
         assert open_remote(url).get_run("run-1")["status"] == "completed"  # type: ignore[index]
 
 
+def test_a_forward_target_that_never_answers_does_not_hold_up_ingestion(db_path: Path) -> None:
+    spans = recorded_spans()
+    with socket.socket() as black_hole:  # accepts connections (the kernel does), never answers
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(64)
+        target = f"http://127.0.0.1:{black_hole.getsockname()[1]}/v1/traces"
+        with serving(db_path, "--forward", target) as url:
+            for _ in range(4):
+                answer = httpx.post(f"{url}/v1/traces", content=protobuf_request(spans), headers=PB)
+                assert answer.status_code == 200
+            # answered and stored while every forward is still waiting on the target
+            assert _metric(url, "dagtrace_forwarded_requests_total") == 0
+            assert _metric(url, "dagtrace_forward_queue_depth") >= 3
+            assert open_remote(url).get_run("run-1")["status"] == "completed"  # type: ignore[index]
+
+
 def test_forwarding_reaches_another_otlp_receiver(
     db_path: Path, receiver: tuple[str, Path]
 ) -> None:
@@ -349,6 +365,7 @@ def test_forwarding_reaches_another_otlp_receiver(
         answer = httpx.post(f"{url}/v1/traces", content=protobuf_request(spans), headers=PB)
         assert answer.status_code == 200
         _wait_until(lambda: len(out.read_text().splitlines()) == len(spans))
+        _wait_until(lambda: _metric(url, "dagtrace_forwarded_requests_total") == 1)
     forwarded = {json.loads(line)["span_id"] for line in out.read_text().splitlines()}
     assert forwarded == {f"{s.context.span_id:016x}" for s in spans}
 

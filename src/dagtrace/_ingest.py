@@ -21,6 +21,7 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -191,11 +192,20 @@ class Forwarder:
     RETRYABLE = frozenset({429, 502, 503, 504})
 
     def __init__(
-        self, url: str, *, queue_size: int = 1000, max_attempts: int = 5, timeout: float = 5.0
+        self,
+        url: str,
+        *,
+        prepare: Callable[[bytes, str], bytes] | None = None,
+        queue_size: int = 1000,
+        max_attempts: int = 5,
+        timeout: float = 5.0,
     ) -> None:
+        """`prepare(body, content_type)` turns a received body into the one sent (the
+        redaction): it runs on the forwarding thread, not on the request's path."""
         self.url = url
         self.forwarded = 0
         self.dropped = 0
+        self._prepare = prepare
         self._queue: queue.Queue[tuple[bytes, str] | None] = queue.Queue(maxsize=queue_size)
         self._max_attempts = max_attempts
         self._client = httpx.Client(timeout=timeout)
@@ -233,7 +243,15 @@ class Forwarder:
             item = self._queue.get()
             if item is None:
                 return
-            if self._send(*item):
+            body, content_type = item
+            try:
+                if self._prepare is not None:
+                    body = self._prepare(body, content_type)
+            except Exception as e:  # noqa: BLE001 - stored already; forwarding is best effort
+                _log.warning("not forwarded: %s", e)
+                self.dropped += 1
+                continue
+            if self._send(body, content_type):
                 self.forwarded += 1
             else:
                 self.dropped += 1

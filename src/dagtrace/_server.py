@@ -27,7 +27,9 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from . import __version__
 from ._errors import StoreError
@@ -94,6 +96,33 @@ class _Metrics:
             registry=self.registry,
         )
 
+    def watch_forwarder(self, forwarder: Forwarder) -> None:
+        """Export the forwarder's own counts (it runs on its own thread)."""
+        depth = Gauge(
+            "dagtrace_forward_queue_depth",
+            "Received requests waiting to be forwarded",
+            registry=self.registry,
+        )
+        depth.set_function(lambda: forwarder.depth)
+        self.registry.register(_ForwarderCounts(forwarder))
+
+
+class _ForwarderCounts(Collector):
+    def __init__(self, forwarder: Forwarder) -> None:
+        self._forwarder = forwarder
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "dagtrace_forwarded_requests",
+            "Requests the forward target accepted",
+            value=self._forwarder.forwarded,
+        )
+        yield CounterMetricFamily(
+            "dagtrace_forward_dropped_requests",
+            "Requests not forwarded: refused, retries used up, or the queue full",
+            value=self._forwarder.dropped,
+        )
+
 
 class _TooLarge(Exception):
     pass
@@ -103,7 +132,15 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
     """The ASGI app; the caller owns `store` (closed after `app.state.shutdown()`)."""
     metrics = _Metrics()
     writer = IngestWriter(store, queue_size=config.queue_size)
-    forwarder = Forwarder(config.forward) if config.forward else None
+    forwarder = None
+    if config.forward:
+
+        def redacted(body: bytes, content_type: str) -> bytes:
+            json_encoded = content_type == _JSON
+            return redact_request(body, json_encoded=json_encoded, redaction=config.redaction)
+
+        forwarder = Forwarder(config.forward, prepare=redacted)
+        metrics.watch_forwarder(forwarder)
     in_workers = 0  # requests submitted to the workers and not yet answered
 
     def waiting() -> int:
@@ -217,13 +254,7 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
         metrics.stored.inc(ingested.stored)
         metrics.rejected.inc(len(ingested.rejected))
         if forwarder:
-            try:
-                forwarder.submit(
-                    redact_request(body, json_encoded=json_encoded, redaction=config.redaction),
-                    content_type,
-                )
-            except Exception as e:  # noqa: BLE001 - stored already; forwarding is best effort
-                _log.warning("not forwarded: %s", e)
+            forwarder.submit(body, content_type)
         metrics.requests.labels("200").inc()
         return Response(
             export_response(ingested.rejected, json_encoded=json_encoded), media_type=content_type
