@@ -378,6 +378,19 @@ def test_health_readiness_and_metrics(server: str) -> None:
     assert _metric(server, 'dagtrace_requests_total{code="200"}') == 1
 
 
+def test_every_metric_the_deployment_guide_names_is_exported(db_path: Path) -> None:
+    import re
+
+    guide = (Path(__file__).parents[1] / "docs" / "deployment.md").read_text()
+    documented = set(re.findall(r"`(dagtrace_[a-z_]+)", guide))
+    assert len(documented) >= 9
+    with serving(db_path, "--forward", f"http://127.0.0.1:{_refused_port()}/v1/traces") as url:
+        exported = httpx.get(f"{url}/metrics").text
+    names = {line.split()[2] for line in exported.splitlines() if line.startswith("# TYPE")}
+    names |= {f"{name}_total" for name in names}  # counters are exported with the suffix
+    assert documented <= names, f"documented, not exported: {documented - names}"
+
+
 def test_cli_against_a_server(server: str) -> None:
     httpx.post(
         f"{server}/v1/traces",
