@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -323,6 +324,57 @@ def test_full_write_queue_answers_429_with_retry_after(ingest: list[str], db_pat
         first.join()
         second.join()
         assert answers == [200, 200]
+
+
+@pytest.mark.parametrize(
+    "ingest", [["--decoders", "1"], ["--decoders", "0"]], ids=["worker", "server-thread"]
+)
+def test_sigterm_answers_and_stores_the_request_in_flight_then_exits_0(
+    ingest: list[str], db_path: Path
+) -> None:
+    """A rolling restart: the request being written when SIGTERM arrives is still
+    committed and answered 200; then the server exits cleanly."""
+    body = protobuf_request(recorded_spans())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dagtrace", "serve", "--db", str(db_path), "--port", "0", *ingest],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    try:
+        url = proc.stdout.readline().split("listening on ")[1].split()[0]
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # the request waits for the file's lock
+        answers: list[int] = []
+        sender = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(f"{url}/v1/traces", content=body, headers=PB, timeout=60).status_code
+            )
+        )
+        sender.start()
+        _wait_until(lambda: _metric(url, "dagtrace_requests_in_progress") == 1)
+        proc.send_signal(signal.SIGTERM)
+        _wait_until(lambda: not _accepts_connections(url))  # shutting down, no new requests
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        sender.join()
+        assert answers == [200]
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    run = dagtrace.DagProvenance(db_path, read_only=True).get_run("run-1")
+    assert run is not None and run["status"] == "completed"
+
+
+def _accepts_connections(url: str) -> bool:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def _refused_port() -> int:
