@@ -35,13 +35,13 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @contextmanager
-def receiver_process(script: str, out: Path) -> Iterator[str]:
+def receiver_process(script: str, out: Path, *args: str) -> Iterator[str]:
     """A real OTLP receiver (`otlp_receiver.py` or `otlp_grpc_receiver.py`) in its own
     process, standing in for Jaeger (which cannot run here); yields `http://host:port`
     once it printed READY. It appends one JSON line per received span to `out`."""
     out.touch()
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).parent / script), str(out)],
+        [sys.executable, str(Path(__file__).parent / script), str(out), *args],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import receiver_process
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -420,6 +421,23 @@ def test_forwarding_reaches_another_otlp_receiver(
         _wait_until(lambda: _metric(url, "dagtrace_forwarded_requests_total") == 1)
     forwarded = {json.loads(line)["span_id"] for line in out.read_text().splitlines()}
     assert forwarded == {f"{s.context.span_id:016x}" for s in spans}
+
+
+def test_forwarding_retries_a_busy_target_after_its_retry_after(
+    db_path: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "received.jsonl"
+    spans = recorded_spans()
+    with receiver_process("otlp_receiver.py", out, "2", "1") as target:  # 2 × 503, wait 1 s
+        with serving(db_path, "--forward", f"{target}/v1/traces") as url:
+            answer = httpx.post(f"{url}/v1/traces", content=protobuf_request(spans), headers=PB)
+            assert answer.status_code == 200
+            _wait_until(lambda: _metric(url, "dagtrace_forwarded_requests_total") == 1, 30)
+            assert _metric(url, "dagtrace_forward_dropped_requests_total") == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    refused = [line["refused_at"] for line in lines if "refused_at" in line]
+    assert len(refused) == 2 and refused[1] - refused[0] >= 1.0  # it waited as asked
+    assert len([line for line in lines if "span_id" in line]) == len(spans)  # once each
 
 
 def test_health_readiness_and_metrics(server: str) -> None:

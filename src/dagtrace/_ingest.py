@@ -257,21 +257,43 @@ class Forwarder:
                 self.dropped += 1
 
     def _send(self, body: bytes, content_type: str) -> bool:
-        delay = 0.1
+        """Up to `max_attempts` tries; between two, the target's Retry-After if it gave
+        one, else an exponential backoff. Cut short by stop()."""
+        backoff = 0.1
         for attempt in range(1, self._max_attempts + 1):
+            wait = backoff
             try:
                 response = self._client.post(
                     self.url, content=body, headers={"Content-Type": content_type}
                 )
+            except httpx.HTTPError as e:
+                problem = str(e) or e.__class__.__name__
+            else:
                 if response.status_code < 300:
                     return True
                 if response.status_code not in self.RETRYABLE:
                     _log.warning("forward to %s refused: HTTP %d", self.url, response.status_code)
                     return False
-            except httpx.HTTPError as e:
-                if attempt == self._max_attempts:
-                    _log.warning("forward to %s failed: %s", self.url, e)
-            if self._stopping.wait(delay):  # a backoff, cut short by stop()
+                problem = f"HTTP {response.status_code}"
+                asked = _retry_after(response.headers.get("retry-after"))
+                wait = backoff if asked is None else asked
+            if attempt == self._max_attempts:
+                _log.warning(
+                    "forward to %s failed %d times, dropped: %s", self.url, attempt, problem
+                )
                 return False
-            delay = min(delay * 2, 5.0)
+            if self._stopping.wait(wait):
+                return False
+            backoff = min(backoff * 2, 5.0)
         return False
+
+
+_MAX_RETRY_AFTER = 60.0
+
+
+def _retry_after(header: str | None) -> float | None:
+    """Retry-After in seconds (the OTLP spec asks clients to honour it), at most a
+    minute; None when absent or given as a date."""
+    if header is None or not header.strip().isdigit():
+        return None
+    return min(float(header), _MAX_RETRY_AFTER)
