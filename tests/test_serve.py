@@ -393,19 +393,31 @@ def test_forward_target_down_loses_nothing_in_the_store(db_path: Path) -> None:
         assert open_remote(url).get_run("run-1")["status"] == "completed"  # type: ignore[index]
 
 
-def test_a_forward_target_that_never_answers_does_not_hold_up_ingestion(db_path: Path) -> None:
+def test_a_forward_target_that_never_answers_holds_up_nothing_and_drops_the_oldest(
+    db_path: Path,
+) -> None:
+    """Ingestion answers while forwards wait; past --forward-buffer bytes the oldest
+    waiting request is dropped (and counted), never one in the store."""
     spans = recorded_spans()
+    body = protobuf_request(spans)
     with socket.socket() as black_hole:  # accepts connections (the kernel does), never answers
         black_hole.bind(("127.0.0.1", 0))
         black_hole.listen(64)
         target = f"http://127.0.0.1:{black_hole.getsockname()[1]}/v1/traces"
-        with serving(db_path, "--forward", target) as url:
-            for _ in range(4):
-                answer = httpx.post(f"{url}/v1/traces", content=protobuf_request(spans), headers=PB)
+        room_for_one = str(len(body) * 3 // 2)
+        with serving(db_path, "--forward", target, "--forward-buffer", room_for_one) as url:
+
+            def post() -> None:
+                answer = httpx.post(f"{url}/v1/traces", content=body, headers=PB)
                 assert answer.status_code == 200
-            # answered and stored while every forward is still waiting on the target
+
+            post()
+            _wait_until(lambda: _metric(url, "dagtrace_forward_queue_depth") == 0)  # in flight
+            for _ in range(3):
+                post()
+            assert _metric(url, "dagtrace_forward_queue_depth") == 1
+            assert _metric(url, "dagtrace_forward_dropped_requests_total") == 2
             assert _metric(url, "dagtrace_forwarded_requests_total") == 0
-            assert _metric(url, "dagtrace_forward_queue_depth") >= 3
             assert open_remote(url).get_run("run-1")["status"] == "completed"  # type: ignore[index]
 
 

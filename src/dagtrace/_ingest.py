@@ -21,6 +21,7 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -182,11 +183,15 @@ class IngestWriter:
             job.done.set_result(Ingested.of(decoded))
 
 
+DEFAULT_FORWARD_BUFFER = 256 * 1024 * 1024
+"""Bytes of received requests held for the forward target before the oldest go."""
+
+
 class Forwarder:
     """Re-sends received requests to another OTLP/HTTP endpoint (Jaeger, a Collector).
 
-    Bounded: when the target is down and the queue fills, the oldest request is
-    dropped and counted; ingestion into the store never waits for it.
+    Bounded in bytes: when the target is down or slow and `max_bytes` of requests
+    wait, the oldest are dropped and counted; ingestion into the store never waits.
     """
 
     RETRYABLE = frozenset({429, 502, 503, 504})
@@ -196,7 +201,7 @@ class Forwarder:
         url: str,
         *,
         prepare: Callable[[bytes, str], bytes] | None = None,
-        queue_size: int = 1000,
+        max_bytes: int = DEFAULT_FORWARD_BUFFER,
         max_attempts: int = 5,
         timeout: float = 5.0,
     ) -> None:
@@ -206,7 +211,10 @@ class Forwarder:
         self.forwarded = 0
         self.dropped = 0
         self._prepare = prepare
-        self._queue: queue.Queue[tuple[bytes, str] | None] = queue.Queue(maxsize=queue_size)
+        self._max_bytes = max_bytes
+        self._pending: deque[tuple[bytes, str]] = deque()
+        self._pending_bytes = 0
+        self._changed = threading.Condition()
         self._max_attempts = max_attempts
         self._client = httpx.Client(timeout=timeout)
         self._stopping = threading.Event()
@@ -215,46 +223,52 @@ class Forwarder:
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        """Requests waiting (not counting the one being sent)."""
+        return len(self._pending)
 
     def submit(self, body: bytes, content_type: str) -> None:
-        while True:
-            try:
-                self._queue.put_nowait((body, content_type))
-                return
-            except queue.Full:
-                try:
-                    self._queue.get_nowait()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
+        with self._changed:
+            self._pending.append((body, content_type))
+            self._pending_bytes += len(body)
+            while self._pending_bytes > self._max_bytes:
+                oldest, _ = self._pending.popleft()
+                self._pending_bytes -= len(oldest)
+                self.dropped += 1
+            self._changed.notify()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Send what waits, without retries, for at most `timeout` seconds."""
         self._stopping.set()
-        try:
-            self._queue.put_nowait(None)
-        except queue.Full:
-            pass
+        with self._changed:
+            self._changed.notify()
         self._thread.join(timeout)
         self._client.close()
 
+    def _next(self) -> tuple[bytes, str] | None:
+        with self._changed:
+            while not self._pending and not self._stopping.is_set():
+                self._changed.wait()
+            if not self._pending:
+                return None
+            body, content_type = self._pending.popleft()
+            self._pending_bytes -= len(body)
+            return body, content_type
+
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
+        while (item := self._next()) is not None:
             body, content_type = item
             try:
                 if self._prepare is not None:
                     body = self._prepare(body, content_type)
+                sent = self._send(body, content_type)
             except Exception as e:  # noqa: BLE001 - stored already; forwarding is best effort
                 _log.warning("not forwarded: %s", e)
-                self.dropped += 1
-                continue
-            if self._send(body, content_type):
-                self.forwarded += 1
-            else:
-                self.dropped += 1
+                sent = False
+            with self._changed:
+                if sent:
+                    self.forwarded += 1
+                else:
+                    self.dropped += 1
 
     def _send(self, body: bytes, content_type: str) -> bool:
         """Up to `max_attempts` tries; between two, the target's Retry-After if it gave

@@ -33,7 +33,15 @@ from prometheus_client.registry import Collector
 
 from . import __version__
 from ._errors import StoreError
-from ._ingest import Forwarder, Ingested, IngestWriter, QueueFull, ingest_in_worker, start_worker
+from ._ingest import (
+    DEFAULT_FORWARD_BUFFER,
+    Forwarder,
+    Ingested,
+    IngestWriter,
+    QueueFull,
+    ingest_in_worker,
+    start_worker,
+)
 from ._models import DagRun, IoPayload
 from ._otlp import UndecodableRequest, export_response, redact_request, status_body
 from ._redact import Redaction
@@ -62,6 +70,8 @@ class ServeConfig:
     """Requests waiting to be written; beyond it, 429."""
     token: str | None = None
     forward: str | None = None
+    forward_buffer: int = DEFAULT_FORWARD_BUFFER
+    """Bytes of requests waiting for the forward target; beyond it the oldest are dropped."""
     retry_after: int = 1
     redaction: Redaction = field(default_factory=Redaction)
     """Applied to what is forwarded and what the query API returns, not to the store."""
@@ -139,7 +149,7 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
             json_encoded = content_type == _JSON
             return redact_request(body, json_encoded=json_encoded, redaction=config.redaction)
 
-        forwarder = Forwarder(config.forward, prepare=redacted)
+        forwarder = Forwarder(config.forward, prepare=redacted, max_bytes=config.forward_buffer)
         metrics.watch_forwarder(forwarder)
     in_workers = 0  # requests submitted to the workers and not yet answered
 

@@ -16,6 +16,7 @@ import click
 from . import __version__
 from ._bridge import DB_ENV, DEFAULT_DB
 from ._errors import StoreError
+from ._ingest import DEFAULT_FORWARD_BUFFER
 from ._models import DagRun
 from ._provenance import open_store
 from ._remote import RemoteProvenance
@@ -315,6 +316,15 @@ def stats(db: str, token: str | None) -> None:
     help="Also send what is received to this OTLP/HTTP endpoint (e.g. Jaeger).",
 )
 @click.option(
+    "--forward-buffer",
+    default=DEFAULT_FORWARD_BUFFER,
+    show_default=True,
+    type=click.IntRange(1024),
+    metavar="BYTES",
+    help="Received requests held while the forward target is slow or down; "
+    "beyond it the oldest are dropped (the store keeps them).",
+)
+@click.option(
     "--redact",
     "patterns",
     multiple=True,
@@ -345,6 +355,7 @@ def serve(
     max_body: int,
     queue_size: int,
     forward: str | None,
+    forward_buffer: int,
     patterns: tuple[str, ...],
     no_redact: bool,
     max_payload: int | None,
@@ -375,6 +386,7 @@ def serve(
         queue_size=queue_size,
         token=token,
         forward=forward,
+        forward_buffer=forward_buffer,
         redaction=redaction,
         decoders=decoders,
     )
