@@ -339,9 +339,10 @@ def test_sigterm_answers_and_stores_the_request_in_flight_then_exits_0(
     proc = subprocess.Popen(
         [sys.executable, "-m", "dagtrace", "serve", "--db", str(db_path), "--port", "0", *ingest],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None
+    assert proc.stdout is not None and proc.stderr is not None
     try:
         url = proc.stdout.readline().split("listening on ")[1].split()[0]
         blocker = sqlite3.connect(db_path, isolation_level=None)
@@ -361,10 +362,14 @@ def test_sigterm_answers_and_stores_the_request_in_flight_then_exits_0(
         sender.join()
         assert answers == [200]
         assert proc.wait(timeout=30) == 0
+        log = proc.stderr.read()
+        assert " INFO dagtrace.serve: stopping: finishing the requests in hand" in log
+        assert log.rstrip().endswith(" INFO dagtrace.serve: stopped"), log
     finally:
         proc.kill()
         proc.wait()
         proc.stdout.close()
+        proc.stderr.close()
     run = dagtrace.DagProvenance(db_path, read_only=True).get_run("run-1")
     assert run is not None and run["status"] == "completed"
 

@@ -505,8 +505,18 @@ def serve(
     server = _Server(
         uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=10)
     )
+    _log.info(
+        "serving %s on %s: %s, queue %d%s",
+        store.location,
+        url,
+        f"{config.decoders} ingest worker(s)" if config.decoders else "ingest on a thread",
+        config.queue_size,
+        f", forwarding to {config.forward}" if config.forward else "",
+    )
     try:
         server.run(sockets=[sock])
     finally:
+        _log.info("stopping: finishing the requests in hand")
         app.state.shutdown()
         sock.close()
+        _log.info("stopped")

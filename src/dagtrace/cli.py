@@ -341,6 +341,13 @@ def stats(db: str, token: str | None) -> None:
     help="Cap each JSON payload forwarded or returned by the API.",
 )
 @click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Server log (stderr, timestamped): info says what it serves and when it stops.",
+)
+@click.option(
     "--decoders",
     default=None,
     type=click.IntRange(0),
@@ -359,6 +366,7 @@ def serve(
     patterns: tuple[str, ...],
     no_redact: bool,
     max_payload: int | None,
+    log_level: str,
     decoders: int | None,
 ) -> None:
     """Receive OTLP/HTTP traces into the store and serve the query API.
@@ -370,10 +378,15 @@ def serve(
     Example:
       dagtrace serve --db /var/lib/dagtrace/runs.db --port 4319 --forward http://localhost:4318/v1/traces
     """
+    import logging
+
     from ._redact import DEFAULT_PATTERNS, Redaction
     from ._server import ServeConfig
     from ._server import serve as run_server
 
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     store = _open(db, read_only=False)
     redaction = Redaction(
         patterns=() if no_redact else (patterns or DEFAULT_PATTERNS), max_payload_bytes=max_payload
