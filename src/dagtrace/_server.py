@@ -129,7 +129,7 @@ class _ForwarderCounts(Collector):
         )
         yield CounterMetricFamily(
             "dagtrace_forward_dropped_requests",
-            "Requests not forwarded: refused, retries used up, or the queue full",
+            "Requests not forwarded: refused, retries used up, or the buffer full",
             value=self._forwarder.dropped,
         )
 
