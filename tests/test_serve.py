@@ -426,6 +426,20 @@ def test_a_forward_target_that_never_answers_holds_up_nothing_and_drops_the_olde
             assert open_remote(url).get_run("run-1")["status"] == "completed"  # type: ignore[index]
 
 
+def test_forwarder_stop_drops_what_a_stuck_target_left_waiting_and_counts_it() -> None:
+    from dagtrace._ingest import Forwarder
+
+    with socket.socket() as black_hole:
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(64)
+        forwarder = Forwarder(f"http://127.0.0.1:{black_hole.getsockname()[1]}/v1/traces")
+        for _ in range(50):
+            forwarder.submit(b"\x0a\x00", "application/x-protobuf")
+        forwarder.stop(timeout=0.5)  # the one in flight keeps the thread busy past this
+        assert forwarder.depth == 0 and forwarder.forwarded == 0
+        assert forwarder.dropped >= 49
+
+
 def test_forwarding_reaches_another_otlp_receiver(
     db_path: Path, receiver: tuple[str, Path]
 ) -> None:

@@ -237,11 +237,18 @@ class Forwarder:
             self._changed.notify()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Send what waits, without retries, for at most `timeout` seconds."""
+        """Send what waits, without retries, for at most `timeout` seconds; drop the rest."""
         self._stopping.set()
         with self._changed:
             self._changed.notify()
         self._thread.join(timeout)
+        with self._changed:
+            left = len(self._pending)
+            self._pending.clear()
+            self._pending_bytes = 0
+            self.dropped += left
+        if left:
+            _log.warning("stopping: %d request(s) not forwarded to %s", left, self.url)
         self._client.close()
 
     def _next(self) -> tuple[bytes, str] | None:
