@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -171,6 +172,27 @@ def test_latest_update_and_nodes_changed_since(prov: dagtrace.DagProvenance) -> 
     assert run is not None
     assert [n.node_label for n in run.nodes_changed_since(before_b)] == ["b"]
     assert run.latest_update() == run.nodes["b"].started_at
+
+
+def test_runs_changed_since_are_the_running_and_the_recently_started_or_ended(
+    prov: dagtrace.DagProvenance,
+) -> None:
+    prov.create_run("old-done", "ns", {})
+    prov.finish_run("old-done", "completed")
+    prov.create_run("old-running", "ns", {})
+    prov.create_run("old-paused", "ns", {})
+    prov.update_run_status("old-paused", "paused")
+    since = time.time()
+    prov.create_run("new", "ns", {})
+    prov.create_run("new-child", "ns/c[]", {}, parent_run_id="new")
+    prov.finish_run("new", "failed")
+    assert prov.store.runs_changed_since(since) == ["old-running", "new"]
+    assert prov.store.runs_changed_since(since - 3600) == [
+        "old-done",
+        "old-running",
+        "old-paused",
+        "new",
+    ]
 
 
 def test_inspect_run_takes_a_bounded_number_of_queries(db_path: Path) -> None:

@@ -103,5 +103,8 @@ class RemoteProvenance:
     def get_child_runs(self, parent_run_id: str) -> list[DagRun]:
         return _RUNS.validate_python(self._get(f"/api/v1/runs/{parent_run_id}/children") or [])
 
+    def runs_changed_since(self, since: float) -> list[str]:
+        return self._get("/api/v1/runs/changed", since=since) or []
+
     def stats(self) -> dict[str, int]:
         return self._get("/api/v1/stats") or {}

@@ -330,6 +330,11 @@ def _query_routes(
         """Running runs, as `get_active_runs`."""
         return store.get_active_runs()
 
+    @app.get("/api/v1/runs/changed", dependencies=guard)
+    def changed_runs(since: float = Query(..., description="Epoch seconds.")) -> list[str]:
+        """Ids of the top-level runs running, or started or finished after `since`."""
+        return store.runs_changed_since(since)
+
     @app.get("/api/v1/runs/{run_id}", dependencies=guard, response_model=DagRun)
     def inspect(run_id: str, io: bool = False) -> DagRun:
         """One run with nodes, edges and sub-DAG runs, as `inspect_run` (+ `load_io`)."""

@@ -270,6 +270,19 @@ class Store(ABC):
                 silent.append({"run_id": run_id, "dag_nsref": nsref, "last_seen": last_seen})
         return silent
 
+    def runs_changed_since(self, since: float) -> list[str]:
+        """Top-level runs that are running, or started or finished after `since` (epoch
+        seconds), oldest first: the runs whose tree may have changed, which is all a
+        follower (`dagtrace tail`) needs to re-read."""
+        with self._read() as cur:
+            cur.execute(
+                "SELECT run_id FROM dag_runs WHERE parent_run_id IS NULL "
+                "AND (status = 'running' OR started_at > ? OR finished_at > ?) "
+                "ORDER BY started_at",
+                (since, since),
+            )
+            return [r[0] for r in cur.fetchall()]
+
     def get_replays(self, run_id: str) -> list[str]:
         """Ids of the runs that replay `run_id`, oldest first."""
         with self._read() as cur:

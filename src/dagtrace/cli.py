@@ -436,6 +436,9 @@ def serve(
 def tail(db: str, token: str | None, until_run: str | None, interval: float) -> None:
     """Print each run and node change as it happens, until interrupted.
 
+    Starts with the runs running now or ended in the last 10 seconds, then follows
+    every run that starts. With --until, exits when that run ends: 0, or 1 if it failed.
+
     \b
     Example:
       dagtrace tail --until 3f2c…
@@ -444,22 +447,34 @@ def tail(db: str, token: str | None, until_run: str | None, interval: float) -> 
 
     reader = _reader(db, token)
     seen: dict[tuple[str, str], str] = {}
+    since = time.time() - _TAIL_LINGER
     try:
         while True:
+            polled_at = time.time()
             try:
-                runs = reader.get_recent_runs(50)
-                watched = reader.inspect_run(until_run) if until_run else None
+                run_ids = reader.runs_changed_since(since)
+                if until_run and until_run not in run_ids:
+                    run_ids.append(until_run)
+                runs = [reader.inspect_run(run_id) for run_id in run_ids]
             except StoreError as e:
                 _fail(str(e), EXIT_UNREACHABLE)
+            watched = runs[run_ids.index(until_run)] if until_run else None
             if until_run and watched is None:
                 _fail(f"no run {until_run!r}", EXIT_NOT_FOUND)
-            for run in sorted(runs + ([watched] if watched else []), key=lambda r: r.started_at):
-                _print_changes(run, seen)
+            for run in runs:
+                if run is not None:
+                    _print_changes(run, seen)
             if watched is not None and watched.status not in ("running",):
                 sys.exit(EXIT_RUN_FAILED if watched.status == "failed" else EXIT_OK)
+            since = polled_at - _TAIL_LINGER
             time.sleep(interval)  # polling a store: there is no event to wait on
     except KeyboardInterrupt:
         sys.exit(EXIT_OK)
+
+
+_TAIL_LINGER = 10.0
+"""Seconds a finished run is still re-read: spans that arrive late (batched, or from a
+clock a little behind) still show."""
 
 
 def _print_changes(run: DagRun, seen: dict[tuple[str, str], str]) -> None:
