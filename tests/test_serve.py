@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import signal
 import socket
 import sqlite3
@@ -513,6 +514,25 @@ def test_cli_against_a_server(server: str) -> None:
         timeout=60,
     )
     assert tailed.returncode == 1 and "pipe:publish  failed" in tailed.stdout
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset (util-linux)")
+def test_default_ingest_workers_follow_the_cores_serve_may_use(db_path: Path) -> None:
+    """In a container pinned to one core of a bigger machine, one process does all."""
+    serve = [sys.executable, "-m", "dagtrace", "serve", "--db", str(db_path), "--port", "0"]
+    proc = subprocess.Popen(
+        ["taskset", "-c", "0", *serve],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert "listening on" in proc.stdout.readline()
+    proc.terminate()
+    proc.wait(timeout=30)
+    assert "ingest on a thread" in proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
 
 
 def test_serve_port_in_use_is_a_clear_error(server: str, db_path: Path) -> None:

@@ -352,7 +352,8 @@ def stats(db: str, token: str | None) -> None:
     default=None,
     type=click.IntRange(0),
     help="Ingest workers: processes that decode requests and commit their rows "
-    "(default: the number of cores, at most 8; 0: a thread of the server does both).",
+    "(default: one per core it may run on, at most 8; on one core, or 0: a thread of "
+    "the server does both).",
 )
 def serve(
     db: str,
@@ -392,7 +393,7 @@ def serve(
         patterns=() if no_redact else (patterns or DEFAULT_PATTERNS), max_payload_bytes=max_payload
     )
     if decoders is None:
-        cores = os.cpu_count() or 1
+        cores = _usable_cores()
         decoders = min(8, cores) if cores > 1 else 0
     config = ServeConfig(
         max_body=max_body,
@@ -470,6 +471,14 @@ def tail(db: str, token: str | None, until_run: str | None, interval: float) -> 
             time.sleep(interval)  # polling a store: there is no event to wait on
     except KeyboardInterrupt:
         sys.exit(EXIT_OK)
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. under taskset or a
+    container's cpuset), not the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 _TAIL_LINGER = 10.0
