@@ -60,10 +60,16 @@ class Ingested:
 _worker_store: Store | None = None
 
 
-def start_worker(parent_pid: int, store: Store) -> None:
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+"""`dagtrace serve`'s log lines, its ingest workers' included."""
+
+
+def start_worker(parent_pid: int, store: Store, log_level: int | None = None) -> None:
     """Pool initializer: `store` arrives pickled, which opens it anew here, with
-    connections of its own; the worker exits with the server."""
+    connections of its own; the worker logs like the server and exits with it."""
     global _worker_store
+    if log_level is not None:
+        logging.basicConfig(level=log_level, format=LOG_FORMAT)
     _die_with_parent(parent_pid)
     _worker_store = store
     atexit.register(store.close)

@@ -134,6 +134,12 @@ class _ForwarderCounts(Collector):
         )
 
 
+def _configured_log_level() -> int | None:
+    """The root logger's level if the server's program configured logging, for its workers."""
+    root = logging.getLogger()
+    return root.level if root.handlers else None
+
+
 class _TooLarge(Exception):
     pass
 
@@ -164,7 +170,8 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
             config.decoders,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=start_worker,
-            initargs=(os.getpid(), store),  # pickled: each worker opens the store anew
+            # pickled: each worker opens the store anew
+            initargs=(os.getpid(), store, _configured_log_level()),
         )
 
     pools = [new_pool()] if config.decoders > 0 else []

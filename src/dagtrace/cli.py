@@ -16,7 +16,7 @@ import click
 from . import __version__
 from ._bridge import DB_ENV, DEFAULT_DB
 from ._errors import StoreError
-from ._ingest import DEFAULT_FORWARD_BUFFER
+from ._ingest import DEFAULT_FORWARD_BUFFER, LOG_FORMAT
 from ._models import DagRun
 from ._provenance import open_store
 from ._remote import RemoteProvenance
@@ -385,9 +385,7 @@ def serve(
     from ._server import ServeConfig
     from ._server import serve as run_server
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     store = _open(db, read_only=False)
     redaction = Redaction(
         patterns=() if no_redact else (patterns or DEFAULT_PATTERNS), max_payload_bytes=max_payload
