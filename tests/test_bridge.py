@@ -197,10 +197,58 @@ def test_exporter_is_idempotent_and_order_independent(new_store_url: Any) -> Non
     one_batch.shutdown()
     assert store_rows(batch_store) == expected
 
+    # one big batch with every duplicate and disorder above (PostgreSQL stages it: COPY)
+    big_batch_store = new_store_url()
+    big_batch = dagtrace.DagtraceSpanExporter(big_batch_store)
+    everything = shuffled * 2 + (list(reversed(spans)) + attempt_two_first) * 2
+    assert big_batch.export(everything).name == "SUCCESS"
+    big_batch.shutdown()
+    assert store_rows(big_batch_store) == expected
+
     prov = dagtrace.DagProvenance(shuffled_store)
     assert prov.get_run("run-1")["status"] == "completed"  # type: ignore[index]
     assert prov.inspect_run("run-1").nodes["publish"].error is None  # type: ignore[union-attr]
     prov.close()
+
+
+def test_a_big_batch_of_duplicate_keys_leaves_what_rows_one_by_one_leave(
+    new_store_url: Any,
+) -> None:
+    """Per key: a node row keeps the first of its highest (attempt, phase) rows, an edge
+    its latest time, whether the rows come one by one or in one batch (which the
+    PostgreSQL store stages through COPY)."""
+    from dagtrace._writer import Rows
+
+    rng = random.Random(5)
+    versions = [rng.choice([(1, 0), (1, 1), (2, 0), (2, 1)]) for _ in range(80)]
+
+    def node_row(i: int, a: int, p: int) -> tuple[Any, ...]:
+        """As rows_for makes it; the output tells the versions apart."""
+        label, output = f"n{i % 4}", f'"{a}.{p}.{i}"'
+        return ("r", label, "completed", 0, 0, "{}", output, 1.0, 2.0, None, "t", "s", a, p, None)
+
+    nodes = [node_row(i, a, p) for i, (a, p) in enumerate(versions)]
+    edges = [("r", f"n{i % 4}", "m", rng.uniform(1, 9)) for i in range(80)]
+    one_by_one, batched = new_store_url(), new_store_url()
+    store = dagtrace.open_store(one_by_one)
+    for node in nodes:
+        store.write_rows(Rows(nodes=[node]))
+    for edge in edges:
+        store.write_rows(Rows(edges=[edge]))
+    store.close()
+    store = dagtrace.open_store(batched)
+    store.write_rows(Rows(nodes=list(nodes), edges=list(edges)))
+    store.close()
+    assert store_rows(batched) == store_rows(one_by_one)
+    labels = {n[1] for n in nodes}
+    first_of_best = {}
+    for label in labels:
+        best = max((n[12], n[13]) for n in nodes if n[1] == label)
+        first_of_best[label] = next(n[6] for n in nodes if (n[1], n[12], n[13]) == (label, *best))
+    rows = store_rows(batched)
+    assert {r[1]: r[6] for r in rows["node_executions"]} == first_of_best
+    latest = {label: max(e[3] for e in edges if e[1] == label) for label in labels}
+    assert {r[1]: r[3] for r in rows["edge_traversals"]} == latest
 
 
 def test_exports_from_other_processes_in_shuffled_order(new_store_url: Any) -> None:

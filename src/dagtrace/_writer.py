@@ -227,11 +227,19 @@ class Writer:
         if rows.runs:
             self._execute(_RUN_UPSERT_SQL[self._dialect], rows.runs, _by_run)
         if rows.nodes:
-            self._execute(_NODE_UPSERT_SQL, rows.nodes, _by_node)
+            self.upsert_nodes(rows.nodes)
         if rows.edges:
-            self._execute(_EDGE_UPSERT_SQL, rows.edges, _by_edge)
+            self.upsert_edges(rows.edges)
         if rows.beats:
             self.heartbeat(rows.beats)
+
+    def upsert_nodes(self, rows: list[tuple[Any, ...]]) -> None:
+        """`rows_for` node rows; a backend may override with a bulk path, same result."""
+        self._execute(_NODE_UPSERT_SQL, rows, _by_node)
+
+    def upsert_edges(self, rows: list[tuple[Any, ...]]) -> None:
+        """`rows_for` edge rows; a backend may override with a bulk path, same result."""
+        self._execute(_EDGE_UPSERT_SQL, rows, _by_edge)
 
     def heartbeat(self, seen: dict[str, float]) -> None:
         """Runners of these runs were alive at these times (never moves backwards)."""
@@ -405,18 +413,25 @@ def _wins(table: str) -> str:
     )
 
 
-_NODE_UPSERT_COLUMNS = (*NODE_ROW, "trace_id", "span_id", "attempt", "phase", "payload_error")
-_NODE_UPSERT_SQL = (
-    f"INSERT INTO node_executions ({', '.join(_NODE_UPSERT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_NODE_UPSERT_COLUMNS))}) "
+NODE_UPSERT_COLUMNS = (*NODE_ROW, "trace_id", "span_id", "attempt", "phase", "payload_error")
+"""A `rows_for` node row, column by column."""
+NODE_ON_CONFLICT = (
     "ON CONFLICT (run_id, node_label) DO UPDATE SET "
-    + ", ".join(f"{col} = excluded.{col}" for col in _NODE_UPSERT_COLUMNS[2:])
+    + ", ".join(f"{col} = excluded.{col}" for col in NODE_UPSERT_COLUMNS[2:])
     + f" WHERE {_wins('node_executions')}"
 )
-_EDGE_UPSERT_SQL = (
-    "INSERT INTO edge_traversals (run_id, upstream_label, downstream_label, traversed_at) "
-    "VALUES (?, ?, ?, ?) ON CONFLICT (run_id, upstream_label, downstream_label) "
+_NODE_UPSERT_SQL = (
+    f"INSERT INTO node_executions ({', '.join(NODE_UPSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(NODE_UPSERT_COLUMNS))}) {NODE_ON_CONFLICT}"
+)
+EDGE_UPSERT_COLUMNS = ("run_id", "upstream_label", "downstream_label", "traversed_at")
+EDGE_ON_CONFLICT = (
+    "ON CONFLICT (run_id, upstream_label, downstream_label) "
     "DO UPDATE SET traversed_at = excluded.traversed_at "
     "WHERE excluded.traversed_at > edge_traversals.traversed_at"
 )
 """A traversal seen again (a later attempt) keeps the latest time, whatever the order."""
+_EDGE_UPSERT_SQL = (
+    f"INSERT INTO edge_traversals ({', '.join(EDGE_UPSERT_COLUMNS)}) "
+    f"VALUES (?, ?, ?, ?) {EDGE_ON_CONFLICT}"
+)
