@@ -251,6 +251,28 @@ def test_a_big_batch_of_duplicate_keys_leaves_what_rows_one_by_one_leave(
     assert {r[1]: r[3] for r in rows["edge_traversals"]} == latest
 
 
+def test_text_that_copy_escapes_round_trips_in_a_big_batch(new_store_url: Any) -> None:
+    from dagtrace._writer import Rows
+
+    texts = ["a\tb", "c\nd", "e\\f", "\\N", "\\.", "ünï😀", "x\r\ny", "'q\"", " "] * 4
+    nodes = [
+        ("r", f"{t}|{i}", "failed", 0, 0, t, t, 1.0, 2.0, t, "t", "s", 1, 1, None)
+        for i, t in enumerate(texts)
+    ]
+    edges = [("r", f"{t}|{i}", f"{t}→", 2.0) for i, t in enumerate(texts)]
+    store = dagtrace.open_store(new_store_url())
+    store.write_rows(Rows(nodes=nodes, edges=edges))
+    stored = {n["node_label"]: n for n in store.get_node_executions("r")}
+    assert {
+        label: (n["input_json"], n["output_json"], n["error"]) for label, n in stored.items()
+    } == {n[1]: (n[5], n[6], n[9]) for n in nodes}
+    traversed = {
+        (e["upstream_label"], e["downstream_label"]) for e in store.get_edge_traversals("r")
+    }
+    assert traversed == {e[1:3] for e in edges}
+    store.close()
+
+
 def test_exports_from_other_processes_in_shuffled_order(new_store_url: Any) -> None:
     """Each delivery in its own export call in another process: the same rows."""
     spans = _recorded_spans()
