@@ -211,6 +211,12 @@ def test_exporter_is_idempotent_and_order_independent(new_store_url: Any) -> Non
     prov.close()
 
 
+def node_row(label: str, output: str, attempt: int, phase: int) -> tuple[Any, ...]:
+    """A node row of run "r" as `rows_for` makes it."""
+    lythonic_columns = ("r", label, "completed", 0, 0, "{}", output, 1.0, 2.0, None)
+    return (*lythonic_columns, "t", "s", attempt, phase, None)
+
+
 def test_a_big_batch_of_duplicate_keys_leaves_what_rows_one_by_one_leave(
     new_store_url: Any,
 ) -> None:
@@ -221,13 +227,7 @@ def test_a_big_batch_of_duplicate_keys_leaves_what_rows_one_by_one_leave(
 
     rng = random.Random(5)
     versions = [rng.choice([(1, 0), (1, 1), (2, 0), (2, 1)]) for _ in range(80)]
-
-    def node_row(i: int, a: int, p: int) -> tuple[Any, ...]:
-        """As rows_for makes it; the output tells the versions apart."""
-        label, output = f"n{i % 4}", f'"{a}.{p}.{i}"'
-        return ("r", label, "completed", 0, 0, "{}", output, 1.0, 2.0, None, "t", "s", a, p, None)
-
-    nodes = [node_row(i, a, p) for i, (a, p) in enumerate(versions)]
+    nodes = [node_row(f"n{i % 4}", f'"{a}.{p}.{i}"', a, p) for i, (a, p) in enumerate(versions)]
     edges = [("r", f"n{i % 4}", "m", rng.uniform(1, 9)) for i in range(80)]
     one_by_one, batched = new_store_url(), new_store_url()
     store = dagtrace.open_store(one_by_one)

@@ -258,3 +258,35 @@ def test_server_killed_mid_ingest_loses_and_duplicates_nothing(db_path: Path) ->
         "node_executions": 45 * 12,
         "edge_traversals": 45 * 5,
     }
+
+
+def test_a_role_without_temporary_tables_still_writes_big_batches(tmp_path: Path) -> None:
+    """Where TEMPORARY is revoked (a hardened database), the PostgreSQL store writes a
+    receiver's big batches row by row instead of staging them: the same rows."""
+    import psycopg
+    from conftest import _postgres_or_skip
+    from test_bridge import node_row, store_rows
+
+    from dagtrace._writer import Rows
+
+    base = _postgres_or_skip()
+    name = f"dagtrace_notemp_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {name} LOGIN")
+        admin.execute(f"CREATE DATABASE {name} OWNER {name}")
+        admin.execute(f"REVOKE TEMPORARY ON DATABASE {name} FROM PUBLIC, {name}")
+    role_url = base.replace("postgres@", f"{name}@", 1).rsplit("/", 1)[0] + f"/{name}"
+    nodes = [node_row(f"n{i % 7}", f'"{i}"', 1 + i % 3, 1) for i in range(60)]
+    edges = [("r", f"n{i % 7}", f"m{i % 5}", float(i)) for i in range(60)]
+    try:
+        hardened = dagtrace.open_store(role_url)
+        hardened.write_rows(Rows(nodes=list(nodes), edges=list(edges)))
+        hardened.close()
+        reference = dagtrace.open_store(tmp_path / "reference.db")
+        reference.write_rows(Rows(nodes=list(nodes), edges=list(edges)))
+        reference.close()
+        assert store_rows(role_url) == store_rows(str(tmp_path / "reference.db"))
+    finally:
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(f"DROP ROLE IF EXISTS {name}")

@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -37,6 +39,8 @@ _MIGRATION_LOCK = 0x6461677472616365  # "dagtrace"
 def _unnest(values: list[str]) -> tuple[str, Any]:
     return "SELECT unnest(?::text[])", values
 
+
+_log = logging.getLogger("dagtrace")
 
 POSTGRES = Dialect(least="LEAST", greatest="GREATEST", in_list=_unnest, row_locks=True)
 
@@ -141,18 +145,20 @@ class _PgWriter(Writer):
     """Big batches (a receiver's requests) go through COPY: psycopg's executemany
     costs ~50 µs of client CPU per node with its edges, COPY a fraction of it."""
 
-    def __init__(self, cursor: _PgCopyCursor) -> None:
+    def __init__(self, cursor: _PgCopyCursor, *, may_stage: bool) -> None:
+        """`may_stage`: the role may create temporary tables (PostgreSQL's default)."""
         super().__init__(cursor, POSTGRES)
         self._copy_cursor = cursor
+        self._stage_from = _STAGE_FROM if may_stage else sys.maxsize
 
     def upsert_nodes(self, rows: list[tuple[Any, ...]]) -> None:
-        if len(rows) < _STAGE_FROM:
+        if len(rows) < self._stage_from:
             super().upsert_nodes(rows)
         else:
             self._staged(_STAGED_NODES, rows)
 
     def upsert_edges(self, rows: list[tuple[Any, ...]]) -> None:
-        if len(rows) < _STAGE_FROM:
+        if len(rows) < self._stage_from:
             super().upsert_edges(rows)
         else:
             self._staged(_STAGED_EDGES, rows)
@@ -191,6 +197,7 @@ class PostgresStore(Store):
         self._pid = -1
         self._pool: Any = None
         self._closed = False
+        self._temp_tables_allowed: bool | None = None
         if not read_only:
             self._migrate()
 
@@ -232,9 +239,22 @@ class PostgresStore(Store):
 
         try:
             with self._connections().connection() as conn, conn.transaction():
-                yield _PgWriter(_PgCopyCursor(conn.cursor()))
+                cursor = _PgCopyCursor(conn.cursor())
+                yield _PgWriter(cursor, may_stage=self._may_stage(cursor))
         except psycopg.Error as e:
             raise StoreError(f"write failed: {_reason(e)}", location=self.location) from e
+
+    def _may_stage(self, cursor: Cursor) -> bool:
+        """Whether this role may create temporary tables, asked once: without that
+        (a hardened database), big batches go row by row, slower but the same."""
+        if self._temp_tables_allowed is None:
+            cursor.execute("SELECT has_database_privilege(current_database(), 'TEMPORARY')")
+            self._temp_tables_allowed = bool(cursor.fetchone()[0])
+            if not self._temp_tables_allowed:
+                _log.info(
+                    "no TEMPORARY privilege on %s: batches are written row by row", self.location
+                )
+        return self._temp_tables_allowed
 
     @contextmanager
     def _reading(self) -> Iterator[Cursor]:
