@@ -478,6 +478,7 @@ def test_health_readiness_and_metrics(server: str) -> None:
     httpx.post(f"{server}/v1/traces", content=protobuf_request(recorded_spans()), headers=PB)
     assert _metric(server, "dagtrace_spans_stored_total") > 0
     assert _metric(server, 'dagtrace_requests_total{code="200"}') == 1
+    assert _metric(server, "dagtrace_ingest_seconds_count") == 1
 
 
 def test_every_metric_the_deployment_guide_names_is_exported(db_path: Path) -> None:
