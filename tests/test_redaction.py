@@ -4,6 +4,7 @@ the store keeps payloads exact unless a store policy says otherwise."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,49 @@ def test_payload_redaction_and_cap() -> None:
     assert Redaction(patterns=("^user$",)).payload('{"user": 1, "username": 2}') == (
         '{"user": "[REDACTED]", "username": 2}'
     )
+
+
+def test_payloads_without_secrets_leave_byte_for_byte_and_stay_reusable() -> None:
+    compact = '{"a":1,"b":[true,null]}'
+    assert Redaction().payload(compact) == compact
+    attributes = {"dag.node.output": compact, "dag.node.output.length": len(compact)}
+    assert Redaction().attributes(attributes) == attributes  # no dag.redacted
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "PASSWORD",
+        "pass\\u0077ord",  # a JSON escape spelling the w
+        "pa\u017f\u017fword",  # ſ, which a case-insensitive pattern takes for s
+        "api_\u212aey",  # the Kelvin sign, taken for k
+        "pr\u0131vate_key",  # dotless ı, taken for i
+        "PR\u0130VATE_KEY",  # İ, taken for I
+    ],
+)
+def test_secret_keys_however_spelt_are_redacted(key: str) -> None:
+    payload = '{"' + key + '": "hunter2", "x": 1}'
+    assert "hunter2" not in (Redaction().payload(payload) or "")
+
+
+def test_the_folds_to_ascii_are_all_there() -> None:
+    """Every non-ASCII character a case-insensitive word pattern matches is listed."""
+    from dagtrace._redact import FOLDS_TO_ASCII
+
+    word = re.compile(r"[a-z0-9_]", re.IGNORECASE)
+    found = {chr(cp) for cp in range(128, 0x110000) if word.fullmatch(chr(cp))}
+    assert found == set(FOLDS_TO_ASCII)
+
+
+def test_a_request_without_secrets_is_forwarded_as_received() -> None:
+    from test_serve import recorded_spans
+
+    from dagtrace._otlp import redact_request
+
+    body = protobuf_request(recorded_spans())
+    assert redact_request(body, json_encoded=False, redaction=Redaction()) is body
+    capped = redact_request(body, json_encoded=False, redaction=Redaction(max_payload_bytes=16))
+    assert capped != body
 
 
 def test_forwarded_spans_are_redacted_and_the_store_is_exact(

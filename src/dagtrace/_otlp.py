@@ -342,17 +342,26 @@ def status_body(code: int, message: str, *, json_encoded: bool) -> bytes:
 
 
 def redact_request(body: bytes, *, json_encoded: bool, redaction: Redaction) -> bytes:
-    """The request with every span's attributes (and its events') redacted."""
+    """The request with every span's attributes (and its events') redacted: the same
+    bytes when nothing in it is to be redacted (the common case, found without
+    decoding when the policy has no payload cap)."""
+    if redaction.changes_nothing or (
+        redaction.max_payload_bytes is None and not redaction.may_find_secret_keys(body)
+    ):
+        return body
+    changed = False
     if json_encoded:
         tree = json.loads(body)
         for resource_spans in tree.get("resourceSpans", []):
             for scope_spans in resource_spans.get("scopeSpans", []):
                 for span in scope_spans.get("spans", []):
                     for holder in (span, *span.get("events", [])):
-                        holder["attributes"] = _json_attribute_list(
-                            redaction.attributes(_json_attributes(holder.get("attributes", [])))
-                        )
-        return json.dumps(tree).encode()
+                        attributes = _json_attributes(holder.get("attributes", []))
+                        redacted = redaction.attributes(attributes)
+                        if redacted != attributes:
+                            holder["attributes"] = _json_attribute_list(redacted)
+                            changed = True
+        return json.dumps(tree).encode() if changed else body
     request = ExportTraceServiceRequest.FromString(body)
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
@@ -363,10 +372,13 @@ def redact_request(body: bytes, *, json_encoded: bool, redaction: Redaction) -> 
                         for kv in holder.attributes
                     }
                     redacted = redaction.attributes(attributes)
+                    if redacted == attributes:
+                        continue
+                    changed = True
                     del holder.attributes[:]
                     for key, value in redacted.items():
                         holder.attributes.add(key=key).value.CopyFrom(_to_any_value(value))
-    return bytes(request.SerializeToString())
+    return bytes(request.SerializeToString()) if changed else body
 
 
 def _to_any_value(value: Any) -> AnyValue:

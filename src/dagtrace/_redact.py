@@ -35,6 +35,15 @@ DEFAULT_PATTERNS = (
 
 PAYLOAD_KEYS = (c.RUN_INPUTS, c.RUN_OUTPUTS, c.NODE_INPUT, c.NODE_OUTPUT)
 
+FOLDS_TO_ASCII = {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"}
+"""The characters a case-insensitive pattern matches to an ASCII letter or digit (İ ı ſ
+K): a key written with them matches without that letter in the text."""
+_FOLDS_UTF8 = tuple((ch.encode(), ascii.encode()) for ch, ascii in FOLDS_TO_ASCII.items())
+_ESCAPES_OF_WORD_CHARACTERS = (b"\\u00", b"\\u013", b"\\u017f", b"\\u212a")
+"""JSON `\\u` escapes that can spell a letter, digit or underscore (or a fold of one),
+lowercased."""
+_WORD = re.compile(r"\w+", re.ASCII)
+
 
 @dataclass(frozen=True)
 class Redaction:
@@ -44,42 +53,74 @@ class Redaction:
     patterns: tuple[str, ...] = DEFAULT_PATTERNS
     max_payload_bytes: int | None = None
     _regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False, default=None)
+    _words: tuple[bytes, ...] | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if self.max_payload_bytes is not None and self.max_payload_bytes < 16:
             raise ValueError("max_payload_bytes must be at least 16")
-        regex = (
-            re.compile("|".join(f"(?:{p})" for p in self.patterns), re.IGNORECASE)
-            if (self.patterns)
-            else None
-        )
+        either = "|".join(f"(?:{p})" for p in self.patterns)
+        regex = re.compile(either, re.IGNORECASE) if self.patterns else None
         object.__setattr__(self, "_regex", regex)
+        if regex is not None and all(_WORD.fullmatch(p) for p in self.patterns):
+            # Plain words (the defaults): a key holding one shows it in any text around.
+            words = tuple(p.lower().encode() for p in self.patterns)
+            object.__setattr__(self, "_words", words)
+
+    @property
+    def changes_nothing(self) -> bool:
+        return self._regex is None and self.max_payload_bytes is None
 
     def secret_key(self, key: str) -> bool:
         return self._regex is not None and self._regex.search(key) is not None
 
+    def may_find_secret_keys(self, data: bytes) -> bool:
+        """False only if no key anywhere in `data` (a JSON text, an OTLP body) can match:
+        with plain-word patterns, none occurs in it, nor a JSON `\\u` escape, nor a
+        character that folds to an ASCII letter. Spares parsing what has no secret."""
+        if self._regex is None:
+            return False
+        if self._words is None:
+            return True  # regular expressions: only parsing tells
+        text = data.lower()  # ASCII only, as the folds below are not ASCII
+        if b"\\u" in text and any(escape in text for escape in _ESCAPES_OF_WORD_CHARACTERS):
+            return True
+        for fold, letter in _FOLDS_UTF8:
+            if fold in text:
+                text = text.replace(fold, letter)
+        return any(word in text for word in self._words)
+
     def payload(self, text: str | None) -> str | None:
-        """A JSON payload with secret keys redacted and the cap applied."""
+        """A JSON payload with secret keys redacted and the cap applied; unchanged,
+        byte for byte, when it has no secret key and fits."""
         if text is None:
             return None
-        if self._regex is not None:
+        if self._regex is not None and self.may_find_secret_keys(text.encode()):
             try:
-                text = json.dumps(self._walk(json.loads(text)))
+                walked, redacted = self._walk(json.loads(text))
             except (ValueError, RecursionError):
-                pass  # not JSON: only the cap applies
+                redacted = False  # not JSON: only the cap applies
+            if redacted:
+                text = json.dumps(walked)
         cap = self.max_payload_bytes
         if cap is not None and len(text.encode("utf-8")) > cap:
             return json.dumps(f"[{len(text.encode('utf-8'))} bytes, over the {cap}-byte cap]")
         return text
 
-    def _walk(self, value: Any) -> Any:
+    def _walk(self, value: Any) -> tuple[Any, bool]:
+        """The value with secret keys' values replaced, and whether any was."""
         if isinstance(value, dict):
-            return {
-                k: REDACTED if self.secret_key(str(k)) else self._walk(v) for k, v in value.items()
-            }
+            out, redacted = {}, False
+            for k, v in value.items():
+                if self.secret_key(str(k)):
+                    out[k], redacted = REDACTED, True
+                else:
+                    out[k], inner = self._walk(v)
+                    redacted |= inner
+            return out, redacted
         if isinstance(value, list):
-            return [self._walk(v) for v in value]
-        return value
+            walked = [self._walk(v) for v in value]
+            return [v for v, _ in walked], any(r for _, r in walked)
+        return value, False
 
     def attributes(self, attributes: Mapping[str, Any]) -> dict[str, Any]:
         """Span attributes as they may leave: secret keys and payloads redacted. Changed
