@@ -74,6 +74,30 @@ def _encode_requests(count: int, prefix: str, payload_bytes: int = PAYLOAD_BYTES
     return requests
 
 
+_SINK = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+"""A forward target that takes every request and reads nothing (Jaeger cannot run here)."""
+
+
 def _lythonic_nodes_per_s(payload_bytes: int, nodes: int) -> float:
     """lythonic 0.0.28's DagProvenance recording `nodes` of the benchmark's nodes."""
     from lythonic.compose.dag_provenance import DagProvenance
@@ -113,6 +137,14 @@ def _sender(
             )
             codes.append(answer.status_code)
     out.put(codes)  # type: ignore[attr-defined]
+
+
+def _forwarded(url: str) -> int:
+    """Requests this server's forwarder has delivered (its /metrics)."""
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("dagtrace_forwarded_requests_total "):
+            return int(float(line.split()[1]))
+    return 0
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -163,6 +195,11 @@ def main() -> None:
         "used in a fresh schema",
     )
     parser.add_argument(
+        "--forward",
+        action="store_true",
+        help="serve also forwards every request (redacted) to a sink process",
+    )
+    parser.add_argument(
         "--lythonic-nodes",
         type=int,
         default=1000,
@@ -182,6 +219,11 @@ def main() -> None:
         db = schema_url = _fresh_schema(args.db)
     else:
         db = args.db or str(Path(tempfile.mkdtemp(prefix="dagtrace-bench-serve-")) / "serve.db")
+    sink = None
+    forward: list[str] = []
+    if args.forward:
+        sink = subprocess.Popen([sys.executable, "-c", _SINK], stdout=subprocess.PIPE, text=True)
+        forward = ["--forward", f"http://127.0.0.1:{sink.stdout.readline().strip()}/v1/traces"]  # type: ignore[union-attr]
     servers = [
         subprocess.Popen(
             [
@@ -194,6 +236,7 @@ def main() -> None:
                 "--port",
                 "0",
                 *(["--decoders", str(args.decoders)] if args.decoders is not None else []),
+                *forward,
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -255,6 +298,7 @@ def main() -> None:
         codes = [code for _ in senders for code in results.get()]
         elapsed = time.perf_counter() - start
         cpu_used = _cpu_seconds([s.pid for s in servers]) - cpu_before
+        forwarded = sum(_forwarded(u) for u in urls) if args.forward else 0
         stop.set()
         reader.join()
         for p in senders:
@@ -264,6 +308,10 @@ def main() -> None:
             server.terminate()
             server.wait()
             server.stdout.close()  # type: ignore[union-attr]
+        if sink:
+            sink.terminate()
+            sink.wait()
+            sink.stdout.close()  # type: ignore[union-attr]
         if schema_url:
             _drop_schema(args.db, schema_url)
     total = args.senders * args.requests * SPANS_PER_REQUEST
@@ -282,6 +330,8 @@ def main() -> None:
             f"server CPU: {cpu_used / total * 1e6:.0f} µs per span (servers and their ingest "
             f"workers, reader included; steadier than spans/s on a shared machine)"
         )
+    if args.forward:
+        print(f"forwarded to the sink by then: {forwarded} of {len(codes)} requests")
     if latencies:
         q = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
         print(

@@ -275,7 +275,8 @@ class Forwarder:
                     body = self._prepare(body, content_type)
                 sent = self._send(body, content_type)
             except Exception as e:  # noqa: BLE001 - stored already; forwarding is best effort
-                _log.warning("not forwarded: %s", e)
+                if not self._stopping.is_set():  # else stop() closed the client: it counts
+                    _log.warning("not forwarded: %s", e)
                 sent = False
             with self._changed:
                 if sent:
