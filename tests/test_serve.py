@@ -36,24 +36,35 @@ JS = {"Content-Type": "application/json"}
 
 
 @contextmanager
-def serving(db: Path, *args: str) -> Iterator[str]:
-    """`dagtrace serve` on a free port; yields its URL once it printed its ready line."""
+def serve_process(
+    db: Path, *args: str, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`dagtrace serve` on a free port (run through `prefix`, e.g. taskset); yields the
+    process and its URL once it printed its ready line; stops it if still running."""
+    serve = [sys.executable, "-m", "dagtrace", "serve", "--db", str(db), "--port", "0"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dagtrace", "serve", "--db", str(db), "--port", "0", *args],
+        [*prefix, *serve, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert proc.stdout is not None and proc.stderr is not None
     line = proc.stdout.readline()
-    assert "listening on" in line, proc.stderr.read()
     try:
-        yield line.split("listening on ")[1].split()[0]
+        assert "listening on" in line, proc.stderr.read()
+        yield proc, line.split("listening on ")[1].split()[0]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         proc.stdout.close()
         proc.stderr.close()
+
+
+@contextmanager
+def serving(db: Path, *args: str) -> Iterator[str]:
+    """`dagtrace serve` on a free port; yields its URL once it printed its ready line."""
+    with serve_process(db, *args) as (_, url):
+        yield url
 
 
 _OPEN: list[dagtrace.RemoteProvenance] = []
@@ -337,15 +348,7 @@ def test_sigterm_answers_and_stores_the_request_in_flight_then_exits_0(
     """A rolling restart: the request being written when SIGTERM arrives is still
     committed and answered 200; then the server exits cleanly."""
     body = protobuf_request(recorded_spans())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dagtrace", "serve", "--db", str(db_path), "--port", "0", *ingest],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
-        url = proc.stdout.readline().split("listening on ")[1].split()[0]
+    with serve_process(db_path, *ingest) as (proc, url):
         blocker = sqlite3.connect(db_path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")  # the request waits for the file's lock
         answers: list[int] = []
@@ -363,14 +366,9 @@ def test_sigterm_answers_and_stores_the_request_in_flight_then_exits_0(
         sender.join()
         assert answers == [200]
         assert proc.wait(timeout=30) == 0
-        log = proc.stderr.read()
+        log = proc.stderr.read()  # type: ignore[union-attr]
         assert " INFO dagtrace.serve: stopping: finishing the requests in hand" in log
         assert log.rstrip().endswith(" INFO dagtrace.serve: stopped"), log
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
     run = dagtrace.DagProvenance(db_path, read_only=True).get_run("run-1")
     assert run is not None and run["status"] == "completed"
 
@@ -520,20 +518,10 @@ def test_cli_against_a_server(server: str) -> None:
 @pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset (util-linux)")
 def test_default_ingest_workers_follow_the_cores_serve_may_use(db_path: Path) -> None:
     """In a container pinned to one core of a bigger machine, one process does all."""
-    serve = [sys.executable, "-m", "dagtrace", "serve", "--db", str(db_path), "--port", "0"]
-    proc = subprocess.Popen(
-        ["taskset", "-c", "0", *serve],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    assert "listening on" in proc.stdout.readline()
-    proc.terminate()
-    proc.wait(timeout=30)
-    assert "ingest on a thread" in proc.stderr.read()
-    proc.stdout.close()
-    proc.stderr.close()
+    with serve_process(db_path, prefix=("taskset", "-c", "0")) as (proc, _):
+        proc.terminate()
+        proc.wait(timeout=30)
+        assert "ingest on a thread" in proc.stderr.read()  # type: ignore[union-attr]
 
 
 def test_serve_port_in_use_is_a_clear_error(server: str, db_path: Path) -> None:
@@ -562,37 +550,13 @@ def _children(pid: int) -> set[int]:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find child processes")
 def test_decoder_processes_die_with_a_killed_server(db_path: Path) -> None:
-    import signal
-
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dagtrace",
-            "serve",
-            "--db",
-            str(db_path),
-            "--port",
-            "0",
-            "--decoders",
-            "2",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().split("listening on ")[1].split()[0]
-    assert (
-        httpx.post(
-            f"{url}/v1/traces", content=protobuf_request(recorded_spans()), headers=PB
-        ).status_code
-        == 200
-    )  # decoded in a pool process
-    children = _children(proc.pid)
-    assert children  # the decoders (and multiprocessing's resource tracker)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stdout.close()
+    with serve_process(db_path, "--decoders", "2") as (proc, url):
+        body = protobuf_request(recorded_spans())
+        assert httpx.post(f"{url}/v1/traces", content=body, headers=PB).status_code == 200
+        children = _children(proc.pid)
+        assert children  # the decoders (and multiprocessing's resource tracker)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     _wait_until(lambda: not any(Path(f"/proc/{c}").exists() for c in children))
 
 
