@@ -47,6 +47,8 @@ def test_payloads_without_secrets_leave_byte_for_byte_and_stay_reusable() -> Non
     assert Redaction().payload(compact) == compact
     attributes = {"dag.node.output": compact, "dag.node.output.length": len(compact)}
     assert Redaction().attributes(attributes) == attributes  # no dag.redacted
+    lone_surrogate = '{"a": "\ud800"}'  # not UTF-8: the store refuses it, a forward may not
+    assert Redaction().payload(lone_surrogate) == lone_surrogate
 
 
 @pytest.mark.parametrize(

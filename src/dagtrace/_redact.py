@@ -94,7 +94,9 @@ class Redaction:
         byte for byte, when it has no secret key and fits."""
         if text is None:
             return None
-        if self._regex is not None and self.may_find_secret_keys(text.encode()):
+        if self._regex is not None and self.may_find_secret_keys(
+            text.encode(errors="surrogatepass")
+        ):
             try:
                 walked, redacted = self._walk(json.loads(text))
             except (ValueError, RecursionError):
