@@ -195,6 +195,46 @@ def test_runs_changed_since_are_the_running_and_the_recently_started_or_ended(
     ]
 
 
+def test_list_runs_is_get_recent_runs_flat_with_node_counts(
+    prov: dagtrace.DagProvenance,
+) -> None:
+    run_all(prov)
+    for status, top_level in ((None, True), (None, False), ("completed", True)):
+        trees = prov.store.get_recent_runs(50, status, top_level=top_level)
+        flat = prov.store.list_runs(50, status, top_level=top_level)
+        assert [(r["run_id"], r["status"], r["nodes"]) for r in flat] == [
+            (t.run_id, t.status, len(t.nodes)) for t in trees
+        ]
+        assert all(
+            (r["started_at"], r["finished_at"]) == (get["started_at"], get["finished_at"])
+            for r in flat
+            for get in [prov.get_run(r["run_id"]) or {}]
+        )
+    assert len(prov.store.list_runs(2)) == 2
+
+
+def test_a_schema_3_file_gets_the_index_that_lists_top_level_runs(db_path: Path) -> None:
+    dagtrace.DagProvenance(db_path).close()
+    with sqlite3.connect(db_path, isolation_level=None) as conn:  # as version 3 left it
+        conn.execute("DROP INDEX dagtrace_runs_parent_started")
+        conn.execute("CREATE INDEX dagtrace_runs_parent ON dag_runs (parent_run_id)")
+        conn.execute("UPDATE dagtrace_meta SET value = '3' WHERE key = 'schema_version'")
+    dagtrace.DagProvenance(db_path).close()
+    with sqlite3.connect(db_path) as conn:
+        indexes = {
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+        plan = " ".join(
+            str(row)
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT run_id FROM dag_runs WHERE parent_run_id IS NULL "
+                "ORDER BY started_at DESC LIMIT 20"
+            )
+        )
+    assert "dagtrace_runs_parent_started" in indexes and "dagtrace_runs_parent" not in indexes
+    assert "TEMP B-TREE" not in plan  # newest top-level runs without sorting them all
+
+
 def test_inspect_run_takes_a_bounded_number_of_queries(db_path: Path) -> None:
     """A deep and wide sub-DAG tree loads in the same few statements as a lone run."""
     prov = dagtrace.DagProvenance(db_path)

@@ -336,6 +336,8 @@ class PostgresStore(Store):
                         cur.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {decl}")
                 for ddl in _schema.INDEXES:
                     cur.execute(ddl)
+                for index in _schema.RETIRED_INDEXES:
+                    cur.execute(f"DROP INDEX IF EXISTS {index}")
                 cur.execute(
                     "INSERT INTO dagtrace_meta (key, value) VALUES ('schema_version', %s) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

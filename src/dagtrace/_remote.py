@@ -103,6 +103,14 @@ class RemoteProvenance:
     def get_child_runs(self, parent_run_id: str) -> list[DagRun]:
         return _RUNS.validate_python(self._get(f"/api/v1/runs/{parent_run_id}/children") or [])
 
+    def list_runs(
+        self, limit: int = 20, status: str | None = None, *, top_level: bool = True
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit, "all": str(not top_level).lower()}
+        if status:
+            params["status"] = status
+        return self._get("/api/v1/runs/summary", **params) or []
+
     def runs_changed_since(self, since: float) -> list[str]:
         return self._get("/api/v1/runs/changed", since=since) or []
 

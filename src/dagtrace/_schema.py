@@ -7,7 +7,7 @@ indexes and a `dagtrace_meta` table; lythonic ignores all three.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bumped whenever a migration step is added below."""
 
 DAG_RUNS_DDL = """\
@@ -113,7 +113,12 @@ ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS dagtrace_runs_started ON dag_runs (started_at)",
     "CREATE INDEX IF NOT EXISTS dagtrace_runs_status_started ON dag_runs (status, started_at)",
-    "CREATE INDEX IF NOT EXISTS dagtrace_runs_parent ON dag_runs (parent_run_id)",
+    # child runs, and top-level runs newest first without sorting them all
+    "CREATE INDEX IF NOT EXISTS dagtrace_runs_parent_started "
+    "ON dag_runs (parent_run_id, started_at)",
     "CREATE INDEX IF NOT EXISTS dagtrace_runs_replay_of ON dag_runs (replay_of_run_id)",
 )
 """What the reads filter and sort on: recent, by status, child runs, replays of a run."""
+
+RETIRED_INDEXES = ("dagtrace_runs_parent",)
+"""Indexes of older versions that a newer one covers: the migration drops them."""

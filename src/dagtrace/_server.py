@@ -343,6 +343,15 @@ def _query_routes(
         """Running runs, as `get_active_runs`."""
         return store.get_active_runs()
 
+    @app.get("/api/v1/runs/summary", dependencies=guard)
+    def run_summaries(
+        limit: int = Query(20, ge=1, le=10_000),
+        status: str | None = None,
+        all: bool = Query(False, description="Include sub-DAG runs."),
+    ) -> list[dict[str, Any]]:
+        """Newest runs first, flat, with their node count: no trees (`dagtrace runs`)."""
+        return store.list_runs(limit, status, top_level=not all)
+
     @app.get("/api/v1/runs/changed", dependencies=guard)
     def changed_runs(since: float = Query(..., description="Epoch seconds.")) -> list[str]:
         """Ids of the top-level runs running, or started or finished after `since`."""

@@ -326,6 +326,8 @@ class SqliteStore(Store):
                     cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
         for ddl in _schema.INDEXES:
             cur.execute(ddl)
+        for index in _schema.RETIRED_INDEXES:
+            cur.execute(f"DROP INDEX IF EXISTS {index}")
         cur.execute(
             "INSERT INTO dagtrace_meta (key, value) VALUES ('schema_version', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

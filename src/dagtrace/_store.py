@@ -270,6 +270,28 @@ class Store(ABC):
                 silent.append({"run_id": run_id, "dag_nsref": nsref, "last_seen": last_seen})
         return silent
 
+    def list_runs(
+        self, limit: int = 20, status: str | None = None, *, top_level: bool = True
+    ) -> list[dict[str, Any]]:
+        """Newest runs first, flat: run_id, dag_nsref, status, started_at, finished_at
+        (epoch seconds) and their count of `nodes`, without loading any tree (what
+        `dagtrace runs` lists, cheap however big the runs are)."""
+        where = ["status = ?"] if status else []
+        if top_level:
+            where.append("parent_run_id IS NULL")
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        with self._read() as cur:
+            cur.execute(  # nodes counted for the runs listed only, not every candidate
+                "SELECT r.run_id, r.dag_nsref, r.status, r.started_at, r.finished_at, "
+                "(SELECT COUNT(*) FROM node_executions AS n WHERE n.run_id = r.run_id) "
+                "FROM (SELECT run_id, dag_nsref, status, started_at, finished_at "
+                f"FROM dag_runs {clause}ORDER BY started_at DESC LIMIT ?) AS r "
+                "ORDER BY r.started_at DESC",
+                (status, limit) if status else (limit,),
+            )
+            keys = ("run_id", "dag_nsref", "status", "started_at", "finished_at", "nodes")
+            return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
+
     def runs_changed_since(self, since: float) -> list[str]:
         """Top-level runs that are running, or started or finished after `since` (epoch
         seconds), oldest first: the runs whose tree may have changed, which is all a

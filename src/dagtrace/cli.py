@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import click
@@ -83,12 +83,6 @@ def _when(dt: datetime | None) -> str:
     return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S") if dt else "-"
 
 
-def _duration(run: DagRun) -> str:
-    if run.finished_at is None:
-        return "-"
-    return f"{(run.finished_at - run.started_at).total_seconds():.2f}s"
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dagtrace")
 def main() -> None:
@@ -131,7 +125,7 @@ def runs(
     """
     store = _reader(db, token)
     try:
-        found = store.get_recent_runs(limit, status, top_level=not include_sub_runs)
+        found = store.list_runs(limit, status, top_level=not include_sub_runs)
     except StoreError as e:
         _fail(str(e), EXIT_UNREACHABLE)
     if not found:
@@ -139,9 +133,12 @@ def runs(
         return
     click.echo(f"{'RUN ID':<38}{'STATUS':<11}{'STARTED':<21}{'DURATION':>10}{'NODES':>7}  NSREF")
     for run in found:
+        started, finished = run["started_at"], run["finished_at"]
+        duration = "-" if finished is None else f"{finished - started:.2f}s"
         click.echo(
-            f"{run.run_id:<38}{run.status:<11}{_when(run.started_at):<21}"
-            f"{_duration(run):>10}{len(run.nodes):>7}  {run.dag_nsref}"
+            f"{run['run_id']:<38}{run['status']:<11}"
+            f"{_when(datetime.fromtimestamp(started, UTC)):<21}"
+            f"{duration:>10}{run['nodes']:>7}  {run['dag_nsref']}"
         )
 
 
