@@ -63,6 +63,18 @@ _NODE_COLUMNS = "run_id, node_label, status, is_source, is_sink, started_at, fin
 _from_epoch = datetime.fromtimestamp
 
 
+def _newest_runs(
+    columns: str, limit: int, status: str | None, top_level: bool
+) -> tuple[str, tuple[Any, ...]]:
+    """A query of the newest runs' `columns`, newest first, and its parameters."""
+    where = ["status = ?"] if status else []
+    if top_level:
+        where.append("parent_run_id IS NULL")
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    sql = f"SELECT {columns} FROM dag_runs {clause}ORDER BY started_at DESC LIMIT ?"
+    return sql, ((status, limit) if status else (limit,))
+
+
 def _tree(seed_sql: str, initiated_by: str) -> str:
     """Run rows of the seed runs and all their descendants, in start order.
 
@@ -276,18 +288,15 @@ class Store(ABC):
         """Newest runs first, flat: run_id, dag_nsref, status, started_at, finished_at
         (epoch seconds) and their count of `nodes`, without loading any tree (what
         `dagtrace runs` lists, cheap however big the runs are)."""
-        where = ["status = ?"] if status else []
-        if top_level:
-            where.append("parent_run_id IS NULL")
-        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        newest, params = _newest_runs(
+            "run_id, dag_nsref, status, started_at, finished_at", limit, status, top_level
+        )
         with self._read() as cur:
             cur.execute(  # nodes counted for the runs listed only, not every candidate
                 "SELECT r.run_id, r.dag_nsref, r.status, r.started_at, r.finished_at, "
                 "(SELECT COUNT(*) FROM node_executions AS n WHERE n.run_id = r.run_id) "
-                "FROM (SELECT run_id, dag_nsref, status, started_at, finished_at "
-                f"FROM dag_runs {clause}ORDER BY started_at DESC LIMIT ?) AS r "
-                "ORDER BY r.started_at DESC",
-                (status, limit) if status else (limit,),
+                f"FROM ({newest}) AS r ORDER BY r.started_at DESC",
+                params,
             )
             keys = ("run_id", "dag_nsref", "status", "started_at", "finished_at", "nodes")
             return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
@@ -532,12 +541,7 @@ class Store(ABC):
         self, limit: int = 20, status: str | None = None, *, top_level: bool = False
     ) -> list[DagRun]:
         """Newest first; `top_level` leaves out sub-DAG runs (they stay nested)."""
-        where = ["status = ?"] if status else []
-        if top_level:
-            where.append("parent_run_id IS NULL")
-        clause = f"WHERE {' AND '.join(where)} " if where else ""
-        seed = f"SELECT run_id FROM dag_runs {clause}ORDER BY started_at DESC LIMIT ?"
-        params: tuple[Any, ...] = (status, limit) if status else (limit,)
+        seed, params = _newest_runs("run_id", limit, status, top_level)
         with self._read() as cur:
             cur.execute(seed, params)
             top = [r[0] for r in cur.fetchall()]
