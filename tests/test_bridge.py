@@ -211,23 +211,50 @@ def test_exporter_is_idempotent_and_order_independent(new_store_url: Any) -> Non
     prov.close()
 
 
-def node_row(label: str, output: str, attempt: int, phase: int) -> tuple[Any, ...]:
-    """A node row of run "r" as `rows_for` makes it."""
-    lythonic_columns = ("r", label, "completed", 0, 0, "{}", output, 1.0, 2.0, None)
-    return (*lythonic_columns, "t", "s", attempt, phase, None)
+def node_row(
+    label: str, output: str, attempt: int, phase: int, written_ns: int = 2_000_000_000
+) -> tuple[Any, ...]:
+    """A node row of run "r" as `rows_for` makes it: a start (phase 0) or a completed end."""
+    from dagtrace._mapping import SpanRecord
+    from dagtrace._writer import rows_for
+
+    record = SpanRecord(
+        kind="node",
+        run_id="r",
+        attempt=attempt,
+        phase=phase,
+        status="completed" if phase else "running",
+        started_at=1.0,
+        finished_at=2.0 if phase else None,
+        trace_id="t",
+        span_id="5" * 16,
+        parent_span_id=None,
+        label=label,
+        input_json="{}",
+        output_json=output,
+        started_ns=1_000_000_000,
+        written_ns=written_ns,
+    )
+    return rows_for([record]).nodes[0]
 
 
 def test_a_big_batch_of_duplicate_keys_leaves_what_rows_one_by_one_leave(
     new_store_url: Any,
 ) -> None:
-    """Per key: a node row keeps the first of its highest (attempt, phase) rows, an edge
-    its latest time, whether the rows come one by one or in one batch (which the
-    PostgreSQL store stages through COPY)."""
+    """Per key: a node row keeps the output of its newest write (highest attempt, then
+    an end before a start, then the later end; a start's output is none), an edge its
+    latest time, whether the rows come one by one or in one batch (which the PostgreSQL
+    store stages through COPY)."""
     from dagtrace._writer import Rows
 
     rng = random.Random(5)
     versions = [rng.choice([(1, 0), (1, 1), (2, 0), (2, 1)]) for _ in range(80)]
-    nodes = [node_row(f"n{i % 4}", f'"{a}.{p}.{i}"', a, p) for i, (a, p) in enumerate(versions)]
+    order = list(range(80))
+    rng.shuffle(order)  # when each write was made, apart from the order it arrives in
+    nodes = [
+        node_row(f"n{i % 4}", f'"{a}.{p}.{i}"', a, p, written_ns=2_000_000_000 + order[i])
+        for i, (a, p) in enumerate(versions)
+    ]
     edges = [("r", f"n{i % 4}", "m", rng.uniform(1, 9)) for i in range(80)]
     one_by_one, batched = new_store_url(), new_store_url()
     store = dagtrace.open_store(one_by_one)
@@ -241,12 +268,15 @@ def test_a_big_batch_of_duplicate_keys_leaves_what_rows_one_by_one_leave(
     store.close()
     assert store_rows(batched) == store_rows(one_by_one)
     labels = {n[1] for n in nodes}
-    first_of_best = {}
+    newest = {}
     for label in labels:
-        best = max((n[12], n[13]) for n in nodes if n[1] == label)
-        first_of_best[label] = next(n[6] for n in nodes if (n[1], n[12], n[13]) == (label, *best))
+        i = max(
+            (i for i, n in enumerate(nodes) if n[1] == label),
+            key=lambda i: (versions[i][0], versions[i][1], order[i] if versions[i][1] else 0),
+        )
+        newest[label] = nodes[i][6]
     rows = store_rows(batched)
-    assert {r[1]: r[6] for r in rows["node_executions"]} == first_of_best
+    assert {r[1]: r[6] for r in rows["node_executions"]} == newest
     latest = {label: max(e[3] for e in edges if e[1] == label) for label in labels}
     assert {r[1]: r[3] for r in rows["edge_traversals"]} == latest
 
@@ -256,7 +286,7 @@ def test_text_that_copy_escapes_round_trips_in_a_big_batch(new_store_url: Any) -
 
     texts = ["a\tb", "c\nd", "e\\f", "\\N", "\\.", "ünï😀", "x\r\ny", "'q\"", " "] * 4
     nodes = [
-        ("r", f"{t}|{i}", "failed", 0, 0, t, t, 1.0, 2.0, t, "t", "s", 1, 1, None)
+        ("r", f"{t}|{i}", "failed", 0, 0, t, t, 1.0, 2.0, t, "t", "s", 1, 1, None, *[b"v"] * 5)
         for i, t in enumerate(texts)
     ]
     edges = [("r", f"{t}|{i}", f"{t}→", 2.0) for i, t in enumerate(texts)]

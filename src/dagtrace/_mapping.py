@@ -23,7 +23,9 @@ PHASE_CLOSED = 2
 """Closed as interrupted: late spans of the same attempt do not reopen it."""
 
 
-_NOT_FINISHED = frozenset({"running", "paused"})
+_CHANGES = frozenset({c.CHANGE_STATUS, c.CHANGE_FINISH})
+
+NOT_FINISHED = frozenset({"running", "paused"})
 """Statuses of an ended span whose run or node is not finished: a paused run, a node
 cut short by the pause (lythonic leaves both without `finished_at`)."""
 
@@ -66,8 +68,8 @@ class SpanRecord:
     close_reason: str | None = None
     # node spans
     label: str | None = None
-    is_source: bool = False
-    is_sink: bool = False
+    is_source: bool | None = False
+    is_sink: bool | None = False
     input_json: str | None = None
     output_json: str | None = None
     edges: list[tuple[str, float]] = field(default_factory=list)
@@ -76,6 +78,14 @@ class SpanRecord:
     """Span ids the span links to: a fallback for the parent of a sub-DAG run."""
     heartbeat: bool = False
     """Only a sign of life at `started_at`: changes nothing but `heartbeat_at`."""
+    started_ns: int = 0
+    """The span's start time in ns (the version of the start it stands for)."""
+    written_ns: int = 0
+    """When the write this record describes was made (its start, end or change time):
+    orders writes of one attempt (see `row_versions`)."""
+    change: str | None = None
+    """`status` or `finish` for a change span (`dag.change`): it changes an existing
+    row and is not the run's or node's own span."""
 
 
 def is_dag_span(attributes: Mapping[str, Any] | None) -> bool:
@@ -108,6 +118,9 @@ def record_from_parts(
     kind = attributes.get(c.KIND)
     if kind not in (c.KIND_RUN, c.KIND_NODE):
         return None
+    _check_time(start_ns)
+    if end_ns is not None:
+        _check_time(end_ns)
     if kind == c.KIND_RUN and attributes.get(c.HEARTBEAT) is True:
         return SpanRecord(
             kind=c.KIND_RUN,
@@ -126,6 +139,14 @@ def record_from_parts(
     phase = PHASE_START if marker or not ended else PHASE_END
     if marker:
         span_id, parent_span_id = parent_span_id, None
+    change = attributes.get(c.CHANGE)
+    if change is not None and (change not in _CHANGES or not ended or marker):
+        raise SpanRejected(
+            f"attribute {c.CHANGE} must be {c.CHANGE_STATUS!r} or {c.CHANGE_FINISH!r}, "
+            "on an ended span that is not a start marker"
+        )
+    if change is not None and attributes.get(c.STATUS) is None:
+        raise SpanRejected(f"a {c.CHANGE} span must carry {c.STATUS}")
     record = SpanRecord(
         kind=str(kind),
         run_id=_text(attributes, c.RUN_ID, required=True),  # type: ignore[arg-type]
@@ -139,11 +160,14 @@ def record_from_parts(
         parent_span_id=parent_span_id,
         dropped_events=dropped_events,
         link_span_ids=link_span_ids,
+        started_ns=start_ns,
+        written_ns=end_ns if phase == PHASE_END and end_ns is not None else start_ns,
+        change=change,
     )
-    if phase == PHASE_END and end_ns is not None and record.status not in _NOT_FINISHED:
+    if phase == PHASE_END and end_ns is not None and record.status not in NOT_FINISHED:
         record.finished_at = end_ns / 1e9
     if record.status == "failed" and phase == PHASE_END:
-        record.error = _error_text(events, status_description)
+        record.error = _error_text(events, status_description, attributes)
     if kind == c.KIND_RUN:
         _fill_run(record, attributes)
     else:
@@ -181,8 +205,8 @@ def _fill_node(
     record: SpanRecord, attributes: Mapping[str, Any], events: Iterable[SpanEvent]
 ) -> None:
     record.label = _text(attributes, c.NODE_LABEL, required=True)
-    record.is_source = attributes.get(c.IS_SOURCE) is True
-    record.is_sink = attributes.get(c.IS_SINK) is True
+    record.is_source = _flag(attributes.get(c.IS_SOURCE))
+    record.is_sink = _flag(attributes.get(c.IS_SINK))
     record.input_json = _payload(record, attributes, c.NODE_INPUT)
     record.output_json = _payload(record, attributes, c.NODE_OUTPUT)
     edges = record.edges
@@ -190,6 +214,7 @@ def _fill_node(
         if name != c.EDGE_EVENT:
             continue
         downstream = event_attributes.get(c.EDGE_DOWNSTREAM)
+        _check_time(time_ns)
         at = time_ns / 1e9
         for label in (downstream,) if isinstance(downstream, str) else (downstream or ()):
             if not isinstance(label, str) or not _storable(label):
@@ -198,6 +223,11 @@ def _fill_node(
                     "or contains NUL or an unpaired surrogate"
                 )
             edges.append((label, at))
+
+
+def _flag(value: Any) -> bool | None:
+    """A boolean attribute; None when absent (a later attempt keeps the earlier value)."""
+    return None if value is None else value is True
 
 
 def _text(attributes: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
@@ -232,13 +262,26 @@ def _utf8_length(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
+MAX_ATTEMPT = 2**31 - 1
+"""The highest `dag.attempt` stored: PostgreSQL's INTEGER, the same on every store."""
+MAX_TIME_NS = 253_402_300_800 * 10**9
+"""Span times are stored only before the year 10000 (what a datetime can show)."""
+
+
 def _attempt(attributes: Mapping[str, Any]) -> int:
     value = attributes.get(c.ATTEMPT, 1)
-    if value.__class__ is int and value >= 1:
+    if value.__class__ is int and 1 <= value <= MAX_ATTEMPT:
         return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpanRejected(f"attribute {c.ATTEMPT} must be an integer ≥ 1")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ATTEMPT:
+        raise SpanRejected(f"attribute {c.ATTEMPT} must be an integer from 1 to {MAX_ATTEMPT}")
     return value
+
+
+def _check_time(time_ns: int) -> None:
+    if not 0 <= time_ns < MAX_TIME_NS:
+        raise SpanRejected(
+            f"span time {str(time_ns)[:24]} ns is outside 0 to the year 10000 (Unix epoch ns)"
+        )
 
 
 def _status(attributes: Mapping[str, Any], phase: int, error_status: bool) -> str:
@@ -280,19 +323,78 @@ _LENGTH_KEYS = {
 }
 
 
-def _error_text(events: Sequence[SpanEvent], status_description: str | None) -> str | None:
-    """The last exception's stack trace, else its type and message, else the status text."""
+def _error_text(
+    events: Sequence[SpanEvent],
+    status_description: str | None,
+    attributes: Mapping[str, Any] | None = None,
+) -> str | None:
+    """The error of a failed span, by the rules of docs/conventions.md (Status):
+
+    a whole `dag.error` (its `.length` matches); else the last exception's stack trace,
+    led by `{type}: {message}` and a cut note when the trace looks cut; else its type and
+    message; else a `dag.error` that was cut or has no length; else the status text.
+    """
+    error = attributes.get(c.ERROR) if attributes else None
+    declared = attributes.get(c.ERROR + c.LENGTH_SUFFIX) if attributes else None
+    if not isinstance(error, str) or not error:
+        error = None
+    elif declared.__class__ is int and declared == _utf8_length(error):
+        return error
     for event in reversed(events):
         if event.name != c.EXCEPTION_EVENT:
             continue
         trace = event.attributes.get(c.EXCEPTION_STACKTRACE)
-        if isinstance(trace, str) and trace:
-            return trace
         kind = event.attributes.get(c.EXCEPTION_TYPE)
         message = event.attributes.get(c.EXCEPTION_MESSAGE)
+        headline = None
         if kind or message:
-            return f"{kind}: {message}" if kind and message else str(kind or message)
+            headline = f"{kind}: {message}" if kind and message else str(kind or message)
+        if isinstance(trace, str) and trace:
+            if not kind or _trace_is_whole(trace, str(kind), message):
+                return trace
+            return _cut_error(headline, trace)
+        if headline:
+            return headline
+    if error is not None:
+        if declared.__class__ is int:  # cut: say so, led by the status text if any
+            return _cut_error(status_description or None, error)
+        return error
     return status_description or None
+
+
+ERROR_CUT_NOTE = "[cut to {n} characters by the attribute value length limit]"
+"""The line between `{type}: {message}` and a stack trace that was cut on the way."""
+
+
+def _cut_error(headline: str | None, trace: str) -> str:
+    note = ERROR_CUT_NOTE.format(n=len(trace))
+    return f"{headline}\n{note}\n{trace}" if headline else f"{note}\n{trace}"
+
+
+_FRAME_STARTS = ("Traceback (", 'File "')
+_GROUP_END = "+" + "-" * 36
+"""The line that closes Python's rendering of an exception group."""
+
+
+def _trace_is_whole(trace: str, kind: str, message: Any) -> bool:
+    """Whether a stack trace ends as one printed whole: a line naming the exception type
+    (`{type}` or `{type}: {message}`, the type maybe module-qualified, maybe inside an
+    exception group's `|` box) with no Python frame after it. Python prints that line
+    last (notes may follow); Java and JavaScript print it first. A trace cut by the
+    attribute value length limit ends inside the frames."""
+    first = message.strip().splitlines()[0] if isinstance(message, str) and message.strip() else ""
+    lines = [line for line in trace.splitlines() if line.strip()]
+    if lines and lines[-1].strip() == _GROUP_END:
+        return True  # an exception group's box, closed: printed whole
+    for line in reversed(lines):
+        line = line.lstrip(" \t|")
+        if line.startswith(_FRAME_STARTS):
+            return False
+        head, colon, rest = line.partition(":")
+        head = head.strip()
+        if head and (head == kind or head.endswith("." + kind) or kind.endswith("." + head)):
+            return not (colon and first) or rest.strip().startswith(first)
+    return False
 
 
 def payload_attributes(key: str, payload_json: str) -> dict[str, Any]:

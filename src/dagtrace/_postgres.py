@@ -48,6 +48,7 @@ POSTGRES = Dialect(least="LEAST", greatest="GREATEST", in_list=_unnest, row_lock
 def _pg_ddl(ddl: str) -> str:
     """lythonic's SQLite DDL for PostgreSQL: DOUBLE PRECISION times, no foreign keys."""
     ddl = re.sub(r"\bREAL\b", "DOUBLE PRECISION", ddl)
+    ddl = re.sub(r"\bBLOB\b", "BYTEA", ddl)
     ddl = re.sub(r",\s*FOREIGN KEY \([^)]*\) REFERENCES [^)]*\)", "", ddl)
     return ddl
 
@@ -109,6 +110,7 @@ class _Staged(NamedTuple):
     create: str
     copy: str
     upsert: str
+    clear: str
 
 
 def _staged(
@@ -122,6 +124,7 @@ def _staged(
         copy=f"COPY {stage} ({cols}, dagtrace_seq) FROM STDIN",
         upsert=f"INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM {stage} "
         f"ORDER BY {keys}, {winner_first}, dagtrace_seq {on_conflict}",
+        clear=f"DELETE FROM {stage}",
     )
 
 
@@ -129,7 +132,7 @@ _STAGED_NODES = _staged(
     "node_executions",
     NODE_UPSERT_COLUMNS,
     ("run_id", "node_label"),
-    "attempt DESC, phase DESC",  # the first of the highest (attempt, phase) wins
+    "dagtrace_seq",  # one row per key is staged (`_PgWriter.upsert_nodes`)
     NODE_ON_CONFLICT,
 )
 _STAGED_EDGES = _staged(
@@ -152,10 +155,22 @@ class _PgWriter(Writer):
         self._stage_from = _STAGE_FROM if may_stage else sys.maxsize
 
     def upsert_nodes(self, rows: list[tuple[Any, ...]]) -> None:
+        """The first row of each node is staged; the others (a start marker and the end
+        of one node in one batch) follow one by one: each column group keeps its
+        newest write in any order, so staging first changes nothing."""
         if len(rows) < self._stage_from:
             super().upsert_nodes(rows)
-        else:
-            self._staged(_STAGED_NODES, rows)
+            return
+        seen: set[tuple[Any, ...]] = set()
+        first: list[tuple[Any, ...]] = []
+        rest: list[tuple[Any, ...]] = []
+        for row in rows:
+            key = row[:2]
+            (rest if key in seen else first).append(row)
+            seen.add(key)
+        self._staged(_STAGED_NODES, first)
+        if rest:
+            super().upsert_nodes(rest)
 
     def upsert_edges(self, rows: list[tuple[Any, ...]]) -> None:
         if len(rows) < self._stage_from:
@@ -170,6 +185,7 @@ class _PgWriter(Writer):
         cur.execute(staged.create)
         cur.copy_rows(staged.copy, ((*row, seq) for seq, row in enumerate(rows)))
         cur.execute(staged.upsert)
+        cur.execute(staged.clear)
 
 
 class PostgresStore(Store):
@@ -333,7 +349,10 @@ class PostgresStore(Store):
                             location=self.location,
                         )
                     for column, decl in _schema.ADDED_COLUMNS.get(table, ()):
-                        cur.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {decl}")
+                        cur.execute(
+                            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} "
+                            + _pg_ddl(decl)
+                        )
                 for ddl in _schema.INDEXES:
                     cur.execute(ddl)
                 for index in _schema.RETIRED_INDEXES:

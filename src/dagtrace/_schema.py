@@ -7,7 +7,7 @@ indexes and a `dagtrace_meta` table; lythonic ignores all three.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Bumped whenever a migration step is added below."""
 
 DAG_RUNS_DDL = """\
@@ -99,6 +99,11 @@ ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("close_reason", "TEXT"),  # why a run was closed without its runner
         ("payload_error", "TEXT"),  # a payload cut on the way, stored as NULL
         ("heartbeat_at", "REAL"),  # the runner's last sign of life (dag.heartbeat)
+        # the newest write of each column group (_writer.row_version), schema 5
+        ("span_version", "BLOB"),
+        ("status_version", "BLOB"),
+        ("finish_version", "BLOB"),
+        ("outputs_version", "BLOB"),
     ),
     "node_executions": (
         ("trace_id", "TEXT"),
@@ -106,6 +111,11 @@ ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("attempt", "INTEGER"),
         ("phase", "INTEGER"),
         ("payload_error", "TEXT"),
+        ("span_version", "BLOB"),
+        ("status_version", "BLOB"),
+        ("output_version", "BLOB"),
+        ("error_version", "BLOB"),
+        ("input_version", "BLOB"),
     ),
 }
 """Nullable columns added to existing tables when missing, in this order."""

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ._mapping import SpanRecord
+from . import conventions as c
+from ._mapping import NOT_FINISHED, PHASE_START, SpanRecord
 from ._schema import NODE_ROW, RUN_ROW
 
 
@@ -69,13 +70,86 @@ class Rows:
             self.beats[run_id] = max(self.beats.get(run_id, 0.0), at)
 
 
+def row_version(attempt: int, rank: int, written_ns: int, span_id: str | None) -> bytes:
+    """A write's place in the order of writes to one row, as bytes that compare (SQLite
+    BLOB, PostgreSQL BYTEA: bytewise) as the tuple (attempt, rank, time, span id) does.
+
+    `rank` is 0 for a start and 1 for every later write (an end, a change, a close):
+    within an attempt a start never beats them, and among them the later write wins,
+    as the later call does in lythonic; the span id breaks ties between two spans, and
+    the same span delivered twice has the same version (a duplicate changes nothing).
+    """
+    return (
+        attempt.to_bytes(4, "big")
+        + _RANKS[rank]
+        + written_ns.to_bytes(9, "big")
+        + (bytes.fromhex(span_id) if span_id else b"")
+    )
+
+
+_RANKS = (b"\x00", b"\x01")
+
+
+_START, _END = 1, 2
+"""Which of a record's two writes sets a column group: an ended span also stands for
+its own start (a node start is often never written: it ended first), so a group its
+end leaves alone takes the start's value at the start's version."""
+
+
+def _run_groups(r: SpanRecord) -> tuple[int, int, int, int]:
+    """Which write sets each group of a run row: (span, status, finish, outputs), 0 none.
+
+    As lythonic's methods: a `status` change sets the status only; `finish` (and an
+    ended run span with a final status) sets status, finished_at and sink outputs; a
+    start (of any attempt) sets the status and clears finished_at, never the outputs;
+    a run span ending `paused` or `running` sets its status only.
+    """
+    if r.change is not None:
+        finish = _END if r.change == c.CHANGE_FINISH else 0
+        return 0, _END, finish, finish
+    if r.phase == PHASE_START:
+        return _START, _START, _START, 0
+    if r.status in NOT_FINISHED:
+        return _END, _END, _START, 0
+    return _END, _END, _END, _END
+
+
+def _node_groups(r: SpanRecord) -> tuple[int, int, int, int]:
+    """Which write sets each group of a node row: (span, status, output, error), 0 none.
+
+    A start replaces the whole row (lythonic's INSERT OR REPLACE); an end or a `finish`
+    change sets the status and finished_at, and the output (completed, skipped) or the
+    error (failed); a `status` change or an end left `running` sets only the status.
+    """
+    if r.phase == PHASE_START:
+        return _START, _START, _START, _START
+    if r.change is not None:
+        if r.change == c.CHANGE_STATUS:
+            return 0, _END, 0, 0
+        failed = r.status == "failed"
+        return 0, _END, 0 if failed else _END, _END if failed else 0
+    if r.status in NOT_FINISHED:
+        return _END, _END, _START, _START
+    failed = r.status == "failed"
+    return _END, _END, _START if failed else _END, _END if failed else _START
+
+
 def rows_for(records: Iterable[SpanRecord]) -> Rows:
     """The dag_runs, node_executions and edge_traversals rows span records write."""
     rows = Rows()
     for r in records:
         if r.heartbeat:
             rows.beats[r.run_id] = max(rows.beats.get(r.run_id, 0.0), r.started_at)
-        elif r.kind == "run":
+            continue
+        versions = (
+            None,
+            row_version(r.attempt, 0, r.started_ns, r.span_id),
+            row_version(r.attempt, 1, r.written_ns, r.span_id) if r.phase != PHASE_START else None,
+        )
+        own = r.change is None
+        trace_id, span_id = (r.trace_id, r.span_id) if own else (None, None)
+        if r.kind == "run":
+            span, status, finish, outputs = _run_groups(r)
             rows.runs.append(
                 (
                     r.run_id,
@@ -83,40 +157,52 @@ def rows_for(records: Iterable[SpanRecord]) -> Rows:
                     r.parent_run_id,
                     r.status,
                     r.started_at,
-                    r.finished_at,
+                    r.finished_at if finish == _END else None,
                     r.inputs_json,
-                    r.outputs_json,
+                    r.outputs_json if outputs == _END else None,
                     r.initiator,
-                    r.trace_id,
-                    r.span_id,
+                    trace_id,
+                    span_id,
                     r.attempt,
                     r.phase,
                     r.parent_node,
                     r.replay_of,
                     r.replay_root,
-                    r.close_reason,
+                    r.close_reason if finish == _END else None,
                     r.payload_error,
                     r.finished_at or r.started_at,
+                    versions[span],
+                    versions[status],
+                    versions[finish],
+                    versions[outputs],
                 )
             )
         else:
+            span, status, output, error = _node_groups(r)
+            # a later attempt without an input keeps the earlier input and flags
+            inputs = span if r.attempt == 1 or r.input_json is not None else 0
             rows.nodes.append(
                 (
                     r.run_id,
                     r.label,
                     r.status,
-                    int(r.is_source),
-                    int(r.is_sink),
+                    int(r.is_source or False),
+                    int(r.is_sink or False),
                     r.input_json,
-                    r.output_json,
+                    r.output_json if output == _END else None,
                     r.started_at,
                     r.finished_at,
-                    r.error,
-                    r.trace_id,
-                    r.span_id,
+                    r.error if error == _END else None,
+                    trace_id,
+                    span_id,
                     r.attempt,
                     r.phase,
                     r.payload_error,
+                    versions[span],
+                    versions[status],
+                    versions[output],
+                    versions[error],
+                    versions[inputs],
                 )
             )
             rows.edges.extend((r.run_id, r.label, down, at) for down, at in r.edges)
@@ -219,10 +305,11 @@ class Writer:
     def write_rows(self, rows: Rows) -> None:
         """Upsert `rows_for` rows.
 
-        A record wins a row when its (attempt, phase) is higher than the row's:
-        the latest attempt beats earlier ones, an end beats a start, a close beats
-        a late end of the same attempt. Equal keys (duplicates) change nothing.
-        Rows go in a stable key order where rows are locked (`Dialect.row_locks`).
+        Each group of columns a write sets keeps the values of its newest write
+        (`row_version`: the latest attempt, then a start before anything else, then
+        the later write), so any arrival order ends the same; the same span twice
+        changes nothing. Rows go in a stable key order where rows are locked
+        (`Dialect.row_locks`).
         """
         if rows.runs:
             self._execute(_RUN_UPSERT_SQL[self._dialect], rows.runs, _by_run)
@@ -303,29 +390,62 @@ class Writer:
     def close_run(self, run_id: str, reason: str, closed_at: float) -> int:
         """Close a running run, its running nodes and running descendants as failed.
 
+        A close is a write made at `closed_at` (`row_version`): a later write of the
+        same attempt (a runner wrongly declared dead, an operator) still wins over it.
         Returns how many runs were closed (0 if `run_id` was not running).
         """
         self._cur.execute(
             "WITH RECURSIVE tree(run_id) AS (SELECT run_id FROM dag_runs WHERE run_id = ? "
             "AND status = 'running' UNION SELECT d.run_id FROM dag_runs AS d "
-            "JOIN tree AS t ON d.parent_run_id = t.run_id) SELECT run_id FROM tree",
+            "JOIN tree AS t ON d.parent_run_id = t.run_id) "
+            "SELECT d.run_id, COALESCE(d.attempt, 1) FROM tree JOIN dag_runs AS d "
+            "ON d.run_id = tree.run_id WHERE d.status = 'running'",
             (run_id,),
         )
-        in_tree, ids = self._dialect.in_list([r[0] for r in self._cur.fetchall()])
+        runs = self._cur.fetchall()
+        if not runs:
+            return 0
+        at_ns = int(closed_at * 1e9)
+        in_tree, ids = self._dialect.in_list([r[0] for r in runs])
         self._cur.execute(
-            "UPDATE node_executions SET status = 'failed', error = ?, finished_at = ?, "
-            "attempt = COALESCE(attempt, 0), phase = 2 "
+            "SELECT run_id, node_label, COALESCE(attempt, 1) FROM node_executions "
             f"WHERE run_id IN ({in_tree}) AND status = 'running'",
-            (reason, closed_at, ids),
+            (ids,),
         )
-        self._cur.execute(
+        nodes = self._cur.fetchall()
+        if nodes:
+            self._cur.executemany(
+                "UPDATE node_executions SET status = 'failed', error = ?, finished_at = ?, "
+                "attempt = ?, phase = 2, status_version = ?, error_version = ? "
+                "WHERE run_id = ? AND node_label = ?",
+                [
+                    (reason, closed_at, attempt, v, v, rid, label)
+                    for rid, label, attempt in nodes
+                    for v in (row_version(attempt, 1, at_ns, None),)
+                ],
+            )
+        self._cur.executemany(
             "UPDATE dag_runs SET status = 'failed', finished_at = ?, close_reason = ?, "
-            "attempt = COALESCE(attempt, 0), phase = 2 "
-            f"WHERE run_id IN ({in_tree}) AND status = 'running'",
-            (closed_at, reason, ids),
+            "attempt = ?, phase = 2, status_version = ?, finish_version = ? WHERE run_id = ?",
+            [
+                (closed_at, reason, attempt, v, v, rid)
+                for rid, attempt in runs
+                for v in (row_version(attempt, 1, at_ns, None),)
+            ],
         )
-        return int(self._cur.rowcount)
+        return len(runs)
 
+
+RUN_VERSIONS = ("span_version", "status_version", "finish_version", "outputs_version")
+"""A run row's column groups, each with the version of the write that set it last."""
+NODE_VERSIONS = (
+    "span_version",
+    "status_version",
+    "output_version",
+    "error_version",
+    "input_version",
+)
+"""A node row's column groups, each with the version of the write that set it last."""
 
 _RUN_UPSERT_COLUMNS = (
     *RUN_ROW,
@@ -339,6 +459,7 @@ _RUN_UPSERT_COLUMNS = (
     "close_reason",
     "payload_error",
     "heartbeat_at",
+    *RUN_VERSIONS,
 )
 _RUN_KEPT = (
     "parent_run_id",
@@ -349,19 +470,28 @@ _RUN_KEPT = (
     "replay_root_run_id",
 )
 """Facts of the run itself, the same in every attempt: the first value seen stays."""
-_RUN_LATEST = (
-    "dag_nsref",
-    "status",
-    "finished_at",
-    "sink_outputs_json",
-    "trace_id",
-    "span_id",
-    "close_reason",
-    "payload_error",
-    "attempt",
-    "phase",
-)
-"""Facts of one attempt: the winning record's (every CASE sees the row before the update)."""
+_RUN_GROUPS = {
+    "span_version": ("dag_nsref", "trace_id", "span_id", "attempt", "phase", "payload_error"),
+    "status_version": ("status",),
+    "finish_version": ("finished_at", "close_reason"),
+    "outputs_version": ("sink_outputs_json",),
+}
+"""Columns each write sets together (see `_run_groups`); every CASE sees the row before
+the update, so each group takes the values of its own newest write."""
+_NODE_GROUPS = {
+    "span_version": (
+        "started_at",
+        "trace_id",
+        "span_id",
+        "attempt",
+        "phase",
+        "payload_error",
+    ),
+    "status_version": ("status", "finished_at"),
+    "output_version": ("output_json",),
+    "error_version": ("error",),
+    "input_version": ("is_source", "is_sink", "input_json"),
+}
 
 
 def _by_run(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -376,20 +506,37 @@ def _by_edge(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return row[:3]
 
 
-def _run_upsert_sql(dialect: Dialect) -> str:
-    wins = _wins("dag_runs")
-    merged = ", ".join(f"{col} = COALESCE(dag_runs.{col}, excluded.{col})" for col in _RUN_KEPT)
-    latest = ", ".join(
-        f"{col} = CASE WHEN {wins} THEN excluded.{col} ELSE dag_runs.{col} END"
-        for col in _RUN_LATEST
+def _newer(table: str, version: str) -> str:
+    """SQL: the incoming write of this group is newer than the stored one (a row that
+    lythonic or an older dagtrace wrote has no versions: any write is newer)."""
+    return (
+        f"(excluded.{version} > {table}.{version} OR "
+        f"({table}.{version} IS NULL AND excluded.{version} IS NOT NULL))"
     )
+
+
+def _group_sets(table: str, groups: dict[str, tuple[str, ...]]) -> list[str]:
+    sets = []
+    for version, columns in groups.items():
+        newer = _newer(table, version)
+        for col in (*columns, version):
+            sets.append(f"{col} = CASE WHEN {newer} THEN excluded.{col} ELSE {table}.{col} END")
+    return sets
+
+
+def _any_newer(table: str, groups: dict[str, tuple[str, ...]]) -> str:
+    return " OR ".join(_newer(table, version) for version in groups)
+
+
+def _run_upsert_sql(dialect: Dialect) -> str:
+    merged = ", ".join(f"{col} = COALESCE(dag_runs.{col}, excluded.{col})" for col in _RUN_KEPT)
     return (
         f"INSERT INTO dag_runs ({', '.join(_RUN_UPSERT_COLUMNS)}) "
         f"VALUES ({', '.join('?' * len(_RUN_UPSERT_COLUMNS))}) "
         f"ON CONFLICT (run_id) DO UPDATE SET {merged}, "
         f"started_at = {dialect.least}(dag_runs.started_at, excluded.started_at), "
         f"heartbeat_at = {dialect.greatest}(COALESCE(dag_runs.heartbeat_at, 0), "
-        f"excluded.heartbeat_at), {latest}"
+        f"excluded.heartbeat_at), {', '.join(_group_sets('dag_runs', _RUN_GROUPS))}"
     )
 
 
@@ -404,21 +551,20 @@ class _UpsertSqlByDialect(dict[Dialect, str]):
 _RUN_UPSERT_SQL = _UpsertSqlByDialect()
 
 
-def _wins(table: str) -> str:
-    """SQL: the incoming record's (attempt, phase) is above the stored row's."""
-    return (
-        f"(excluded.attempt > COALESCE({table}.attempt, 0) OR "
-        f"(excluded.attempt = COALESCE({table}.attempt, 0) AND "
-        f"excluded.phase > COALESCE({table}.phase, -1)))"
-    )
-
-
-NODE_UPSERT_COLUMNS = (*NODE_ROW, "trace_id", "span_id", "attempt", "phase", "payload_error")
+NODE_UPSERT_COLUMNS = (
+    *NODE_ROW,
+    "trace_id",
+    "span_id",
+    "attempt",
+    "phase",
+    "payload_error",
+    *NODE_VERSIONS,
+)
 """A `rows_for` node row, column by column."""
 NODE_ON_CONFLICT = (
     "ON CONFLICT (run_id, node_label) DO UPDATE SET "
-    + ", ".join(f"{col} = excluded.{col}" for col in NODE_UPSERT_COLUMNS[2:])
-    + f" WHERE {_wins('node_executions')}"
+    + ", ".join(_group_sets("node_executions", _NODE_GROUPS))
+    + f" WHERE {_any_newer('node_executions', _NODE_GROUPS)}"
 )
 _NODE_UPSERT_SQL = (
     f"INSERT INTO node_executions ({', '.join(NODE_UPSERT_COLUMNS)}) "

@@ -15,6 +15,8 @@ NODE_SPAN_NAME_PREFIX: Final = "dag.node "
 """Node spans are named `dag.node {label}`; labels are part of the DAG, not of the data."""
 START_MARKER_SPAN_NAME: Final = "dag.start"
 """The zero-length child span emitted when a run or node starts."""
+CHANGE_SPAN_NAME: Final = "dag.change"
+"""The zero-length span that changes an existing run or node (see `CHANGE`)."""
 HEARTBEAT_SPAN_NAME: Final = "dag.heartbeat"
 """A zero-length child of an open run span, emitted periodically while its runner lives."""
 
@@ -35,6 +37,14 @@ ATTEMPT: Final = "dag.attempt"
 """1 for a run's first execution, +1 per restart of the same run id. Default 1."""
 STATUS: Final = "dag.status"
 """Explicit status (`completed`, `failed`, `paused`, `skipped`); beats the span status."""
+
+CHANGE: Final = "dag.change"
+"""On a zero-length change span: what it changes in an existing run or node row.
+`status` sets only the status (lythonic's `update_run_status`); `finish` sets the status
+and finished_at, and a run's sink outputs, a completed node's output or a failed node's
+error (lythonic's `finish_run`, `complete_node_with_edges`, `fail_node_and_finish_run`)."""
+CHANGE_STATUS: Final = "status"
+CHANGE_FINISH: Final = "finish"
 
 # -- run spans -------------------------------------------------------------------------
 NSREF: Final = "dag.nsref"
@@ -75,6 +85,11 @@ dagtrace stores NULL for it (so restart re-executes the node) and says why in
 REDACTED: Final = "dag.redacted"
 """`true` when a redaction policy changed this span's payloads on the way: a dagtrace
 store downstream keeps them, if at all, as not reusable for restart or replay."""
+
+ERROR: Final = "dag.error"
+"""On a failed run or node span: the error text (the formatted stack trace), with
+`dag.error.length`, its UTF-8 byte length. Stored as is when whole; when cut (or without
+a length) the `exception` event decides. The helpers send it beside the event."""
 
 # -- edge traversals -----------------------------------------------------------------
 EDGE_EVENT: Final = "dag.edge"
