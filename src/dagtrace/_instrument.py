@@ -43,11 +43,17 @@ class DagPaused(Exception):
 
 
 def _fail_span(span: Span, error: BaseException | str) -> None:
-    """ERROR status and an `exception` event whose stack trace becomes the stored error."""
+    """ERROR status, an `exception` event, and the stack trace as `dag.error` with its
+    `.length`: the stored error is `dag.error` when it arrives whole, else what the
+    event says (led by `{type}: {message}` when the attribute length limit cut it)."""
     if isinstance(error, BaseException):
+        import traceback  # only on failures
+
         span.record_exception(error)
+        span.set_attributes(payload_attributes(c.ERROR, "".join(traceback.format_exception(error))))
         span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
         return
+    span.set_attributes(payload_attributes(c.ERROR, error))
     lines = [line for line in error.strip().splitlines() if line.strip()]
     last = lines[-1].strip() if lines else "error"
     kind, _, message = last.partition(": ")
@@ -311,6 +317,49 @@ class DagTracer:
         )
         span.end(end_time=now)
 
+    def change(
+        self,
+        run: RunHandle,
+        status: str,
+        *,
+        label: str | None = None,
+        finish: bool = False,
+        payload_json: str | None = None,
+        error: str | None = None,
+        edges: Sequence[str] = (),
+    ) -> None:
+        """Change an existing run (or its node `label`) that this process may not hold
+        open: a zero-length `dag.change` span, child of `run`'s span (a stored span
+        context will do), that sets the status, and with `finish` also finished_at and
+        the sink outputs (`payload_json`), or a node's output (`payload_json`) or
+        `error` (docs/conventions.md, "Changing a run or node")."""
+        now = write_time_ns()
+        attributes: dict[str, Any] = {
+            c.KIND: c.KIND_RUN if label is None else c.KIND_NODE,
+            c.RUN_ID: run.run_id,
+            c.ATTEMPT: run.attempt,
+            c.STATUS: status,
+            c.CHANGE: c.CHANGE_FINISH if finish else c.CHANGE_STATUS,
+        }
+        if label is None:
+            attributes[c.NSREF] = run.nsref
+        else:
+            attributes[c.NODE_LABEL] = label
+        if payload_json is not None:
+            key = c.RUN_OUTPUTS if label is None else c.NODE_OUTPUT
+            attributes.update(payload_attributes(key, payload_json))
+        span = self._tracer.start_span(
+            c.CHANGE_SPAN_NAME,
+            context=trace.set_span_in_context(run.span),
+            attributes=attributes,
+            start_time=now,
+        )
+        if edges:
+            span.add_event(c.EDGE_EVENT, {c.EDGE_DOWNSTREAM: list(edges)}, timestamp=now)
+        if error is not None:
+            _fail_span(span, error)
+        span.end(end_time=now)
+
     # -- context managers --------------------------------------------------------------
 
     def run(self, nsref: str, **kwargs: Any) -> _Scope[RunHandle]:
@@ -383,6 +432,19 @@ class _Scope(Generic[_Handle]):
         else:
             self.handle.fail(error)
         return False
+
+
+_last_write_ns = 0
+_write_clock_lock = threading.Lock()
+
+
+def write_time_ns() -> int:
+    """Now in ns, after every earlier call in this process: two writes made one after
+    the other keep their order even if the wall clock steps back or repeats."""
+    global _last_write_ns
+    with _write_clock_lock:
+        _last_write_ns = max(time.time_ns(), _last_write_ns + 1)
+        return _last_write_ns
 
 
 def plan_links(plan: ReplayPlan, label: str) -> list[SpanContext]:

@@ -140,7 +140,9 @@ def record_from_parts(
     if marker:
         span_id, parent_span_id = parent_span_id, None
     change = attributes.get(c.CHANGE)
-    if change is not None and (change not in _CHANGES or not ended or marker):
+    if change is not None and not ended:
+        return None  # a change is recorded when its span ends
+    if change is not None and (change not in _CHANGES or marker):
         raise SpanRejected(
             f"attribute {c.CHANGE} must be {c.CHANGE_STATUS!r} or {c.CHANGE_FINISH!r}, "
             "on an ended span that is not a start marker"
@@ -243,6 +245,16 @@ def _text(attributes: Mapping[str, Any], key: str, *, required: bool = False) ->
     if not _storable(value):
         raise SpanRejected(f"attribute {key} contains NUL or an unpaired surrogate")
     return value
+
+
+def check_text(**arguments: str | None) -> None:
+    """Raise `ValueError` for an argument no store keeps as given (NUL, an unpaired
+    surrogate), before anything is written."""
+    for name, value in arguments.items():
+        if value is not None and not (isinstance(value, str) and _storable(value)):
+            raise ValueError(
+                f"{name} must be text without NUL or unpaired surrogates: {value!r:.80}"
+            )
 
 
 def _storable(text: str) -> bool:

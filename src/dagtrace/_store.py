@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -24,6 +25,10 @@ from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, trusted
 from ._writer import Cursor, Dialect, Rows, Writer, rows_for
 
 _log = logging.getLogger("dagtrace")
+
+_open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+"""Every store object of this process: a read flushes the deferred writes of the others
+open on the same database (two `TracedProvenance` on one file, say)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,8 @@ class Store(ABC):
 
     initiated_by_column: str = "initiated_by"
     """`NULL` when reading, without write access, a file from before lythonic 0.0.28."""
+    parent_node_column: str = "parent_node_label"
+    """`NULL` when reading, without write access, a file dagtrace never migrated."""
 
     _DEFER_DELAY = 0.05
     """Deferred records reach the file within this many seconds (documented: ≤ 100 ms)."""
@@ -113,6 +120,7 @@ class Store(ABC):
 
     def __init__(self) -> None:
         self._reset_deferred()
+        _open_stores.add(self)
 
     def _reset_deferred(self) -> None:
         """Forget deferred records (at start, and in a forked child: they are the parent's)."""
@@ -452,12 +460,14 @@ class Store(ABC):
 
     @contextmanager
     def _read(self) -> Iterator[Cursor]:
-        """A read snapshot that sees every write this process made, deferred ones included."""
-        if self._has_pending():
-            try:
-                self.flush()
-            except StoreError:
-                _log.warning("dagtrace: reading without deferred span starts", exc_info=True)
+        """A read snapshot that sees every write this process made, deferred ones included
+        (through any store object open on the same database)."""
+        for store in (self, *_open_stores):
+            if store._has_pending() and (store is self or store.location == self.location):
+                try:
+                    store.flush()
+                except StoreError:
+                    _log.warning("dagtrace: reading without deferred span starts", exc_info=True)
         with self._reading() as cur:
             yield cur
 
@@ -646,27 +656,74 @@ class Store(ABC):
                     "io": None,
                 },
             )
+        places = {run.run_id: _nsref_place(run, runs) for run in runs.values()}
+        unplaced = [r for r in runs.values() if places[r.run_id] is None and r.parent_run_id in runs]
+        if unplaced:  # sub-runs whose nsref does not name their composite node
+            places.update(self._places_by_parent_node(cur, unplaced, runs))
         for run in runs.values():  # start order: a later run under the same key wins
-            _attach_to_composite_node(run, runs)
+            place = places[run.run_id]
+            if place is not None:
+                node = runs[run.parent_run_id or ""].nodes[place[0]]
+                if node.sub_dags is None:
+                    node.sub_dags = {}
+                node.sub_dags[place[1]] = run
         return runs
 
+    def _places_by_parent_node(
+        self, cur: Cursor, children: list[DagRun], runs: dict[str, DagRun]
+    ) -> dict[str, tuple[str, str]]:
+        """(node label, key) of sub-runs linked to a composite node by their stored
+        `parent_node_label` (`dag.run.parent_node`) rather than by their nsref: the
+        nsref's last segment if it is `{label}[{key}]`; else `{label}[]` when the node
+        has one such sub-DAG (one nsref; restarts replace it); else the run id."""
+        in_children, ids = self.dialect.in_list([r.run_id for r in children])
+        cur.execute(
+            f"SELECT run_id, {self.parent_node_column} FROM dag_runs "
+            f"WHERE run_id IN ({in_children})",
+            (ids,),
+        )
+        labels = dict(cur.fetchall())
+        linked: dict[tuple[str, str], list[DagRun]] = {}
+        places: dict[str, tuple[str, str]] = {}
+        for child in children:
+            label = labels.get(child.run_id)
+            parent_id = child.parent_run_id or ""
+            if not label or label not in runs[parent_id].nodes or _descends(parent_id, child, runs):
+                continue
+            tail = child.dag_nsref.rsplit("/", 1)[-1]
+            if tail.startswith(label + "[") and tail.endswith("]"):
+                places[child.run_id] = (label, tail)
+            else:
+                linked.setdefault((parent_id, label), []).append(child)
+        for (_, label), linked_children in linked.items():
+            single = len({child.dag_nsref for child in linked_children}) == 1
+            for child in linked_children:
+                places[child.run_id] = (label, f"{label}[]" if single else child.run_id)
+        return places
 
-def _attach_to_composite_node(child: DagRun, runs: dict[str, DagRun]) -> None:
-    """Hang `child` off its parent's composite node, keyed by expansion key.
 
-    The key is the child's nsref past `{parent nsref}/`; the node label is the key
-    up to its `[` (`chunks[0]` → `chunks`), as lythonic does.
-    """
+def _descends(run_id: str, ancestor: DagRun, runs: dict[str, DagRun]) -> bool:
+    """Whether `run_id` is `ancestor` or below it (a corrupt parent cycle)."""
+    seen: set[str] = set()
+    while run_id in runs and run_id not in seen:
+        if run_id == ancestor.run_id:
+            return True
+        seen.add(run_id)
+        run_id = runs[run_id].parent_run_id or ""
+    return False
+
+
+def _nsref_place(child: DagRun, runs: dict[str, DagRun]) -> tuple[str, str] | None:
+    """(node label, key) of `child` under its parent's composite node, as lythonic finds
+    it: the key is the child's nsref past `{parent nsref}/`, the node label the key up to
+    its `[` (`chunks[0]` → `chunks`); None if the nsref names no node of the parent."""
     parent = runs.get(child.parent_run_id or "")
     if parent is None or parent is child:
-        return
+        return None
     prefix = parent.dag_nsref + "/"
     if not child.dag_nsref.startswith(prefix):
-        return
+        return None
     key = child.dag_nsref[len(prefix) :]
     bracket = key.find("[")
-    node = parent.nodes.get(key[:bracket] if bracket >= 0 else key)
-    if node is not None:
-        if node.sub_dags is None:
-            node.sub_dags = {}
-        node.sub_dags[key] = child
+    label = key[:bracket] if bracket >= 0 else key
+    return (label, key) if label in parent.nodes else None

@@ -26,6 +26,7 @@ names in each sub-DAG nsref, never from the current span.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -34,15 +35,18 @@ from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan
 
 from ._bridge import DB_ENV, DEFAULT_DB, LiveSpanProcessor
 from ._configure import configure
 from ._initiator import current_initiator
 from ._instrument import DagTracer, NodeHandle, RunHandle, plan_links, span_context
+from ._mapping import NOT_FINISHED, check_text
 from ._models import safe_json_dumps
 from ._provenance import ProvenanceReads, open_store
 from ._store import ReplayPlan, Store
 
+_log = logging.getLogger(__name__)
 _replaying: ContextVar[ReplayPlan | None] = ContextVar("dagtrace_replaying", default=None)
 
 
@@ -75,6 +79,8 @@ class TracedProvenance(ProvenanceReads):
         self._tracer = DagTracer(tracer_provider)
         self._runs: dict[str, RunHandle] = {}
         self._nodes: dict[tuple[str, str], NodeHandle] = {}
+        self._edges: dict[str, set[tuple[str, str]]] = {}
+        """Edges this instance recorded, per run: lythonic refuses a repeated edge."""
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -95,6 +101,10 @@ class TracedProvenance(ProvenanceReads):
             _replaying.reset(token)
 
     # -- lythonic's writes, as spans ------------------------------------------------------
+    # Each has the effect of lythonic's method of the same name, whatever instance or
+    # process opened the run: on a run or node open here its own span carries the write;
+    # otherwise a `dag.change` span under the stored span context does (no store read
+    # on the first path, one on the second).
 
     def create_run(
         self,
@@ -104,6 +114,10 @@ class TracedProvenance(ProvenanceReads):
         parent_run_id: str | None = None,
         initiator: str | None = None,
     ) -> None:
+        check_text(run_id=run_id, dag_nsref=dag_nsref, parent_run_id=parent_run_id)
+        if run_id in self._runs or self.store.get_run(run_id) is not None:
+            self._refuse(f"create_run: run {run_id!r} exists")
+            return
         plan = _replaying.get() if parent_run_id is None else None
         parent, parent_node = self._composite_node(parent_run_id, dag_nsref)
         handle = self._tracer.start_run(
@@ -121,21 +135,35 @@ class TracedProvenance(ProvenanceReads):
             self._runs[run_id] = handle
 
     def update_run_status(self, run_id: str, status: str) -> None:
+        check_text(run_id=run_id, status=status)
+        with self._lock:
+            handle = self._runs.get(run_id)
         if status == "running":
-            self._start_attempt(run_id)
+            if handle is None and self._stored_run(run_id, "update_run_status") is not None:
+                self._start_attempt(run_id)  # a restart: the next attempt of the run
             return
-        handle = self._pop_run(run_id)
-        if handle is not None:
+        if handle is not None and status == "paused":
+            self._pop_run(run_id)
             self._cut_short_nodes(run_id)
-            handle.finish(status=status)
+            handle.finish(status=status)  # the runner stops here; its span ends
+            return
+        run = handle or self._stored_run(run_id, "update_run_status")
+        if run is not None:
+            self._tracer.change(run, status)
 
     def finish_run(self, run_id: str, status: str, sink_outputs_json: str | None = None) -> None:
+        check_text(run_id=run_id, status=status)
         handle = self._pop_run(run_id)
-        if handle is None:
+        if handle is not None and status not in NOT_FINISHED:
+            if sink_outputs_json is not None:
+                handle.set_outputs_json(sink_outputs_json)
+            handle.finish(status=status)
             return
-        if sink_outputs_json is not None:
-            handle.set_outputs_json(sink_outputs_json)
-        handle.finish(status=status)
+        run = handle or self._stored_run(run_id, "finish_run")
+        if run is not None:
+            self._tracer.change(run, status, finish=True, payload_json=sink_outputs_json)
+        if handle is not None:
+            handle.finish(status=status)
 
     def record_node_start(
         self,
@@ -145,7 +173,10 @@ class TracedProvenance(ProvenanceReads):
         is_source: bool = False,
         is_sink: bool = False,
     ) -> None:
-        run = self._open_run(run_id)
+        check_text(run_id=run_id, node_label=node_label)
+        run = self._run(run_id, "record_node_start")
+        if run is None:
+            return
         node = self._tracer.start_node(
             run, node_label, input_json=input_json, is_source=is_source, is_sink=is_sink
         )
@@ -153,40 +184,124 @@ class TracedProvenance(ProvenanceReads):
             self._nodes[(run_id, node_label)] = node
 
     def record_node_skipped(self, run_id: str, node_label: str, output_json: str) -> None:
+        check_text(run_id=run_id, node_label=node_label)
+        run = self._run(run_id, "record_node_skipped")
+        if run is None:
+            return
         plan = _replaying.get()
         links = plan_links(plan, node_label) if plan else []
-        self._tracer.skipped_node(self._open_run(run_id), node_label, output_json, links=links)
+        self._tracer.skipped_node(run, node_label, output_json, links=links)
 
     def complete_node_with_edges(
         self, run_id: str, node_label: str, output_json: str, edges: list[tuple[str, str]]
     ) -> None:
+        check_text(run_id=run_id, node_label=node_label)
+        check_text(**{f"edges[{i}][{j}]": x for i, e in enumerate(edges) for j, x in enumerate(e)})
+        downstream = [d for _, d in edges]
         with self._lock:
-            node = self._nodes.pop((run_id, node_label), None)
-        if node is None:
+            node = self._nodes.get((run_id, node_label))
+            seen = self._edges.setdefault(run_id, set())
+        if len(set(edges)) < len(edges) or seen.intersection(edges):
+            self._refuse(f"complete_node_with_edges: an edge of {node_label!r} repeats")
             return
-        node.set_output_json(output_json)
-        node.edge(*(downstream for _, downstream in edges))
-        node.finish()
+        if node is not None:
+            with self._lock:
+                self._nodes.pop((run_id, node_label), None)
+                seen.update(edges)
+            node.set_output_json(output_json)
+            node.edge(*downstream)
+            node.finish()
+            return
+        run = self._stored_node(run_id, node_label, "complete_node_with_edges")
+        if run is None:
+            return
+        stored = {(e["upstream_label"], e["downstream_label"]) for e in run[1]}
+        if stored.intersection(edges):
+            self._refuse(f"complete_node_with_edges: an edge of {node_label!r} exists")
+            return
+        with self._lock:
+            seen.update(edges)
+        self._tracer.change(
+            run[0],
+            "completed",
+            label=node_label,
+            finish=True,
+            payload_json=output_json,
+            edges=downstream,
+        )
 
     def fail_node_and_finish_run(self, run_id: str, node_label: str, error: str) -> None:
+        check_text(run_id=run_id, node_label=node_label)
         with self._lock:
             node = self._nodes.pop((run_id, node_label), None)
         if node is not None:
             node.fail(error)
+        else:
+            stored = self._stored_node(run_id, node_label, "fail_node_and_finish_run")
+            if stored is not None:
+                self._tracer.change(stored[0], "failed", label=node_label, finish=True, error=error)
         handle = self._pop_run(run_id)
         if handle is not None:
             handle.fail(error)
+            return
+        run = self._stored_run(run_id, "fail_node_and_finish_run")
+        if run is not None:
+            self._tracer.change(run, "failed", finish=True)
 
     # -- bookkeeping ------------------------------------------------------------------
+
+    def _refuse(self, why: str) -> None:
+        """A call lythonic refuses (it raises) or that names nothing stored: the store is
+        left unchanged, the refusal logged and counted (`writes_refused` in stats)."""
+        _log.warning("dagtrace: %s; nothing written", why)
+        try:
+            self.store.write_records([], counters={"writes_refused": 1})
+        except Exception as e:  # noqa: BLE001 - never into the runner
+            _log.error("dagtrace: counting a refused write failed: %s", e)
 
     def _pop_run(self, run_id: str) -> RunHandle | None:
         with self._lock:
             return self._runs.pop(run_id, None)
 
-    def _open_run(self, run_id: str) -> RunHandle:
+    def _run(self, run_id: str, call: str) -> RunHandle | None:
+        """The run's open handle here, else a handle on its stored span context."""
         with self._lock:
             handle = self._runs.get(run_id)
-        return handle if handle is not None else self._start_attempt(run_id)
+        return handle if handle is not None else self._stored_run(run_id, call)
+
+    def _stored_run(self, run_id: str, call: str) -> RunHandle | None:
+        """A handle on a run this instance does not hold open (another instance or
+        process opened it, or it ended): its stored span context, nsref and attempt."""
+        run = self.store.get_run(run_id)
+        if run is None:
+            self._refuse(f"{call}: no run {run_id!r}")
+            return None
+        details = self.store.get_run_details(run_id) or {}
+        trace_id, span_id = details.get("trace_id"), details.get("span_id")
+        context = span_context(trace_id, span_id) if trace_id and span_id else None
+        return RunHandle(
+            self._tracer,
+            run_id,
+            run["dag_nsref"],
+            details.get("attempt") or 1,
+            NonRecordingSpan(context or INVALID_SPAN_CONTEXT),
+        )
+
+    def _stored_node(
+        self, run_id: str, node_label: str, call: str
+    ) -> tuple[RunHandle, list[dict[str, Any]]] | None:
+        """The run of a node not open here, and the node's stored edges; None (refused)
+        when the node is not stored (lythonic's update would change no row)."""
+        run = self._run(run_id, call)
+        if run is None:
+            return None
+        if not any(n["node_label"] == node_label for n in self.store.get_node_executions(run_id)):
+            self._refuse(f"{call}: no node {node_label!r} in run {run_id!r}")
+            return None
+        edges = [
+            e for e in self.store.get_edge_traversals(run_id) if e["upstream_label"] == node_label
+        ]
+        return run, edges
 
     def _composite_node(
         self, parent_run_id: str | None, nsref: str
