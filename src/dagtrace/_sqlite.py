@@ -350,6 +350,8 @@ class SqliteStore(Store):
             raise StoreError("not a provenance database: no dag_runs table", location=self.location)
         if "initiated_by" not in columns:
             self.initiated_by_column = "NULL"
+        if "parent_node_label" not in columns:
+            self.parent_node_column = "NULL"
 
 
 def _reopen(path: str, read_only: bool, durability: Durability, busy_timeout: float) -> SqliteStore:

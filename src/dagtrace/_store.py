@@ -657,7 +657,9 @@ class Store(ABC):
                 },
             )
         places = {run.run_id: _nsref_place(run, runs) for run in runs.values()}
-        unplaced = [r for r in runs.values() if places[r.run_id] is None and r.parent_run_id in runs]
+        unplaced = [
+            r for r in runs.values() if places[r.run_id] is None and r.parent_run_id in runs
+        ]
         if unplaced:  # sub-runs whose nsref does not name their composite node
             places.update(self._places_by_parent_node(cur, unplaced, runs))
         for run in runs.values():  # start order: a later run under the same key wins
