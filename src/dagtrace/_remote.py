@@ -16,13 +16,17 @@ from ._errors import StoreError
 from ._models import DagRun, IoPayload
 
 _RUNS = TypeAdapter(list[DagRun])
+_API = "/api/v1"
 
 
 class RemoteProvenance:
     """Read methods of `DagProvenance`, same names and shapes, against a server URL."""
 
     def __init__(self, url: str, *, token: str | None = None, timeout: float = 10.0) -> None:
-        self.url = url.rstrip("/")
+        """`url`: the server's base URL (`http://host:4319`, or behind a proxy
+        `https://host/dagtrace`) or its query API (`http://host:4319/api/v1`), with or
+        without a trailing slash."""
+        self.url = url.rstrip("/").removesuffix(_API).rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
