@@ -72,17 +72,17 @@ class Rows:
 
 def row_version(attempt: int, rank: int, written_ns: int, span_id: str | None) -> bytes:
     """A write's place in the order of writes to one row, as bytes that compare (SQLite
-    BLOB, PostgreSQL BYTEA: bytewise) as the tuple (attempt, rank, time, span id) does.
+    BLOB, PostgreSQL BYTEA: bytewise) as the tuple (attempt, time, rank, span id) does.
 
-    `rank` is 0 for a start and 1 for every later write (an end, a change, a close):
-    within an attempt a start never beats them, and among them the later write wins,
-    as the later call does in lythonic; the span id breaks ties between two spans, and
-    the same span delivered twice has the same version (a duplicate changes nothing).
+    The latest attempt wins; within it the later write, as the later call does in
+    lythonic. `rank` (0 a start, 1 an end, a change or a close) puts the end of a
+    zero-length span after its start; the span id breaks the remaining ties, and the
+    same span delivered twice has the same version (a duplicate changes nothing).
     """
     return (
         attempt.to_bytes(4, "big")
-        + _RANKS[rank]
         + written_ns.to_bytes(9, "big")
+        + _RANKS[rank]
         + (bytes.fromhex(span_id) if span_id else b"")
     )
 
@@ -306,9 +306,8 @@ class Writer:
         """Upsert `rows_for` rows.
 
         Each group of columns a write sets keeps the values of its newest write
-        (`row_version`: the latest attempt, then a start before anything else, then
-        the later write), so any arrival order ends the same; the same span twice
-        changes nothing. Rows go in a stable key order where rows are locked
+        (`row_version`: the latest attempt, then the later write), so any arrival
+        order ends the same; the same span twice changes nothing. Rows go in a stable key order where rows are locked
         (`Dialect.row_locks`).
         """
         if rows.runs:
