@@ -307,8 +307,8 @@ class Writer:
 
         Each group of columns a write sets keeps the values of its newest write
         (`row_version`: the latest attempt, then the later write), so any arrival
-        order ends the same; the same span twice changes nothing. Rows go in a stable key order where rows are locked
-        (`Dialect.row_locks`).
+        order ends the same; the same span twice changes nothing. Rows go in a
+        stable key order where rows are locked (`Dialect.row_locks`).
         """
         if rows.runs:
             self._execute(_RUN_UPSERT_SQL[self._dialect], rows.runs, _by_run)
