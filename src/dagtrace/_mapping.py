@@ -20,7 +20,7 @@ PHASE_START = 0
 PHASE_END = 1
 """Its span ended: the attempt's final word, unless closed."""
 PHASE_CLOSED = 2
-"""Closed as interrupted: late spans of the same attempt do not reopen it."""
+"""Closed as interrupted (stored in `phase`; the order of writes is `row_version`'s)."""
 
 
 _CHANGES = frozenset({c.CHANGE_STATUS, c.CHANGE_FINISH})

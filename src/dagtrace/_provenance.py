@@ -54,9 +54,9 @@ class ProvenanceReads:
     def close_interrupted(self, run_id: str, reason: str = "interrupted: runner died") -> int:
         """Close a run whose runner died, so it can be restarted (status `failed`).
 
-        Its running nodes and running sub-DAG runs are closed too; late spans of the
-        dead attempt do not reopen it. Returns how many runs were closed (0: the run
-        is unknown or not running). Not in lythonic: a dagtrace addition.
+        Its running nodes and running sub-DAG runs are closed too; spans of the dead
+        attempt made before the close change nothing. Returns how many runs were
+        closed (0: the run is unknown or not running). Not in lythonic: a dagtrace addition.
         """
         return self.store.close_interrupted(run_id, reason)
 

@@ -232,9 +232,9 @@ def _echo_details(details: dict[str, Any], jaeger_url: str) -> None:
 def close(db: str, run_id: str, reason: str) -> None:
     """Close a run whose runner died, so it can be restarted.
 
-    The run, its running nodes and running sub-DAG runs become `failed`; late
-    spans of the dead attempt do not reopen it. Exits 3 if the run is unknown or
-    not running.
+    The run, its running nodes and running sub-DAG runs become `failed`; spans
+    of the dead attempt made before the close change nothing. Exits 3 if the run
+    is unknown or not running.
 
     \b
     Example:
