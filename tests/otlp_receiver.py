@@ -65,6 +65,10 @@ class Handler(BaseHTTPRequestHandler):
                                     "name": span.name,
                                     "service": service.get("service.name"),
                                     "attributes": attrs,
+                                    "links": [
+                                        [link.trace_id.hex(), link.span_id.hex()]
+                                        for link in span.links
+                                    ],
                                 }
                             )
                             + "\n"
