@@ -214,3 +214,20 @@ def test_every_arrival_order_ends_as_the_table_says(
         results.append(_row(location, kind))
     assert results[0] == results[1] == results[2]
     assert {k: results[0][k] for k in expected} == expected
+
+
+def test_a_later_attempt_without_input_keeps_the_earlier_input_and_flags(
+    new_store_url: Callable[[], str],
+) -> None:
+    """docs/conventions.md, Node spans: input and flags carry over when a later attempt
+    names no input; output and error never do."""
+    location = new_store_url()
+    first = span(kind=c.KIND_NODE, start=1 * S, end=2 * S, error=True, span_id=NODE_SPAN)
+    first.input_json, first.is_source = '"in"', True
+    again = start(kind=c.KIND_NODE, attempt=2, start=5 * S, span_id="e" * 16)
+    again.input_json, again.is_source = None, None
+    for write in (again, first):  # the later attempt arrives first
+        _apply(location, write)
+    node = _row(location, c.KIND_NODE)
+    assert (node["status"], node["input_json"], node["is_source"]) == ("running", '"in"', True)
+    assert (node["output_json"], node["error"], node["finished_at"]) == (None, None, None)
