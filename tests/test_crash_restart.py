@@ -65,7 +65,6 @@ def test_killed_runner_failed_elsewhere_then_restarted(
 
     killable_dag.setup(str(log), kill_at="never")
     result = asyncio.run(DagRunner(killable_dag.dag(), provenance=prov).restart(run.run_id))
-    prov.close()
     assert result.status == "completed", result
     executed_after = log.read_text().split()[len(executed_before) :]
     assert not set(executed_before[:-1]) & set(executed_after)  # completed: not run again
@@ -75,6 +74,7 @@ def test_killed_runner_failed_elsewhere_then_restarted(
     assert {n.status for n in after.nodes.values()} == {"completed"}
     second = prov.store.get_run_details(run.run_id) or {}
     assert second["attempt"] == 2 and second["trace_id"] != first["trace_id"]
+    prov.close()  # sends what is still batched to the receiver
 
     spans = [json.loads(line) for line in received.read_text().splitlines()]
     change = next(s for s in spans if s["name"] == "dag.change")

@@ -246,10 +246,10 @@ def test_killed_lythonic_runner_is_closed_and_restarted(
 
     killable_dag.setup(str(log), kill_at="never")
     result = asyncio.run(DagRunner(killable_dag.dag(), provenance=traced).restart(run.run_id))
-    traced.close()
     assert result.status == "completed", result
     executed_after = log.read_text().split()[len(executed_before) :]
     finished_before = executed_before[:-1]  # the killed node had not finished
     assert not set(finished_before) & set(executed_after)  # nothing completed runs again
     assert executed_after[0] == kill_at
     assert {n.status for n in traced.inspect_run(run.run_id).nodes.values()} == {"completed"}  # type: ignore[union-attr]
+    traced.close()

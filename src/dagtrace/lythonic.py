@@ -69,6 +69,7 @@ class TracedProvenance(ProvenanceReads):
         forward: str | bool | None = None,
         store: Store | None = None,
     ) -> None:
+        self._owns_store = store is None and tracer_provider is None
         self.store = store or open_store(db_path or os.environ.get(DB_ENV) or DEFAULT_DB)
         self._owns_provider = tracer_provider is None
         if tracer_provider is None:
@@ -84,11 +85,14 @@ class TracedProvenance(ProvenanceReads):
         self._lock = threading.Lock()
 
     def close(self) -> None:
-        """Flush and, if it made it, shut its TracerProvider down."""
+        """Flush and, if it made them, shut its TracerProvider down and close its store
+        (a provider you gave keeps writing to the store: close both yourself)."""
         if self._owns_provider:
             self.tracer_provider.shutdown()
         else:
             self.tracer_provider.force_flush()
+        if self._owns_store:
+            self.store.close()
 
     @contextmanager
     def replay_lineage(self, run_id: str) -> Iterator[None]:
