@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -33,11 +34,77 @@ def safe_json_dumps(obj: Any) -> str:
         return json.dumps(str(obj))
 
 
-def epoch_to_datetime(epoch: float | None) -> datetime | None:
-    """REAL epoch seconds as stored → aware UTC datetime (None stays None)."""
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+_from_epoch = datetime.fromtimestamp
+
+
+def epoch_to_datetime(epoch: Any) -> datetime | None:
+    """REAL epoch seconds as stored → aware UTC datetime (None stays None).
+
+    A value no datetime can show (1e21, -1e21, year 10000 or later, NaN, inf, TEXT a
+    file from another tool may hold) is clamped to the datetime range, where lythonic
+    raises: one odd row must not take every listing down. `describe_epoch` shows it.
+    """
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, tz=UTC)
+    try:
+        return _from_epoch(epoch, UTC)
+    except (OverflowError, ValueError, OSError, TypeError):
+        return _clamped(epoch)
+
+
+def _clamped(epoch: Any) -> datetime:
+    try:
+        value = float(epoch)
+    except (TypeError, ValueError):
+        return EARLIEST  # text that is no number
+    if value != value:  # NaN
+        return EARLIEST
+    if value > 0:
+        return LATEST
+    if value < 0:
+        return EARLIEST
+    return _from_epoch(value, UTC)
+
+
+def shows_as_datetime(epoch: Any) -> bool:
+    """The stored value is a time a datetime shows as is (not clamped)."""
+    if epoch is None:
+        return True
+    try:
+        _from_epoch(epoch, UTC)
+    except (OverflowError, ValueError, OSError, TypeError):
+        return False
+    return True
+
+
+def describe_epoch(epoch: Any) -> str:
+    """A stored time for people: local date and time, or the raw value when clamped."""
+    if epoch is None:
+        return "-"
+    if not shows_as_datetime(epoch):
+        return f"epoch {epoch!r}"
+    return _from_epoch(epoch, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def raw_times(row: dict[str, Any]) -> dict[str, Any]:
+    """A row for JSON, which has no NaN or infinities: those times as the strings
+    `NaN`, `Infinity`, `-Infinity` (the raw epoch, not null), the rest unchanged."""
+    odd = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+    if not odd:
+        return row
+    return {**row, **{k: _NON_FINITE[repr(row[k])] for k in odd}}
+
+
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def seconds_between(start: Any, end: Any) -> float | None:
+    """`end - start` in seconds when both are stored times datetimes can show."""
+    if start is None or end is None or not (shows_as_datetime(start) and shows_as_datetime(end)):
+        return None
+    return float(end) - float(start)
 
 
 class EdgeTraversal(BaseModel):

@@ -42,7 +42,7 @@ from ._ingest import (
     ingest_in_worker,
     start_worker,
 )
-from ._models import DagRun, IoPayload
+from ._models import DagRun, IoPayload, raw_times
 from ._otlp import UndecodableRequest, export_response, redact_request, status_body
 from ._redact import Redaction
 from ._store import Store
@@ -350,7 +350,7 @@ def _query_routes(
         all: bool = Query(False, description="Include sub-DAG runs."),
     ) -> list[dict[str, Any]]:
         """Newest runs first, flat, with their node count: no trees (`dagtrace runs`)."""
-        return store.list_runs(limit, status, top_level=not all)
+        return [raw_times(run) for run in store.list_runs(limit, status, top_level=not all)]
 
     @app.get("/api/v1/runs/changed", dependencies=guard)
     def changed_runs(since: float = Query(..., description="Epoch seconds.")) -> list[str]:
@@ -370,11 +370,13 @@ def _query_routes(
     def record(run_id: str) -> dict[str, Any]:
         """The run row, as `get_run`."""
         row = found(store.get_run(run_id), "run")
-        return {
-            **row,
-            "source_inputs_json": redaction.payload(row["source_inputs_json"]),
-            "sink_outputs_json": redaction.payload(row["sink_outputs_json"]),
-        }
+        return raw_times(
+            {
+                **row,
+                "source_inputs_json": redaction.payload(row["source_inputs_json"]),
+                "sink_outputs_json": redaction.payload(row["sink_outputs_json"]),
+            }
+        )
 
     @app.get("/api/v1/runs/{run_id}/details", dependencies=guard)
     def details(run_id: str) -> dict[str, Any]:
@@ -384,12 +386,12 @@ def _query_routes(
     @app.get("/api/v1/runs/{run_id}/nodes", dependencies=guard)
     def nodes(run_id: str) -> list[dict[str, Any]]:
         """Node rows, as `get_node_executions`."""
-        return redaction.node_rows(store.get_node_executions(run_id))
+        return [raw_times(n) for n in redaction.node_rows(store.get_node_executions(run_id))]
 
     @app.get("/api/v1/runs/{run_id}/edges", dependencies=guard)
     def edges(run_id: str) -> list[dict[str, Any]]:
         """Edge traversals, as `get_edge_traversals`."""
-        return store.get_edge_traversals(run_id)
+        return [raw_times(edge) for edge in store.get_edge_traversals(run_id)]
 
     @app.get("/api/v1/runs/{run_id}/children", dependencies=guard, response_model=list[DagRun])
     def children(run_id: str) -> list[DagRun]:

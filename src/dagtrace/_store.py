@@ -15,13 +15,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from . import _schema
 from ._errors import NotFoundError, NotReusableError, StoreError
 from ._mapping import SpanRecord
-from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, trusted
+from ._models import (
+    DagRun,
+    EdgeTraversal,
+    IoPayload,
+    NodeExecution,
+    epoch_to_datetime,
+    trusted,
+)
 from ._writer import Cursor, Dialect, Rows, Writer, rows_for
 
 _log = logging.getLogger("dagtrace")
@@ -65,7 +71,7 @@ _RUN_COLUMNS = ("run_id", "dag_nsref", "parent_run_id", "status", "started_at", 
 _NODE_COLUMNS = "run_id, node_label, status, is_source, is_sink, started_at, finished_at, error"
 
 
-_from_epoch = datetime.fromtimestamp
+_from_epoch = epoch_to_datetime
 
 
 def _newest_runs(
@@ -614,8 +620,8 @@ class Store(ABC):
                     "status": status,
                     "is_source": bool(is_source),
                     "is_sink": bool(is_sink),
-                    "started_at": None if started is None else _from_epoch(started, UTC),
-                    "finished_at": None if finished is None else _from_epoch(finished, UTC),
+                    "started_at": None if started is None else _from_epoch(started),
+                    "finished_at": None if finished is None else _from_epoch(finished),
                     "error": error,
                     "edges": [],
                     "sub_dags": None,
@@ -636,7 +642,7 @@ class Store(ABC):
                         EdgeTraversal,
                         {
                             "downstream_label": downstream,
-                            "traversed_at": _from_epoch(at, UTC),
+                            "traversed_at": _from_epoch(at),
                         },
                     )
                 )
@@ -649,8 +655,8 @@ class Store(ABC):
                     "dag_nsref": nsref,
                     "parent_run_id": parent,
                     "status": status,
-                    "started_at": _from_epoch(started, UTC),
-                    "finished_at": None if finished is None else _from_epoch(finished, UTC),
+                    "started_at": _from_epoch(started),
+                    "finished_at": None if finished is None else _from_epoch(finished),
                     "initiated_by": initiator,
                     "nodes": nodes_by_run.get(run_id, {}),
                     "io": None,

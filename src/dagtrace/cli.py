@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NoReturn
 
 import click
@@ -17,7 +17,7 @@ from . import __version__
 from ._bridge import DB_ENV, DEFAULT_DB
 from ._errors import StoreError
 from ._ingest import DEFAULT_FORWARD_BUFFER, LOG_FORMAT
-from ._models import DagRun
+from ._models import DagRun, describe_epoch, seconds_between
 from ._provenance import open_store
 from ._remote import RemoteProvenance
 from ._render import render_run_tree
@@ -133,11 +133,11 @@ def runs(
         return
     click.echo(f"{'RUN ID':<38}{'STATUS':<11}{'STARTED':<21}{'DURATION':>10}{'NODES':>7}  NSREF")
     for run in found:
-        started, finished = run["started_at"], run["finished_at"]
-        duration = "-" if finished is None else f"{finished - started:.2f}s"
+        seconds = seconds_between(run["started_at"], run["finished_at"])
+        duration = "-" if seconds is None else f"{seconds:.2f}s"
         click.echo(
             f"{run['run_id']:<38}{run['status']:<11}"
-            f"{_when(datetime.fromtimestamp(started, UTC)):<21}"
+            f"{describe_epoch(run['started_at']):<21}"
             f"{duration:>10}{run['nodes']:>7}  {run['dag_nsref']}"
         )
 
