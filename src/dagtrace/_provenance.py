@@ -14,6 +14,7 @@ from typing import Any
 
 from ._errors import StoreError
 from ._initiator import current_initiator
+from ._mapping import check_text
 from ._models import DagRun, safe_json_dumps
 from ._sqlite import Durability, SqliteStore
 from ._store import Store
@@ -104,7 +105,9 @@ class ProvenanceReads:
 class DagProvenance(ProvenanceReads):
     """Storage for DAG run state and node execution traces, drop-in for lythonic's.
 
-    Raises `StoreError` (naming the file) where lythonic raises driver errors.
+    Raises `StoreError` (naming the file) where lythonic raises driver errors, and
+    `ValueError` before writing anything for text no store keeps as given (NUL, an
+    unpaired surrogate).
     """
 
     db_path: Path
@@ -146,16 +149,19 @@ class DagProvenance(ProvenanceReads):
         explicitly from another thread, which does not see the caller's context.
         """
         who = initiator if initiator is not None else current_initiator()
+        check_text(run_id=run_id, dag_nsref=dag_nsref, parent_run_id=parent_run_id, initiator=who)
         with self.store.transaction() as w:
             w.insert_run(run_id, dag_nsref, safe_json_dumps(source_inputs), parent_run_id, who)
 
     def update_run_status(self, run_id: str, status: str) -> None:
         """Update the status of a run without setting finished_at."""
+        check_text(run_id=run_id, status=status)
         with self.store.transaction() as w:
             w.update_run_status(run_id, status)
 
     def finish_run(self, run_id: str, status: str, sink_outputs_json: str | None = None) -> None:
         """Set final status and finished_at timestamp."""
+        check_text(run_id=run_id, status=status, sink_outputs_json=sink_outputs_json)
         with self.store.transaction() as w:
             w.finish_run(run_id, status, sink_outputs_json)
 
@@ -168,11 +174,13 @@ class DagProvenance(ProvenanceReads):
         is_sink: bool = False,
     ) -> None:
         """Record that a node has started execution."""
+        check_text(run_id=run_id, node_label=node_label, input_json=input_json)
         with self.store.transaction() as w:
             w.start_node(run_id, node_label, input_json, is_source, is_sink)
 
     def record_node_skipped(self, run_id: str, node_label: str, output_json: str) -> None:
         """Record a node as skipped with a copied output (used in replay)."""
+        check_text(run_id=run_id, node_label=node_label, output_json=output_json)
         with self.store.transaction() as w:
             w.skip_node(run_id, node_label, output_json)
 
@@ -184,12 +192,15 @@ class DagProvenance(ProvenanceReads):
         edges: list[tuple[str, str]],
     ) -> None:
         """Record node completion and all outgoing edge traversals in one transaction."""
+        check_text(run_id=run_id, node_label=node_label, output_json=output_json)
+        check_text(**{f"edges[{i}][{j}]": x for i, e in enumerate(edges) for j, x in enumerate(e)})
         with self.store.transaction() as w:
             w.complete_node(run_id, node_label, output_json)
             w.insert_edges(run_id, edges)
 
     def fail_node_and_finish_run(self, run_id: str, node_label: str, error: str) -> None:
         """Record node failure and mark the run as failed in one transaction."""
+        check_text(run_id=run_id, node_label=node_label, error=error)
         with self.store.transaction() as w:
             w.fail_node(run_id, node_label, error)
             w.finish_run(run_id, "failed", None)

@@ -118,7 +118,9 @@ class TracedProvenance(ProvenanceReads):
         parent_run_id: str | None = None,
         initiator: str | None = None,
     ) -> None:
-        check_text(run_id=run_id, dag_nsref=dag_nsref, parent_run_id=parent_run_id)
+        check_text(
+            run_id=run_id, dag_nsref=dag_nsref, parent_run_id=parent_run_id, initiator=initiator
+        )
         if run_id in self._runs or self.store.get_run(run_id) is not None:
             self._refuse(f"create_run: run {run_id!r} exists")
             return
@@ -159,7 +161,7 @@ class TracedProvenance(ProvenanceReads):
             self._tracer.change(run, status)
 
     def finish_run(self, run_id: str, status: str, sink_outputs_json: str | None = None) -> None:
-        check_text(run_id=run_id, status=status)
+        check_text(run_id=run_id, status=status, sink_outputs_json=sink_outputs_json)
         handle = self._pop_run(run_id)
         if handle is not None and status not in NOT_FINISHED:
             if sink_outputs_json is not None:
@@ -180,7 +182,7 @@ class TracedProvenance(ProvenanceReads):
         is_source: bool = False,
         is_sink: bool = False,
     ) -> None:
-        check_text(run_id=run_id, node_label=node_label)
+        check_text(run_id=run_id, node_label=node_label, input_json=input_json)
         run = self._run(run_id, "record_node_start")
         if run is None:
             return
@@ -191,7 +193,7 @@ class TracedProvenance(ProvenanceReads):
             self._nodes[(run_id, node_label)] = node
 
     def record_node_skipped(self, run_id: str, node_label: str, output_json: str) -> None:
-        check_text(run_id=run_id, node_label=node_label)
+        check_text(run_id=run_id, node_label=node_label, output_json=output_json)
         run = self._run(run_id, "record_node_skipped")
         if run is None:
             return
@@ -202,7 +204,7 @@ class TracedProvenance(ProvenanceReads):
     def complete_node_with_edges(
         self, run_id: str, node_label: str, output_json: str, edges: list[tuple[str, str]]
     ) -> None:
-        check_text(run_id=run_id, node_label=node_label)
+        check_text(run_id=run_id, node_label=node_label, output_json=output_json)
         check_text(**{f"edges[{i}][{j}]": x for i, e in enumerate(edges) for j, x in enumerate(e)})
         downstream = [d for _, d in edges]
         with self._lock:
@@ -238,7 +240,7 @@ class TracedProvenance(ProvenanceReads):
         )
 
     def fail_node_and_finish_run(self, run_id: str, node_label: str, error: str) -> None:
-        check_text(run_id=run_id, node_label=node_label)
+        check_text(run_id=run_id, node_label=node_label, error=error)
         with self._lock:
             node = self._nodes.pop((run_id, node_label), None)
         if node is not None:
