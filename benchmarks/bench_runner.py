@@ -1,0 +1,109 @@
+"""What a lythonic user feels: DagRunner's time per node with each provenance, one run.
+
+    python benchmarks/bench_runner.py [--nodes 200] [--rounds 7]
+
+lythonic's DagRunner runs a chain of `--nodes` trivial nodes with:
+- `NullProvenance` (lythonic's: the runner alone),
+- lythonic 0.0.28's `DagProvenance` (rollback journal, a connection per call),
+- `dagtrace.DagProvenance` (the drop-in: each call durable when it returns),
+- `dagtrace.lythonic.TracedProvenance` (every write a span; an ended node committed
+  before `end()` returns),
+in interleaved rounds (a slow spell of the machine hits every arm of a round). The
+overhead of an arm is its time per node minus the runner alone's; the ratio is
+lythonic's overhead over the arm's, per round and for the medians.
+Floor (issue 16): ≥ 25 for both dagtrace classes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lythonic.compose.dag_provenance import DagProvenance as LythonicProvenance
+from lythonic.compose.dag_provenance import NullProvenance
+from lythonic.compose.dag_runner import DagRunner
+from lythonic.compose.namespace import Dag
+
+import dagtrace
+from dagtrace.lythonic import TracedProvenance
+
+FLOOR = 25.0
+
+
+def step(n: int) -> int:
+    return n + 1
+
+
+def chain(nodes: int) -> Dag:
+    dag = Dag()
+    last = dag.node(step, label="n0")
+    for i in range(1, nodes):
+        last = last >> dag.node(step, label=f"n{i}")
+    return dag
+
+
+def _per_node(dag: Dag, provenance: Any, nodes: int) -> float:
+    """Seconds per node of one DagRunner run (the run's own create and finish included)."""
+    runner = DagRunner(dag, provenance=provenance)
+    start = time.perf_counter()
+    result = asyncio.run(runner.run({"n0": {"n": 0}}, dag_nsref="bench"))
+    elapsed = time.perf_counter() - start
+    assert result.status == "completed", result
+    return elapsed / nodes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--nodes", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    dag = chain(args.nodes)
+    where = Path(tempfile.mkdtemp(prefix="dagtrace-bench-runner-"))
+    arms: dict[str, Callable[[], Any]] = {
+        "runner alone": NullProvenance,
+        "lythonic DagProvenance": lambda: LythonicProvenance(where / "lythonic.db"),
+        "dagtrace.DagProvenance": lambda: dagtrace.DagProvenance(where / "dropin.db"),
+        "TracedProvenance": lambda: TracedProvenance(where / "traced.db"),
+    }
+    made = {name: make() for name, make in arms.items()}
+    for prov in made.values():  # warm-up: imports, schema, first connections
+        _per_node(dag, prov, args.nodes)
+    samples: dict[str, list[float]] = {name: [] for name in arms}
+    print(f"DagRunner, a chain of {args.nodes} nodes, {args.rounds} interleaved rounds")
+    print(f"{'round':>5}  " + "  ".join(f"{n:>24}" for n in arms) + "   ratio drop-in / traced")
+    for r in range(args.rounds):
+        for name, prov in made.items():
+            samples[name].append(_per_node(dag, prov, args.nodes))
+        alone, lyth = samples["runner alone"][-1], samples["lythonic DagProvenance"][-1]
+        drop = (lyth - alone) / max(samples["dagtrace.DagProvenance"][-1] - alone, 1e-9)
+        traced = (lyth - alone) / max(samples["TracedProvenance"][-1] - alone, 1e-9)
+        cells = "  ".join(f"{samples[n][-1] * 1e6:>21.0f} µs" for n in arms)
+        print(f"{r + 1:>5}  {cells}   {drop:6.1f}× / {traced:6.1f}×")
+    medians = {name: statistics.median(s) for name, s in samples.items()}
+    alone = medians["runner alone"]
+    lyth_overhead = medians["lythonic DagProvenance"] - alone
+    print("\nmedians per node (overhead over the runner alone):")
+    for name, value in medians.items():
+        overhead = value - alone
+        line = f"  {name:<24} {value * 1e6:8.0f} µs   overhead {overhead * 1e6:8.0f} µs"
+        if name not in ("runner alone", "lythonic DagProvenance"):
+            ratio = lyth_overhead / max(overhead, 1e-9)
+            verdict = "meets" if ratio >= FLOOR else "below"
+            line += (
+                f"   lythonic's overhead / this = {ratio:5.1f}× ({verdict} the {FLOOR:.0f}× floor)"
+            )
+        print(line)
+    for prov in made.values():
+        close = getattr(prov, "close", None)
+        if close is not None:
+            close()
+
+
+if __name__ == "__main__":
+    main()
