@@ -34,6 +34,14 @@ from ._writer import (
 )
 
 _MIGRATION_LOCK = 0x6461677472616365  # "dagtrace"
+_TABLES = (
+    "dag_runs",
+    "node_executions",
+    "edge_traversals",
+    "dagtrace_span_parents",
+    "dagtrace_parent_search",
+)
+"""What VACUUM ANALYZE covers and the size counts (with `dagtrace_meta`)."""
 
 
 def _unnest(values: list[str]) -> tuple[str, Any]:
@@ -299,7 +307,7 @@ class PostgresStore(Store):
 
         try:
             with psycopg.connect(self.url, autocommit=True) as conn:
-                for table in ("dag_runs", "node_executions", "edge_traversals"):
+                for table in _TABLES:
                     conn.execute(f"VACUUM ANALYZE {table}")
         except psycopg.Error as e:
             raise StoreError(f"vacuum failed: {_reason(e)}", location=self.location) from e
@@ -310,8 +318,7 @@ class PostgresStore(Store):
             cur.execute(
                 "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
-                "AND c.relname IN ('dag_runs', 'node_executions', 'edge_traversals', "
-                "'dagtrace_meta')"
+                f"AND c.relname IN ({', '.join(repr(t) for t in (*_TABLES, 'dagtrace_meta'))})"
             )
             return int(cur.fetchone()[0])
 

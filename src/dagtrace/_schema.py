@@ -2,12 +2,12 @@
 
 lythonic's DDL (tables, columns, types, primary keys) is normative, so a file
 either library writes opens in the other. dagtrace adds only nullable columns,
-indexes and a `dagtrace_meta` table; lythonic ignores all three.
+indexes and tables of its own (`dagtrace_*`); lythonic ignores all three.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """Bumped whenever a migration step is added below."""
 
 DAG_RUNS_DDL = """\
@@ -52,7 +52,36 @@ CREATE TABLE IF NOT EXISTS edge_traversals (
 
 META_DDL = "CREATE TABLE IF NOT EXISTS dagtrace_meta (key TEXT PRIMARY KEY, value TEXT)"
 
-TABLE_DDLS = (DAG_RUNS_DDL, NODE_EXECUTIONS_DDL, EDGE_TRAVERSALS_DDL, META_DDL)
+SPAN_PARENTS_DDL = """\
+CREATE TABLE IF NOT EXISTS dagtrace_span_parents (
+    span_id TEXT PRIMARY KEY,
+    parent_span_id TEXT NOT NULL,
+    seen_at REAL NOT NULL
+)"""
+"""Schema 6: non-DAG spans (an HTTP span inside a node) and their OTel parents, the
+links a sub-DAG run's parent is found through (`_parents`); dropped after a day."""
+
+PARENT_SEARCH_DDL = """\
+CREATE TABLE IF NOT EXISTS dagtrace_parent_search (
+    run_id TEXT NOT NULL,
+    preference INTEGER NOT NULL,
+    trace_id TEXT NOT NULL,
+    look_for TEXT,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (run_id, preference)
+)"""
+"""Schema 6: sub-DAG runs naming no parent: `look_for` is the span their search waits
+for (0: through the OTel parent, 1…: through their span links), NULL once their parent
+was inferred that way (an explicit parent still beats it); dropped after a day."""
+
+TABLE_DDLS = (
+    DAG_RUNS_DDL,
+    NODE_EXECUTIONS_DDL,
+    EDGE_TRAVERSALS_DDL,
+    META_DDL,
+    SPAN_PARENTS_DDL,
+    PARENT_SEARCH_DDL,
+)
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "dag_runs": (
@@ -127,8 +156,15 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS dagtrace_runs_parent_started "
     "ON dag_runs (parent_run_id, started_at)",
     "CREATE INDEX IF NOT EXISTS dagtrace_runs_replay_of ON dag_runs (replay_of_run_id)",
+    # schema 6: which node a span is, and the parent search (`_parents`)
+    "CREATE INDEX IF NOT EXISTS dagtrace_nodes_span ON node_executions (span_id)",
+    "CREATE INDEX IF NOT EXISTS dagtrace_parent_search_look_for "
+    "ON dagtrace_parent_search (look_for)",
+    "CREATE INDEX IF NOT EXISTS dagtrace_parent_search_seen ON dagtrace_parent_search (seen_at)",
+    "CREATE INDEX IF NOT EXISTS dagtrace_span_parents_seen ON dagtrace_span_parents (seen_at)",
 )
-"""What the reads filter and sort on: recent, by status, child runs, replays of a run."""
+"""What the reads filter and sort on: recent, by status, child runs, replays of a run;
+and what the parent search of sub-DAG runs looks up (schema 6)."""
 
 RETIRED_INDEXES = ("dagtrace_runs_parent",)
 """Indexes of older versions that a newer one covers: the migration drops them."""
