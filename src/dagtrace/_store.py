@@ -28,6 +28,8 @@ from ._models import (
     epoch_to_datetime,
     trusted,
 )
+from ._parents import ParentFacts, ParentSearch
+from ._parents import prune as _prune_parent_search
 from ._writer import Cursor, Dialect, Rows, Writer, rows_for
 
 _log = logging.getLogger("dagtrace")
@@ -161,24 +163,43 @@ class Store(ABC):
     _RETRIES = 5
 
     def write_records(
-        self, records: Sequence[SpanRecord], *, counters: dict[str, int] | None = None
+        self,
+        records: Sequence[SpanRecord],
+        *,
+        counters: dict[str, int] | None = None,
+        parents: ParentFacts | None = None,
     ) -> None:
         """Store span records now, in one transaction (with any deferred ones).
 
+        `parents`: what the batch's spans tell about sub-run parents (`_parents`); the
+        parents it leads to are set in the same transaction.
         A transaction the database aborted to break a deadlock or a serialisation
         conflict is retried, a bounded number of times.
         """
-        self.write_rows(rows_for(records), counters=counters)
+        self.write_rows(rows_for(records), counters=counters, parents=parents)
 
-    def write_rows(self, rows: Rows, *, counters: dict[str, int] | None = None) -> None:
+    def write_rows(
+        self,
+        rows: Rows,
+        *,
+        counters: dict[str, int] | None = None,
+        parents: ParentFacts | None = None,
+    ) -> None:
         """`write_records` for rows already built (by a decoding process, say)."""
         for attempt in range(1, self._RETRIES + 1):
             pending = self._take_deferred()
             try:
                 with self._transaction() as writer:  # what `transaction()` does, inlined:
+                    search = (
+                        ParentSearch(writer, parents, sweep_key=self.location) if parents else None
+                    )
+                    if search:  # its locks and reads come before any row is written
+                        search.before_rows()
                     if pending:  # this is the live processor's path, once per node
                         writer.apply_records(pending)
                     writer.write_rows(rows)
+                    if search:
+                        search.after_rows()
                     if counters:
                         writer.add_counters(counters)
                 return
@@ -197,7 +218,8 @@ class Store(ABC):
 
     def close_interrupted(self, run_id: str, reason: str) -> int:
         """Close a run whose runner died: it, its running nodes and running descendants
-        become `failed` with `reason`; late spans of that attempt do not reopen it.
+        become `failed` with `reason`; spans of that attempt made before now change
+        nothing (docs/conventions.md, "Which write wins").
         Returns the number of runs closed: 0 if the run is unknown or not running."""
         with self.transaction() as writer:
             return writer.close_run(run_id, reason, time.time())
@@ -348,7 +370,9 @@ class Store(ABC):
         """Delete top-level runs started before `older_than` (epoch seconds) with their
         sub-DAG runs, nodes and edges, `batch_size` runs per transaction so writers
         wait at most one short batch. `running` and `paused` runs stay unless
-        `include_active`. Returns the number of top-level runs deleted."""
+        `include_active`. Then drops the sub-run parent searches (`_parents`) written
+        before `older_than` or a day ago, or of runs no longer stored. Returns the number
+        of top-level runs deleted."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         total = 0
@@ -357,7 +381,10 @@ class Store(ABC):
                 deleted = writer.prune_batch(older_than, statuses, include_active, batch_size)
             total += deleted
             if deleted < batch_size:
-                return total
+                break
+        with self.transaction() as writer:  # sub-run parent searches: old or of runs gone
+            _prune_parent_search(writer, older_than)
+        return total
 
     @abstractmethod
     def vacuum(self) -> None:

@@ -1,0 +1,620 @@
+"""The parent of a sub-DAG run span that does not name it, found through OTel spans.
+
+docs/conventions.md: a run span without `dag.run.parent_id` falls back to its OTel
+parent, walking up through non-DAG spans (an HTTP span between the composite node and
+the sub-DAG run) to a node span, or to a span link's node span. One walk (`walk`)
+serves every entry point, over what each knows of the spans:
+- the live processor: the spans its process saw (`ParentResolver`, in memory);
+- the exporter and `dagtrace serve`: the batch (`ParentFacts`) and the store, in the
+  batch's own transaction (`ParentSearch`), whatever order, batch and (PostgreSQL)
+  server the spans come in. The store keeps for it only non-DAG span → parent pairs
+  (`dagtrace_span_parents`) and the sub-runs whose search waits for a span not yet
+  seen (`dagtrace_parent_search`); node span ids are `node_executions.span_id`. A late
+  node span resolves the sub-runs waiting for it, a late non-DAG span moves them on.
+
+An explicit parent beats an inferred one, whichever arrives first; among inferred
+ones the OTel parent beats links, and an earlier link a later one. Entries older than
+`KEEP_SECONDS` are dropped on the way (and by `dagtrace prune`).
+
+On PostgreSQL two servers may hold the two ends of a chain at once: each batch takes
+transaction-scoped advisory locks per trace (shared for the node and non-DAG spans it
+brings, exclusive where it leaves a search waiting or moves one on) before it reads,
+so of two such batches the later one sees the earlier one's rows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+from . import conventions as c
+from ._mapping import SpanRecord
+from ._writer import Cursor, Dialect, Writer
+
+MAX_STEPS = 64
+"""Spans a walk goes up at most (a longer chain is taken for a cycle and dropped)."""
+
+KEEP_SECONDS = 86_400.0
+"""Non-DAG span → parent pairs, waiting searches and inferred-parent marks are dropped
+this long (a day) after they were written: a sub-run's spans reaching the store more
+than a day apart from its composite node's (or the spans between) stay unlinked, and
+an explicit parent arriving more than a day after an inferred one no longer replaces
+it. `dagtrace prune` drops them too."""
+
+SWEEP_PERIOD = 60.0
+"""Seconds between two drops of old entries by one process writing a store."""
+SWEEP_LIMIT = 10_000
+"""Rows of each table dropped at most per sweep (the next write sweeps again if full)."""
+
+Found = tuple[str, str]
+"""A node span: (run id, node label)."""
+
+K = TypeVar("K", bound=Hashable)
+
+
+class SpanGraph(Protocol):
+    """What is known of spans: which are node spans, which non-DAG spans have which parent."""
+
+    def nodes_of(self, span_ids: Collection[str]) -> Mapping[str, Found]: ...
+
+    def parents_of(self, span_ids: Collection[str]) -> Mapping[str, str]: ...
+
+
+def walk(starts: Mapping[K, str], graph: SpanGraph) -> tuple[dict[K, Found], dict[K, str]]:
+    """From each start span, up through non-DAG parents: the node span reached (found),
+    or the first span the graph does not know (the frontier, where a search waits).
+    Set by set: a few lookups per step, whatever the number of starts."""
+    found: dict[K, Found] = {}
+    frontier: dict[K, str] = {}
+    at = dict(starts)
+    for _ in range(MAX_STEPS):
+        if not at:
+            break
+        nodes = graph.nodes_of(set(at.values()))
+        rest = {}
+        for key, span in at.items():
+            node = nodes.get(span)
+            if node is not None:
+                found[key] = node
+            else:
+                rest[key] = span
+        if not rest:
+            break
+        parents = graph.parents_of(set(rest.values()))
+        at = {}
+        for key, span in rest.items():
+            parent = parents.get(span)
+            if parent is None:
+                frontier[key] = span
+            else:
+                at[key] = parent
+    return found, frontier  # what is still in `at` went round a cycle: dropped
+
+
+class Start(NamedTuple):
+    """Where a search for a run's parent starts (or has got to)."""
+
+    preference: int
+    """0: through the OTel parent; 1, 2 …: through the span links, in order."""
+    trace_id: str
+    span_id: str
+
+
+def starts_of(record: SpanRecord, link_traces: Sequence[str | None] = ()) -> list[Start]:
+    """The starts of a run span's search for its parent: none when it names its parent,
+    is not a run's own span (a heartbeat, a change), or has neither parent nor links."""
+    if (
+        record.kind != c.KIND_RUN
+        or record.parent_run_id is not None
+        or record.heartbeat
+        or record.change is not None
+    ):
+        return []
+    trace = record.trace_id or ""
+    starts = [Start(0, trace, record.parent_span_id)] if record.parent_span_id else []
+    for i, link in enumerate(record.link_span_ids, start=1):
+        link_trace = link_traces[i - 1] if i <= len(link_traces) else None
+        starts.append(Start(i, link_trace or trace, link))
+    return starts
+
+
+@dataclass
+class ParentFacts:
+    """What one batch of spans tells about sub-run parents; cheap to pickle (a decoding
+    process sends it back with the batch's rows)."""
+
+    nodes: dict[str, Found] = field(default_factory=dict)
+    """Node span id → (run id, label)."""
+    hops: dict[str, str | None] = field(default_factory=dict)
+    """Non-DAG span id → its parent span id; None for a root (a search stops there)."""
+    traces: set[str] = field(default_factory=set)
+    """Trace ids of those spans (PostgreSQL's lock keys)."""
+    run_spans: set[str] = field(default_factory=set)
+    """Span ids of run spans: a search reaching one stops (a run span is no node)."""
+    searches: dict[str, list[Start]] = field(default_factory=dict)
+    """Run id → where its search starts (runs naming no parent)."""
+    inferred: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    """Run id → (preference, parent run, node label) found before the store (in memory)."""
+    explicit: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    """Run id → its explicit (parent run, parent node)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.nodes or self.hops or self.searches or self.inferred or self.explicit)
+
+    def saw_other(self, span_id: str, parent_span_id: str | None, trace_id: str) -> None:
+        """A non-DAG span (hex ids)."""
+        self.hops[span_id] = parent_span_id
+        self.traces.add(trace_id)
+
+    def saw_node(self, span_id: str, run_id: str, label: str, trace_id: str | None) -> None:
+        self.nodes[span_id] = (run_id, label)
+        self.traces.add(trace_id or "")
+
+    def saw_run(self, record: SpanRecord, starts: Sequence[Start]) -> None:
+        """A run's own span: its explicit parent, or its search's `starts`."""
+        if record.span_id:
+            self.run_spans.add(record.span_id)
+        if record.heartbeat or record.change is not None:
+            return
+        if record.parent_run_id is not None:
+            self.explicit.setdefault(record.run_id, (record.parent_run_id, record.parent_node))
+        elif starts and not self.searches.get(record.run_id):
+            self.searches[record.run_id] = list(starts)
+
+    def saw_record(self, record: SpanRecord, link_traces: Sequence[str | None] = ()) -> None:
+        """A mapped DAG span; `link_traces`: the trace ids of its links, in order."""
+        if record.kind == c.KIND_NODE:
+            if record.span_id and record.label and record.change is None:
+                self.saw_node(record.span_id, record.run_id, record.label, record.trace_id)
+        elif record.kind == c.KIND_RUN:
+            self.saw_run(record, starts_of(record, link_traces))
+
+    def extend(self, other: ParentFacts) -> None:
+        self.nodes.update(other.nodes)
+        for span, parent in other.hops.items():
+            if parent is not None or span not in self.hops:
+                self.hops[span] = parent
+        self.traces |= other.traces
+        self.run_spans |= other.run_spans
+        for run_id, starts in other.searches.items():
+            if not self.searches.get(run_id):
+                self.searches[run_id] = starts
+        for run_id, found in other.inferred.items():
+            if run_id not in self.inferred or found < self.inferred[run_id]:
+                self.inferred[run_id] = found
+        for run_id, named in other.explicit.items():
+            self.explicit.setdefault(run_id, named)
+
+
+class _BatchGraph:
+    """The batch's spans alone."""
+
+    def __init__(self, facts: ParentFacts) -> None:
+        self._facts = facts
+
+    def nodes_of(self, span_ids: Collection[str]) -> Mapping[str, Found]:
+        nodes = self._facts.nodes
+        return {s: nodes[s] for s in span_ids if s in nodes}
+
+    def parents_of(self, span_ids: Collection[str]) -> Mapping[str, str]:
+        hops = self._facts.hops
+        return {s: p for s in span_ids if (p := hops.get(s)) is not None}
+
+
+class ParentResolver:
+    """The live processor's span graph: the most recent spans its process saw, in memory.
+
+    Bounded: it remembers the most recent `capacity` node and non-DAG spans each.
+    """
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._nodes: OrderedDict[str, Found] = OrderedDict()
+        self._others: OrderedDict[str, str] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def saw_node(self, span_id: str, run_id: str, label: str) -> None:
+        with self._lock:
+            self._remember(self._nodes, span_id, (run_id, label))
+
+    def saw_other(self, span_id: str, parent_span_id: str) -> None:
+        with self._lock:
+            self._remember(self._others, span_id, parent_span_id)
+
+    def _remember(self, table: OrderedDict[str, Any], key: str, value: Any) -> None:
+        table[key] = value
+        if len(table) > self._capacity:
+            table.popitem(last=False)
+
+    def nodes_of(self, span_ids: Collection[str]) -> Mapping[str, Found]:
+        nodes = self._nodes
+        return {s: nodes[s] for s in span_ids if s in nodes}
+
+    def parents_of(self, span_ids: Collection[str]) -> Mapping[str, str]:
+        others = self._others
+        return {s: others[s] for s in span_ids if s in others}
+
+    def resolve(
+        self,
+        record: SpanRecord,
+        facts: ParentFacts,
+        link_traces: Sequence[str | None] = (),
+        *,
+        keep_searching: bool = True,
+    ) -> None:
+        """Put in `facts` what `record` says of its run's parent, with the parent this
+        process's spans lead it to (`inferred`); with `keep_searching`, where the store
+        should go on with what is left (from where the walk here stopped)."""
+        if record.kind != c.KIND_RUN:
+            return
+        starts = starts_of(record, link_traces)
+        if not starts:
+            facts.saw_run(record, ())
+            return
+        with self._lock:
+            found, frontier = walk({s.preference: s.span_id for s in starts}, self)
+        best = min(found, default=None)
+        if best is not None:
+            facts.inferred[record.run_id] = (best, *found[best])
+        left = [
+            Start(s.preference, s.trace_id, frontier[s.preference])
+            for s in starts
+            if s.preference in frontier and (best is None or s.preference < best)
+        ]
+        facts.saw_run(record, left if keep_searching else ())
+
+
+# -- in the store ----------------------------------------------------------------------------
+
+
+class _StoreGraph:
+    """The batch's spans, then the store's (node spans by `node_executions.span_id`)."""
+
+    def __init__(self, cur: Cursor, dialect: Dialect, facts: ParentFacts) -> None:
+        self._cur = cur
+        self._dialect = dialect
+        self._facts = facts
+
+    def nodes_of(self, span_ids: Collection[str]) -> Mapping[str, Found]:
+        nodes = self._facts.nodes
+        out = {s: nodes[s] for s in span_ids if s in nodes}
+        rest = [s for s in span_ids if s not in out and s not in self._facts.hops]
+        if rest:
+            in_rest, ids = self._dialect.in_list(sorted(rest))
+            self._cur.execute(
+                "SELECT span_id, run_id, node_label FROM node_executions "
+                f"WHERE span_id IN ({in_rest})",
+                (ids,),
+            )
+            for span, run_id, label in self._cur.fetchall():
+                out.setdefault(span, (run_id, label))
+        return out
+
+    def parents_of(self, span_ids: Collection[str]) -> Mapping[str, str]:
+        hops = self._facts.hops
+        out = {s: p for s in span_ids if (p := hops.get(s)) is not None}
+        rest = [s for s in span_ids if s not in hops]
+        if rest:
+            in_rest, ids = self._dialect.in_list(sorted(rest))
+            self._cur.execute(
+                "SELECT span_id, parent_span_id FROM dagtrace_span_parents "
+                f"WHERE span_id IN ({in_rest})",
+                (ids,),
+            )
+            out.update(self._cur.fetchall())
+        return out
+
+
+_FINE_LOCKS = 32
+"""A batch of spans from more traces than this locks coarse buckets of traces instead
+(PostgreSQL's lock table is shared and bounded: 64 locks per connection by default)."""
+_COARSE_BUCKETS = 64
+_COARSE_BASE = 1 << 61
+
+
+def _fine_key(trace_id: str) -> int:
+    try:
+        return int(trace_id[:15], 16)  # random bits already; below 2^60
+    except ValueError:
+        return zlib.crc32(trace_id.encode())
+
+
+def _coarse_key(trace_id: str) -> int:
+    return _COARSE_BASE + _fine_key(trace_id) % _COARSE_BUCKETS
+
+
+_LOCK_SQL = (
+    "SELECT count(*) FROM unnest(?::bigint[], ?::boolean[]) AS t(k, x) WHERE (CASE WHEN x "
+    "THEN pg_advisory_xact_lock(k) ELSE pg_advisory_xact_lock_shared(k) END) IS NULL"
+)
+"""Takes the locks in the order given (sorted: two batches never wait in a circle)."""
+
+Key = tuple[str, int]
+"""A search: (run id, preference)."""
+
+_next_sweep: dict[str, float] = {}
+_sweep_lock = threading.Lock()
+
+
+class ParentSearch:
+    """The parent step of one batch, inside its transaction: `before_rows` locks and
+    reads (before the batch's upserts take any row lock), `after_rows` writes."""
+
+    def __init__(self, writer: Writer, facts: ParentFacts, *, sweep_key: str) -> None:
+        # the transaction's cursor and dialect (Writer keeps them as its own)
+        self._cur: Cursor = writer._cur
+        self._dialect: Dialect = writer._dialect
+        self._concurrent = self._dialect.row_locks  # PostgreSQL: other servers write too
+        self._facts = facts
+        self._sweep_key = sweep_key
+        self._held: dict[int, bool] = {}
+        self._resolved: dict[str, tuple[int, str, str]] = {}
+        self._waits: dict[Key, tuple[str, str]] = {}
+        self._dropped: set[Key] = set()
+        self._searched: set[str] = set()
+        """Runs with rows in `dagtrace_parent_search` (others need no DELETE there)."""
+
+    # -- before the batch's rows: locks and reads ----------------------------------------
+
+    def before_rows(self) -> None:
+        facts = self._facts
+        graph = _StoreGraph(self._cur, self._dialect, facts)
+        searches = self._open_searches()
+        starts: dict[Key, str] = {}
+        traces: dict[Key, str] = {}
+        for run_id, run_starts in searches.items():
+            for s in run_starts:
+                starts[(run_id, s.preference)] = s.span_id
+                traces[(run_id, s.preference)] = s.trace_id
+        found, frontier = walk(starts, graph) if starts else ({}, {})
+        if self._concurrent:
+            exclusive = {traces[k] for k in frontier}
+            self._lock(facts.traces if (facts.nodes or facts.hops) else set(), exclusive)
+            if frontier:  # what committed meanwhile, seen now that no one else can add it
+                more, frontier = walk(frontier, graph)
+                found.update(more)
+        for key, span in frontier.items():
+            self._wait(key, traces[key], span)
+        for key, node in found.items():
+            self._found(key, node)
+        self._meet_waiting_searches(graph)
+
+    def _open_searches(self) -> dict[str, list[Start]]:
+        """The batch's searches and in-memory finds, less those an explicit parent or a
+        better inferred one (in the batch or the store) makes useless."""
+        facts = self._facts
+        searches = {r: s for r, s in facts.searches.items() if r not in facts.explicit}
+        for run_id, (preference, parent, label) in facts.inferred.items():
+            if run_id not in facts.explicit:
+                self._resolved[run_id] = (preference, parent, label)
+        runs = sorted(set(searches) | set(self._resolved))
+        if not runs:
+            return searches
+        in_runs, ids = self._dialect.in_list(runs)
+        self._cur.execute(
+            "SELECT d.run_id, d.parent_run_id IS NOT NULL, (SELECT MIN(s.preference) "
+            "FROM dagtrace_parent_search AS s WHERE s.run_id = d.run_id AND s.look_for IS NULL), "
+            "EXISTS (SELECT 1 FROM dagtrace_parent_search AS s WHERE s.run_id = d.run_id) "
+            f"FROM dag_runs AS d WHERE d.run_id IN ({in_runs})",
+            (ids,),
+        )
+        for run_id, has_parent, inferred_at, searched in self._cur.fetchall():
+            if searched:
+                self._searched.add(run_id)
+            if has_parent and inferred_at is None:  # an explicit parent: nothing to find
+                searches.pop(run_id, None)
+                self._resolved.pop(run_id, None)
+                continue
+            if inferred_at is None:
+                continue
+            if run_id in searches:
+                searches[run_id] = [s for s in searches[run_id] if s.preference < inferred_at]
+            if run_id in self._resolved and self._resolved[run_id][0] >= inferred_at:
+                del self._resolved[run_id]
+        return {r: s for r, s in searches.items() if s}
+
+    def _meet_waiting_searches(self, graph: _StoreGraph) -> None:
+        """Searches in the store waiting for a node or non-DAG span of this batch."""
+        facts = self._facts
+        if not facts.nodes and not facts.hops:
+            return
+        self._cur.execute("SELECT 1 FROM dagtrace_parent_search WHERE look_for IS NOT NULL LIMIT 1")
+        if self._cur.fetchone() is None:
+            return  # no search waits (the common case): no lookup of every span
+        in_met, ids = self._dialect.in_list(sorted({*facts.nodes, *facts.hops}))
+        self._cur.execute(
+            "SELECT run_id, preference, trace_id, look_for FROM dagtrace_parent_search "
+            f"WHERE look_for IN ({in_met})",
+            (ids,),
+        )
+        onward: dict[Key, str] = {}
+        traces: dict[Key, str] = {}
+        for run_id, preference, trace_id, look_for in self._cur.fetchall():
+            if run_id in facts.explicit:
+                continue  # its explicit parent clears its searches
+            key = (run_id, preference)
+            self._searched.add(run_id)
+            node = facts.nodes.get(look_for)
+            if node is not None:
+                self._found(key, node)
+                continue
+            parent = facts.hops.get(look_for)
+            if parent is None:  # a root span: this way leads to no node
+                self._dropped.add(key)
+            else:
+                onward[key], traces[key] = parent, trace_id
+        if not onward:
+            return
+        if self._concurrent:  # it moves on to where it may wait again: exclusive
+            self._lock(set(), set(traces.values()))
+        found, frontier = walk(onward, graph)
+        for key, node in found.items():
+            self._found(key, node)
+        for key, span in frontier.items():
+            self._wait(key, traces[key], span)
+
+    def _found(self, key: Key, node: Found) -> None:
+        run_id, preference = key
+        known = self._resolved.get(run_id)
+        if known is None or preference < known[0]:
+            self._resolved[run_id] = (preference, *node)
+
+    def _wait(self, key: Key, trace_id: str, span_id: str) -> None:
+        if span_id in self._facts.run_spans or (
+            span_id in self._facts.hops and self._facts.hops[span_id] is None
+        ):
+            self._dropped.add(key)  # a run span or a root: no node this way
+        else:
+            self._waits[key] = (trace_id, span_id)
+
+    def _lock(self, shared: set[str], exclusive: set[str]) -> None:
+        wanted: dict[int, bool] = {}
+        for trace in shared:
+            wanted[_fine_key(trace) if len(shared) <= _FINE_LOCKS else _coarse_key(trace)] = False
+        for trace in exclusive:
+            wanted[_fine_key(trace)] = wanted[_coarse_key(trace)] = True
+        new = sorted(k for k, x in wanted.items() if k not in self._held or x > self._held[k])
+        if not new:
+            return
+        self._cur.execute(_LOCK_SQL, (new, [wanted[k] for k in new]))
+        self._cur.fetchall()
+        for k in new:
+            self._held[k] = wanted[k]
+
+    # -- after the batch's rows: writes --------------------------------------------------
+
+    def after_rows(self) -> None:
+        now = time.time()
+        cur, facts = self._cur, self._facts
+        for run_id in sorted(self._resolved):
+            self._settle(run_id, *self._resolved[run_id], now)
+        waits = sorted(
+            (run_id, preference, trace, span, now)
+            for (run_id, preference), (trace, span) in self._waits.items()
+            if run_id not in self._resolved or preference < self._resolved[run_id][0]
+        )
+        if waits:
+            cur.executemany(
+                "INSERT INTO dagtrace_parent_search (run_id, preference, trace_id, look_for, "
+                "seen_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, preference) DO UPDATE "
+                "SET trace_id = excluded.trace_id, look_for = excluded.look_for, "
+                "seen_at = excluded.seen_at WHERE dagtrace_parent_search.look_for IS NOT NULL",
+                waits,
+            )
+        dropped = sorted(self._dropped - set(self._waits))
+        if dropped:
+            cur.executemany(
+                "DELETE FROM dagtrace_parent_search WHERE run_id = ? AND preference = ? "
+                "AND look_for IS NOT NULL",
+                dropped,
+            )
+        if facts.explicit:
+            self._explicit(facts.explicit)
+        hops = sorted((s, p, now) for s, p in facts.hops.items() if p is not None)
+        if hops:
+            cur.executemany(
+                "INSERT INTO dagtrace_span_parents (span_id, parent_span_id, seen_at) "
+                "VALUES (?, ?, ?) ON CONFLICT (span_id) DO NOTHING",
+                hops,
+            )
+        self._sweep_if_due(now)
+
+    def _settle(self, run_id: str, preference: int, parent: str, label: str, now: float) -> None:
+        """Set an inferred parent unless the run has an explicit one or a better inferred one."""
+        cur = self._cur
+        cur.execute(
+            "UPDATE dag_runs SET parent_node_label = CASE WHEN parent_run_id IS NULL "
+            "THEN COALESCE(parent_node_label, ?) ELSE ? END, parent_run_id = ? "
+            "WHERE run_id = ? AND (parent_run_id IS NULL OR EXISTS (SELECT 1 FROM "
+            "dagtrace_parent_search AS s WHERE s.run_id = dag_runs.run_id "
+            "AND s.look_for IS NULL AND s.preference > ?))",
+            (label, label, parent, run_id, preference),
+        )
+        searched = run_id in self._searched
+        if cur.rowcount:
+            if searched:
+                cur.execute(
+                    "DELETE FROM dagtrace_parent_search WHERE run_id = ? AND preference >= ?",
+                    (run_id, preference),
+                )
+            cur.execute(
+                "INSERT INTO dagtrace_parent_search (run_id, preference, trace_id, look_for, "
+                "seen_at) VALUES (?, ?, '', NULL, ?) ON CONFLICT (run_id, preference) "
+                "DO UPDATE SET trace_id = '', look_for = NULL, seen_at = excluded.seen_at",
+                (run_id, preference, now),
+            )
+        elif searched:  # explicit, inferred as well or better, or gone: this way and worse end
+            cur.execute(
+                "DELETE FROM dagtrace_parent_search WHERE run_id = ? AND preference >= ? "
+                "AND look_for IS NOT NULL",
+                (run_id, preference),
+            )
+
+    def _explicit(self, explicit: Mapping[str, tuple[str, str | None]]) -> None:
+        """Runs naming their parent end their searches; one whose parent was inferred
+        takes the explicit one instead (the run upsert keeps the first it saw)."""
+        in_runs, ids = self._dialect.in_list(sorted(explicit))
+        self._cur.execute(
+            f"DELETE FROM dagtrace_parent_search WHERE run_id IN ({in_runs}) "
+            "RETURNING run_id, look_for",
+            (ids,),
+        )
+        inferred = sorted({run_id for run_id, look_for in self._cur.fetchall() if not look_for})
+        if inferred:
+            self._cur.executemany(
+                "UPDATE dag_runs SET parent_node_label = CASE WHEN parent_run_id = ? "
+                "THEN COALESCE(?, parent_node_label) ELSE ? END, parent_run_id = ? "
+                "WHERE run_id = ?",
+                [(p, node, node, p, r) for r in inferred for p, node in (explicit[r],)],
+            )
+
+    def _sweep_if_due(self, now: float) -> None:
+        with _sweep_lock:
+            if time.monotonic() < _next_sweep.get(self._sweep_key, 0.0):
+                return
+            _next_sweep[self._sweep_key] = time.monotonic() + SWEEP_PERIOD
+        if sweep(self._cur, now - KEEP_SECONDS, SWEEP_LIMIT):
+            with _sweep_lock:
+                _next_sweep[self._sweep_key] = 0.0  # more to drop: again with the next write
+
+
+def sweep(cur: Cursor, older_than: float, limit: int | None = None) -> bool:
+    """Drop parent-search entries written before `older_than` (epoch seconds), at most
+    `limit` per table; whether a table had more than that."""
+    cap = f" LIMIT {int(limit)}" if limit is not None else ""
+    full = False
+    for table, key in (
+        ("dagtrace_span_parents", "span_id"),
+        ("dagtrace_parent_search", "run_id, preference"),
+    ):
+        cur.execute(
+            f"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table} "
+            f"WHERE seen_at < ?{cap})",
+            (older_than,),
+        )
+        full = full or (limit is not None and cur.rowcount >= limit)
+    return full
+
+
+def prune(writer: Writer, older_than: float) -> None:
+    """`dagtrace prune`: entries older than `older_than` or `KEEP_SECONDS`, and the
+    searches of runs no longer stored."""
+    cur: Cursor = writer._cur
+    sweep(cur, max(older_than, time.time() - KEEP_SECONDS))
+    cur.execute(
+        "DELETE FROM dagtrace_parent_search WHERE NOT EXISTS "
+        "(SELECT 1 FROM dag_runs AS d WHERE d.run_id = dagtrace_parent_search.run_id)"
+    )
+
+
+def facts_of(records: Iterable[SpanRecord]) -> ParentFacts:
+    """The facts span records give alone (no non-DAG spans, links in their own trace)."""
+    facts = ParentFacts()
+    for record in records:
+        facts.saw_record(record)
+    return facts
