@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import httpx
 
 from ._otlp import DecodedRows, decode_to_rows
+from ._parents import ParentFacts
 from ._store import Store
 from ._writer import Rows
 
@@ -80,7 +81,7 @@ def ingest_in_worker(body: bytes, json_encoded: bool) -> Ingested:
     Raises `UndecodableRequest` (400) or `StoreError` (503), nothing written."""
     decoded = decode_to_rows(body, json_encoded=json_encoded)
     assert _worker_store is not None, "start_worker() did not run in this process"
-    _worker_store.write_rows(decoded.rows)
+    _worker_store.write_rows(decoded.rows, parents=decoded.parents)
     return Ingested.of(decoded)
 
 
@@ -173,11 +174,12 @@ class IngestWriter:
             decodable.append((job, job.decoded))
         if not decodable:
             return
-        rows = Rows()
+        rows, parents = Rows(), ParentFacts()
         for _, decoded in decodable:
             rows.extend(decoded.rows)
+            parents.extend(decoded.parents)
         try:
-            self.store.write_rows(rows)
+            self.store.write_rows(rows, parents=parents)
         except Exception as e:  # noqa: BLE001 - each request gets its own answer
             if len(decodable) == 1:
                 decodable[0][0].done.set_exception(e)

@@ -25,6 +25,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from ._errors import DagtraceError
 from ._mapping import SpanEvent, SpanRecord, SpanRejected, record_from_parts
+from ._parents import ParentFacts
 from ._redact import Redaction
 from ._writer import Rows, rows_for
 
@@ -42,6 +43,8 @@ class DecodedRequest:
     """One reason per DAG span that could not be used (reported in partial_success)."""
     ignored: int = 0
     """Spans that are not DAG spans."""
+    parents: ParentFacts = field(default_factory=ParentFacts)
+    """What the spans tell about sub-run parents (non-DAG spans included)."""
 
     @property
     def received(self) -> int:
@@ -59,7 +62,8 @@ class _Parts:
     events: list[SpanEvent]
     error_status: bool
     status_message: str
-    links: list[bytes]
+    links: list[tuple[bytes, bytes]]
+    """(trace id, span id) of each span link."""
     dropped_events: int
 
 
@@ -67,6 +71,7 @@ def decode_request(body: bytes, *, json_encoded: bool) -> DecodedRequest:
     """Decode and map one request; raises `UndecodableRequest` for a body that is not one."""
     spans = _json_spans(body) if json_encoded else _protobuf_spans(body)
     decoded = DecodedRequest()
+    parents = decoded.parents
     for parts in spans:
         try:
             record = _record(parts)
@@ -75,8 +80,18 @@ def decode_request(body: bytes, *, json_encoded: bool) -> DecodedRequest:
             continue
         if record is None:
             decoded.ignored += 1
+            if len(parts.span_id) == 8 and len(parts.trace_id) == 16:
+                parent = parts.parent_span_id
+                parents.saw_other(
+                    parts.span_id.hex(),
+                    parent.hex() if len(parent) == 8 else None,
+                    parts.trace_id.hex(),
+                )
         else:
             decoded.records.append(record)
+            parents.saw_record(
+                record, [t.hex() if len(t) == 16 else None for t, s in parts.links if len(s) == 8]
+            )
     return decoded
 
 
@@ -88,13 +103,18 @@ class DecodedRows:
     rejected: list[str]
     ignored: int
     received: int
+    parents: ParentFacts = field(default_factory=ParentFacts)
 
 
 def decode_to_rows(body: bytes, *, json_encoded: bool) -> DecodedRows:
     """`decode_request`, then the rows its records write (picklable, for a pool)."""
     decoded = decode_request(body, json_encoded=json_encoded)
     return DecodedRows(
-        rows_for(decoded.records), decoded.rejected, decoded.ignored, decoded.received
+        rows_for(decoded.records),
+        decoded.rejected,
+        decoded.ignored,
+        decoded.received,
+        decoded.parents,
     )
 
 
@@ -118,7 +138,7 @@ def _record(parts: _Parts) -> SpanRecord | None:
         end_ns=parts.end_ns or None,
         ended=True,
         dropped_events=parts.dropped_events,
-        link_span_ids=[link.hex() for link in parts.links if len(link) == 8],
+        link_span_ids=[link.hex() for _, link in parts.links if len(link) == 8],
     )
 
 
@@ -148,7 +168,7 @@ def _protobuf_spans(body: bytes) -> Iterator[_Parts]:
                     ],
                     status.code == STATUS_CODE_ERROR,
                     status.message,
-                    [link.span_id for link in span.links],
+                    [(link.trace_id, link.span_id) for link in span.links],
                     span.dropped_events_count,
                 )
 
@@ -251,7 +271,11 @@ def _json_span(span: Mapping[str, Any]) -> _Parts:
         error_status=_int(status.get("code", 0)) == STATUS_CODE_ERROR,
         status_message=str(status.get("message", "")),
         links=[
-            _hex_id(_field(link, "spanId", "span_id", "")) for link in _list(span.get("links", []))
+            (
+                _hex_id(_field(link, "traceId", "trace_id", "")),
+                _hex_id(_field(link, "spanId", "span_id", "")),
+            )
+            for link in _list(span.get("links", []))
         ],
         dropped_events=_int(_field(span, "droppedEventsCount", "dropped_events_count", 0)),
     )
