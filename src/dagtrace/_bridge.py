@@ -16,7 +16,6 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -30,6 +29,7 @@ from opentelemetry.trace import StatusCode, format_span_id, format_trace_id
 from . import conventions as c
 from ._errors import StoreError
 from ._mapping import SpanEvent, SpanRecord, SpanRejected, is_dag_span, record_from_parts
+from ._parents import ParentFacts, ParentResolver
 from ._redact import Redaction
 from ._store import Store
 
@@ -91,12 +91,15 @@ class _Problems:
             for name, n in unsaved.items():
                 self._unsaved[name] = self._unsaved.get(name, 0) + n
 
-    def write(self, store: Store, records: Sequence[SpanRecord]) -> None:
-        """Write records with the unsaved counters, in one transaction."""
+    def write(
+        self, store: Store, records: Sequence[SpanRecord], parents: ParentFacts | None = None
+    ) -> None:
+        """Write records with the unsaved counters (and what `parents` leads to), in one
+        transaction."""
         unsaved = self.take_unsaved()
         try:
             with _Suppressed():
-                store.write_records(records, counters=unsaved)
+                store.write_records(records, counters=unsaved, parents=parents)
         except BaseException:
             self.give_back(unsaved)
             raise
@@ -159,53 +162,6 @@ def _plain(span: ReadableSpan) -> dict[str, Any]:
     return dict(inner) if isinstance(inner, dict) else dict(span.attributes or {})
 
 
-class ParentResolver:
-    """Finds the parent run of a sub-DAG run span that does not name it.
-
-    Walks OTel parents (through non-DAG spans, e.g. an HTTP span between a
-    composite node and its sub-DAG run) and links until it meets a node span it
-    has seen. Bounded: it remembers the most recent `capacity` spans.
-    """
-
-    def __init__(self, capacity: int = 100_000) -> None:
-        self._nodes: OrderedDict[str, tuple[str, str]] = OrderedDict()
-        self._others: OrderedDict[str, str] = OrderedDict()
-        self._capacity = capacity
-        self._lock = threading.Lock()
-
-    def saw_node(self, span_id: str, run_id: str, label: str) -> None:
-        with self._lock:
-            self._remember(self._nodes, span_id, (run_id, label))
-
-    def saw_other(self, span_id: str, parent_span_id: str) -> None:
-        with self._lock:
-            self._remember(self._others, span_id, parent_span_id)
-
-    def _remember(self, table: OrderedDict, key: str, value: object) -> None:  # type: ignore[type-arg]
-        table[key] = value
-        if len(table) > self._capacity:
-            table.popitem(last=False)
-
-    def resolve(self, record: SpanRecord) -> None:
-        if record.kind != c.KIND_RUN or record.parent_run_id is not None:
-            return
-        with self._lock:
-            found = self._find(record.parent_span_id)
-            for link in record.link_span_ids:
-                found = found or self._find(link)
-        if found:
-            record.parent_run_id, record.parent_node = found[0], record.parent_node or found[1]
-
-    def _find(self, span_id: str | None) -> tuple[str, str] | None:
-        for _ in range(64):
-            if span_id is None:
-                return None
-            if span_id in self._nodes:
-                return self._nodes[span_id]
-            span_id = self._others.get(span_id)
-        return None
-
-
 def _for_otlp_backends(attributes: dict[str, Any]) -> bool:
     """Start markers and heartbeat spans: the live processor sees starts and beats itself."""
     return attributes.get(c.START_MARKER) is True or attributes.get(c.HEARTBEAT) is True
@@ -215,11 +171,16 @@ def _map(
     span: ReadableSpan,
     *,
     ended: bool,
-    resolver: ParentResolver,
     problems: _Problems,
+    parents: ParentFacts | None = None,
+    resolver: ParentResolver | None = None,
     policy: Redaction | None = None,
     attributes: dict[str, Any] | None = None,
 ) -> SpanRecord | None:
+    """Map one SDK span; what it tells about sub-run parents goes to `parents` (for the
+    store's search), through `resolver` first when there is one (the live processor's
+    spans in memory: only the parents found there and, at the end of a run span, where
+    its search is left go to the store)."""
     try:
         mapped = record_from_sdk_span(span, ended=ended, attributes=attributes)
     except SpanRejected as e:
@@ -227,16 +188,35 @@ def _map(
         return None
     if mapped is None:
         ctx, parent = span.get_span_context(), span.parent
-        if ctx is not None and parent is not None:
-            resolver.saw_other(format_span_id(ctx.span_id), format_span_id(parent.span_id))
+        if ctx is not None:
+            span_id = format_span_id(ctx.span_id)
+            parent_id = format_span_id(parent.span_id) if parent is not None else None
+            if resolver is not None:
+                if parent_id is not None:
+                    resolver.saw_other(span_id, parent_id)
+            elif parents is not None:
+                parents.saw_other(span_id, parent_id, format_trace_id(ctx.trace_id))
         problems.count("spans_ignored")
         return None
     record = mapped
     if policy is not None:
         policy.apply_to_record(record)
-    if record.kind == c.KIND_NODE and record.span_id and record.label:
-        resolver.saw_node(record.span_id, record.run_id, record.label)
-    resolver.resolve(record)
+    link_traces = (
+        [format_trace_id(link.context.trace_id) for link in span.links]
+        if record.kind == c.KIND_RUN
+        else ()
+    )
+    if resolver is not None:
+        if record.kind == c.KIND_NODE and record.span_id and record.label:
+            resolver.saw_node(record.span_id, record.run_id, record.label)
+        resolver.resolve(
+            record,
+            parents if parents is not None else ParentFacts(),
+            link_traces,
+            keep_searching=ended,
+        )
+    elif parents is not None:
+        parents.saw_record(record, link_traces)
     if record.dropped_events:
         problems.count("spans_with_dropped_events")
         _log.warning(
@@ -319,21 +299,28 @@ class LiveSpanProcessor(SpanProcessor):
                 if was_idle:
                     self.store.wake_flusher()
             else:
-                record = self._record(span, ended=False, attributes=attributes)
+                parents = ParentFacts()
+                record = self._record(span, ended=False, attributes=attributes, parents=parents)
                 if record is not None:
-                    self._write_or_keep(record, "recording a run start")
+                    self._write_or_keep(record, "recording a run start", parents)
                     self._open_runs[span.get_span_context().span_id] = record.run_id
                     self._start_heartbeat()
         except Exception as e:  # noqa: BLE001 - never into the traced program
             self._problems.failure("recording a span start", e)
 
     def _record(
-        self, span: ReadableSpan, *, ended: bool, attributes: dict[str, Any] | None = None
+        self,
+        span: ReadableSpan,
+        *,
+        ended: bool,
+        attributes: dict[str, Any] | None = None,
+        parents: ParentFacts | None = None,
     ) -> SpanRecord | None:
         return _map(
             span,
             ended=ended,
             resolver=self._resolver,
+            parents=parents,
             problems=self._problems,
             policy=self._policy,
             attributes=attributes,
@@ -389,11 +376,19 @@ class LiveSpanProcessor(SpanProcessor):
                 records.append(record)
         return records
 
-    def _write_or_keep(self, record: SpanRecord, what: str) -> None:
+    def _write_or_keep(
+        self, record: SpanRecord, what: str, parents: ParentFacts | None = None
+    ) -> None:
         try:
-            self._problems.write(self.store, [record])
+            self._problems.write(self.store, [record], parents or None)
         except StoreError as e:
             self._problems.failure(what, e)
+            inferred = parents.inferred.get(record.run_id) if parents else None
+            if inferred and record.parent_run_id is None:  # kept with the record itself
+                record.parent_run_id, record.parent_node = (
+                    inferred[1],
+                    record.parent_node or inferred[2],
+                )
             self.store.defer_records([record])  # retried with the next write
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -410,9 +405,10 @@ class LiveSpanProcessor(SpanProcessor):
                     self._started.pop(span_id, None)
             if self._open_runs:
                 self._open_runs.pop(span_id, None)
-            record = self._record(span, ended=True, attributes=attributes)
+            parents = ParentFacts()
+            record = self._record(span, ended=True, attributes=attributes, parents=parents)
             if record is not None:
-                self._write_or_keep(record, "recording a span end")
+                self._write_or_keep(record, "recording a span end", parents)
                 self._problems.count("spans_stored")
         except Exception as e:  # noqa: BLE001 - never into the traced program
             self._problems.failure("recording a span end", e)
@@ -452,7 +448,6 @@ class DagtraceSpanExporter(SpanExporter):
             self.store, self._owns_store = open_store(target), True
         self.stats = BridgeStats()
         self._problems = _Problems(self.stats)
-        self._resolver = ParentResolver()
         self._shut_down = False
         self._lock = threading.Lock()
 
@@ -461,16 +456,17 @@ class DagtraceSpanExporter(SpanExporter):
             _log.warning("dagtrace: export called after shutdown; %d spans dropped", len(spans))
             return SpanExportResult.FAILURE
         try:
-            # Non-DAG spans first: they connect sub-DAG runs to their composite nodes.
-            ordered = sorted(spans, key=lambda s: is_dag_span(s.attributes))
+            # Sub-run parents are found in the store, from this batch and earlier ones
+            # (non-DAG spans included: they connect sub-runs to composite nodes).
+            parents = ParentFacts()
             records = [
                 r
-                for s in ordered
-                if (r := _map(s, ended=True, resolver=self._resolver, problems=self._problems))
+                for s in spans
+                if (r := _map(s, ended=True, parents=parents, problems=self._problems))
             ]
-            if records:
+            if records or parents:
                 with self._lock:
-                    self._problems.write(self.store, records)
+                    self._problems.write(self.store, records, parents)
                 self._problems.count("spans_stored", len(records))
             return SpanExportResult.SUCCESS
         except Exception as e:  # noqa: BLE001 - never into the traced program
