@@ -24,6 +24,7 @@ so of two such batches the later one sees the earlier one's rows.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import zlib
@@ -491,8 +492,7 @@ class ParentSearch:
     def after_rows(self) -> None:
         now = time.time()
         cur, facts = self._cur, self._facts
-        for run_id in sorted(self._resolved):
-            self._settle(run_id, *self._resolved[run_id], now)
+        self._settle(now)
         waits = sorted(
             (run_id, preference, trace, span, now)
             for (run_id, preference), (trace, span) in self._waits.items()
@@ -517,43 +517,72 @@ class ParentSearch:
             self._explicit(facts.explicit)
         hops = sorted((s, p, now) for s, p in facts.hops.items() if p is not None)
         if hops:
-            cur.executemany(
-                "INSERT INTO dagtrace_span_parents (span_id, parent_span_id, seen_at) "
-                "VALUES (?, ?, ?) ON CONFLICT (span_id) DO NOTHING",
+            self._insert(
+                "dagtrace_span_parents (span_id, parent_span_id, seen_at)",
+                ("text", "text", "float8"),
                 hops,
+                "ON CONFLICT (span_id) DO NOTHING",
             )
         self._sweep_if_due(now)
 
-    def _settle(self, run_id: str, preference: int, parent: str, label: str, now: float) -> None:
-        """Set an inferred parent unless the run has an explicit one or a better inferred one."""
+    def _settle(self, now: float) -> None:
+        """Set the inferred parents, in one statement, where the run has neither an
+        explicit parent nor a better inferred one; mark them inferred."""
+        resolved = sorted((r, *found) for r, found in self._resolved.items())
+        if not resolved:
+            return
         cur = self._cur
+        source, params = _values(self._dialect, resolved)
         cur.execute(
-            "UPDATE dag_runs SET parent_node_label = CASE WHEN parent_run_id IS NULL "
-            "THEN COALESCE(parent_node_label, ?) ELSE ? END, parent_run_id = ? "
-            "WHERE run_id = ? AND (parent_run_id IS NULL OR EXISTS (SELECT 1 FROM "
-            "dagtrace_parent_search AS s WHERE s.run_id = dag_runs.run_id "
-            "AND s.look_for IS NULL AND s.preference > ?))",
-            (label, label, parent, run_id, preference),
+            "UPDATE dag_runs AS d SET parent_node_label = CASE WHEN d.parent_run_id IS NULL "
+            "THEN COALESCE(d.parent_node_label, v.label) ELSE v.label END, "
+            f"parent_run_id = v.parent FROM ({source}) AS v WHERE d.run_id = v.rid "
+            "AND (d.parent_run_id IS NULL OR EXISTS (SELECT 1 FROM dagtrace_parent_search AS s "
+            "WHERE s.run_id = d.run_id AND s.look_for IS NULL AND s.preference > v.pref)) "
+            "RETURNING run_id",
+            params,
         )
-        searched = run_id in self._searched
-        if cur.rowcount:
-            if searched:
-                cur.execute(
-                    "DELETE FROM dagtrace_parent_search WHERE run_id = ? AND preference >= ?",
-                    (run_id, preference),
-                )
-            cur.execute(
-                "INSERT INTO dagtrace_parent_search (run_id, preference, trace_id, look_for, "
-                "seen_at) VALUES (?, ?, '', NULL, ?) ON CONFLICT (run_id, preference) "
-                "DO UPDATE SET trace_id = '', look_for = NULL, seen_at = excluded.seen_at",
-                (run_id, preference, now),
+        applied = {row[0] for row in cur.fetchall()}
+        searched = [(r, p, r in applied) for r, p, _, _ in resolved if r in self._searched]
+        if any(a for _, _, a in searched):  # its other searches and worse marks end
+            cur.executemany(
+                "DELETE FROM dagtrace_parent_search WHERE run_id = ? AND preference >= ?",
+                [(r, p) for r, p, a in searched if a],
             )
-        elif searched:  # explicit, inferred as well or better, or gone: this way and worse end
-            cur.execute(
+        if any(not a for _, _, a in searched):  # explicit, as good or gone: this way ends
+            cur.executemany(
                 "DELETE FROM dagtrace_parent_search WHERE run_id = ? AND preference >= ? "
                 "AND look_for IS NOT NULL",
-                (run_id, preference),
+                [(r, p) for r, p, a in searched if not a],
             )
+        marks = [(r, p, "", None, now) for r, p, _, _ in resolved if r in applied]
+        if marks:
+            self._insert(
+                "dagtrace_parent_search (run_id, preference, trace_id, look_for, seen_at)",
+                ("text", "int", "text", "text", "float8"),
+                marks,
+                "ON CONFLICT (run_id, preference) DO UPDATE SET trace_id = '', look_for = NULL, "
+                "seen_at = excluded.seen_at",
+            )
+
+    def _insert(
+        self,
+        into: str,
+        types: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+        on_conflict: str,
+    ) -> None:
+        """INSERT rows (in key order): PostgreSQL in one statement (a round trip each
+        counts), SQLite row by row (in process: cheaper than building a statement)."""
+        if self._concurrent:
+            arrays = ", ".join(f"?::{t}[]" for t in types)
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            self._cur.execute(
+                f"INSERT INTO {into} SELECT * FROM unnest({arrays}) {on_conflict}", columns
+            )
+        else:
+            marks = ", ".join("?" * len(types))
+            self._cur.executemany(f"INSERT INTO {into} VALUES ({marks}) {on_conflict}", rows)
 
     def _explicit(self, explicit: Mapping[str, tuple[str, str | None]]) -> None:
         """Runs naming their parent end their searches; one whose parent was inferred
@@ -581,6 +610,23 @@ class ParentSearch:
         if sweep(self._cur, now - KEEP_SECONDS, SWEEP_LIMIT):
             with _sweep_lock:
                 _next_sweep[self._sweep_key] = 0.0  # more to drop: again with the next write
+
+
+def _values(dialect: Dialect, rows: list[tuple[str, int, str, str]]) -> tuple[str, Any]:
+    """A subquery of (rid, pref, parent, label) rows, and its parameters."""
+    if dialect.row_locks:  # PostgreSQL: arrays, one per column
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        return (
+            "SELECT * FROM unnest(?::text[], ?::int[], ?::text[], ?::text[]) "
+            "AS t(rid, pref, parent, label)",
+            columns,
+        )
+    return (
+        "SELECT json_extract(value, '$[0]') AS rid, json_extract(value, '$[1]') AS pref, "
+        "json_extract(value, '$[2]') AS parent, json_extract(value, '$[3]') AS label "
+        "FROM json_each(?)",
+        (json.dumps(rows),),
+    )
 
 
 def sweep(cur: Cursor, older_than: float, limit: int | None = None) -> bool:
