@@ -6,8 +6,16 @@ A separate sender process encodes its requests before the clock starts: 512 span
 request (node spans with ~1 KiB of payload, half input and half output, and 3 edges
 each, plus their run span; --payload-bytes changes the size),
 protobuf, sent by --senders connections at once, each answered after commit at the
-default durability. Meanwhile a reader times `inspect_run` of a 500-node run through
+default durability. The mix (unless --plain): 8 of the nodes are composite nodes, each
+calling a service (a non-DAG `GET` span) that runs a sub-DAG run naming no parent (2
+nodes), and 16 nodes make a non-DAG database span: serve finds each sub-run's parent
+through the `GET` span. Meanwhile a reader times `inspect_run` of a 500-node run through
 the query API.
+
+Before the servers start, what that parent resolution costs the store's write, in
+process (`--resolution-requests` of the same requests): each request written without
+the parent step, with it, and split in two (the sub-runs first: their searches wait,
+then the parent run resolves them), each on a fresh store.
 
 Baseline, in the same run and before the servers start: lythonic's DagProvenance
 recording the same nodes (payloads and 3 edges each) in process, as its DagRunner
@@ -32,7 +40,15 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_store import _drop_schema, _fresh_schema
+
 SPANS_PER_REQUEST = 512
+COMPOSITES = 8
+"""Composite nodes per request, each with a `GET` span and a sub-run of SUB_NODES nodes."""
+SUB_NODES = 2
+DB_SPANS = 16
+"""Non-DAG leaf spans per request (a database call inside a node)."""
 
 
 PAYLOAD_BYTES = 1024
@@ -47,8 +63,25 @@ def _rows(size: int) -> list[dict[str, object]]:
     return rows
 
 
-def _encode_requests(count: int, prefix: str, payload_bytes: int = PAYLOAD_BYTES) -> list[bytes]:
+def _encode_requests(
+    count: int, prefix: str, payload_bytes: int = PAYLOAD_BYTES, *, mix: bool = True
+) -> list[bytes]:
+    return [_encode(spans) for spans in _request_spans(count, prefix, payload_bytes, mix=mix)]
+
+
+def _encode(spans: object) -> bytes:
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    return bytes(encode_spans(spans).SerializeToString())  # type: ignore[arg-type]
+
+
+def _request_spans(
+    count: int, prefix: str, payload_bytes: int = PAYLOAD_BYTES, *, mix: bool = True
+) -> list[list[object]]:
+    """The spans of each request: a run of node spans; with `mix`, composite nodes
+    whose sub-runs (naming no parent) run under a non-DAG `GET` span, and non-DAG
+    database spans."""
+    from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -56,22 +89,59 @@ def _encode_requests(count: int, prefix: str, payload_bytes: int = PAYLOAD_BYTES
     import dagtrace
 
     payload = _rows(payload_bytes // 2)
+    extra = COMPOSITES * (2 + SUB_NODES) + DB_SPANS if mix else 0
+    nodes = SPANS_PER_REQUEST - 1 - extra
+    composite_every = nodes // COMPOSITES
+    db_every = nodes // DB_SPANS
     requests = []
     for r in range(count):
         memory = InMemorySpanExporter()
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(memory))
         tracer = dagtrace.DagTracer(provider, start_markers=False)
-        with tracer.run("bench", run_id=f"{prefix}-{r}") as run:
-            for i in range(SPANS_PER_REQUEST - 1):
+        plain = provider.get_tracer("bench-service")
+        run_id = f"{prefix}-{r}"
+        with tracer.run("bench", run_id=run_id) as run:
+            for i in range(nodes):
                 with run.node(f"n{i}", input=payload) as node:
+                    here = trace.set_span_in_context(node.span)
+                    if mix and i % db_every == 0 and i // db_every < DB_SPANS:
+                        plain.start_span("SELECT rows", context=here).end()
+                    if mix and i % composite_every == 0 and i // composite_every < COMPOSITES:
+                        _sub_run(plain, here, run_id, i, payload)
                     node.set_output(payload)
                     node.edge(f"n{i + 1}", f"n{i + 2}", f"n{i + 3}")
         provider.shutdown()
-        spans = memory.get_finished_spans()
-        assert len(spans) == SPANS_PER_REQUEST
-        requests.append(encode_spans(spans).SerializeToString())
+        spans = list(memory.get_finished_spans())
+        assert len(spans) == SPANS_PER_REQUEST, len(spans)
+        requests.append(spans)
     return requests
+
+
+def _sub_run(tracer: object, context: object, run_id: str, i: int, payload: object) -> None:
+    """A service call (`GET`) running a sub-DAG run that does not name its parent."""
+    from opentelemetry import trace
+
+    from dagtrace import conventions as c
+    from dagtrace._mapping import payload_attributes
+
+    with tracer.start_as_current_span("GET /chunk", context=context) as call:  # type: ignore[attr-defined]
+        sub_id = f"{run_id}-sub{i}"
+        attributes = {c.KIND: "run", c.RUN_ID: sub_id, c.NSREF: f"bench/n{i}[0]"}
+        with tracer.start_as_current_span(  # type: ignore[attr-defined]
+            "dag.run", context=trace.set_span_in_context(call), attributes=attributes
+        ):
+            for k in range(SUB_NODES):
+                with tracer.start_as_current_span(  # type: ignore[attr-defined]
+                    f"dag.node s{k}",
+                    attributes={
+                        c.KIND: "node",
+                        c.RUN_ID: sub_id,
+                        c.NODE_LABEL: f"s{k}",
+                        **payload_attributes(c.NODE_OUTPUT, json.dumps(payload)),
+                    },
+                ):
+                    pass
 
 
 _SINK = """
@@ -115,6 +185,62 @@ def _lythonic_nodes_per_s(payload_bytes: int, nodes: int) -> float:
         return nodes / (time.perf_counter() - start)
 
 
+def _resolution_cost(db: str | None, payload_bytes: int, count: int) -> dict[str, float]:
+    """ms per request of the store's write: without the parent step, with it, and split
+    in two requests (sub-runs first), each arm on a fresh store, rounds interleaved."""
+    import shutil
+
+    from dagtrace import open_store
+    from dagtrace._otlp import decode_to_rows
+
+    def decoded(spans: list[object]) -> object:
+        return decode_to_rows(_encode(spans), json_encoded=False)
+
+    requests = _request_spans(count, "res", payload_bytes)
+    whole = [decoded(spans) for spans in requests]
+    halves = []
+    for spans in requests:
+        sub = [s for s in spans if _sub_run_span(s)]
+        halves.append(decoded(sub))
+        halves.append(decoded([s for s in spans if not _sub_run_span(s)]))
+    arms = {
+        "whole, no node span index": (whole, False, False),
+        "whole, without": (whole, False, True),
+        "whole, with": (whole, True, True),
+        "split, without": (halves, False, True),
+        "split, with": (halves, True, True),
+    }
+    timings: dict[str, list[float]] = {arm: [] for arm in arms}
+    for _ in range(3):
+        for arm, (batches, search, index) in arms.items():
+            workdir = tempfile.mkdtemp(prefix="dagtrace-bench-resolution-")
+            location = _fresh_schema(db) if db else str(Path(workdir) / "r.db")
+            store = open_store(location)
+            try:
+                if not index:
+                    with store.transaction() as writer:
+                        writer._cur.execute("DROP INDEX dagtrace_nodes_span")
+                start = time.perf_counter()
+                for batch in batches:
+                    store.write_rows(batch.rows, parents=batch.parents if search else None)  # type: ignore[attr-defined]
+                timings[arm].append((time.perf_counter() - start) / count * 1e3)
+                if search:
+                    with store._read() as cur:
+                        cur.execute("SELECT count(*) FROM dag_runs WHERE parent_run_id IS NOT NULL")
+                        assert cur.fetchone()[0] == count * COMPOSITES, "sub-runs not resolved"
+            finally:
+                store.close()
+                if db:
+                    _drop_schema(db, location)
+                shutil.rmtree(workdir, ignore_errors=True)
+    return {arm: statistics.median(t) for arm, t in timings.items()}
+
+
+def _sub_run_span(span: object) -> bool:
+    name = span.name  # type: ignore[attr-defined]
+    return name == "GET /chunk" or "-sub" in str((span.attributes or {}).get("dag.run.id", ""))  # type: ignore[attr-defined]
+
+
 def _sender(
     urls: list[str],
     count: int,
@@ -123,8 +249,9 @@ def _sender(
     go: object,
     out: object,
     payload_bytes: int,
+    mix: bool,
 ) -> None:
-    requests = _encode_requests(count, prefix, payload_bytes)
+    requests = _encode_requests(count, prefix, payload_bytes, mix=mix)
     ready.set()  # type: ignore[attr-defined]
     go.wait()  # type: ignore[attr-defined]
     codes = []
@@ -137,6 +264,22 @@ def _sender(
             )
             codes.append(answer.status_code)
     out.put(codes)  # type: ignore[attr-defined]
+
+
+def _resolved_sub_runs(db: str) -> int:
+    """Sub-runs (`…-sub…` run ids) the store has a parent for."""
+    from dagtrace import open_store
+
+    store = open_store(db, read_only=True)
+    try:
+        with store._read() as cur:
+            cur.execute(
+                "SELECT count(*) FROM dag_runs WHERE parent_run_id IS NOT NULL "
+                "AND run_id LIKE '%-sub%'"
+            )
+            return int(cur.fetchone()[0])
+    finally:
+        store.close()
 
 
 def _forwarded(url: str) -> int:
@@ -200,6 +343,17 @@ def main() -> None:
         help="serve also forwards every request (redacted) to a sink process",
     )
     parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="node spans only: no sub-runs, no non-DAG spans (the mix before schema 6)",
+    )
+    parser.add_argument(
+        "--resolution-requests",
+        type=int,
+        default=6,
+        help="requests the in-process measure of parent resolution writes per arm (0: skip)",
+    )
+    parser.add_argument(
         "--lythonic-nodes",
         type=int,
         default=1000,
@@ -211,11 +365,16 @@ def main() -> None:
         if args.lythonic_nodes
         else None
     )
+    postgres = bool(args.db and args.db.startswith("postgresql://"))
+    resolution = (
+        _resolution_cost(
+            args.db if postgres else None, args.payload_bytes, args.resolution_requests
+        )
+        if args.resolution_requests and not args.plain
+        else None
+    )
     schema_url = None
-    if args.db and args.db.startswith("postgresql://"):
-        sys.path.insert(0, str(Path(__file__).parent))
-        from bench_store import _drop_schema, _fresh_schema
-
+    if postgres:
         db = schema_url = _fresh_schema(args.db)
     else:
         db = args.db or str(Path(tempfile.mkdtemp(prefix="dagtrace-bench-serve-")) / "serve.db")
@@ -247,7 +406,7 @@ def main() -> None:
     url = urls[0]
     try:
         # one run to read back while ingesting
-        warm = _encode_requests(1, "probe")[0]
+        warm = _encode_requests(1, "probe", mix=not args.plain)[0]
 
         def post_warm(to: str) -> int:
             headers = {"Content-Type": "application/x-protobuf"}
@@ -271,6 +430,7 @@ def main() -> None:
                     go,
                     results,
                     args.payload_bytes,
+                    not args.plain,
                 ),
             )
             for n in range(args.senders)
@@ -303,6 +463,7 @@ def main() -> None:
         reader.join()
         for p in senders:
             p.join()
+        resolved = _resolved_sub_runs(db)
     finally:
         for server in servers:
             server.terminate()
@@ -332,10 +493,28 @@ def main() -> None:
         )
     if args.forward:
         print(f"forwarded to the sink by then: {forwarded} of {len(codes)} requests")
+    if not args.plain:
+        expected = (len(codes) + 1) * COMPOSITES  # and the probe run, posted 8 times a server
+        print(
+            f"mix per request: {COMPOSITES} sub-runs naming no parent under a non-DAG span, "
+            f"{COMPOSITES + DB_SPANS} non-DAG spans; sub-runs whose parent serve found: "
+            f"{resolved:,} of {expected:,}"
+        )
+    if resolution:
+        base, index = resolution["whole, without"], resolution["whole, no node span index"]
+        whole = resolution["whole, with"] - base
+        split = resolution["split, with"] - resolution["split, without"]
+        print(
+            f"parent resolution, in process ({store}, ms per request of {SPANS_PER_REQUEST} "
+            f"spans, medians of 3): write {base:.2f} without the parent step (node span "
+            f"index included: {base - index:+.2f} vs none), {whole:+.2f} with it "
+            f"({whole / base * 100:+.0f}%, {whole / COMPOSITES * 1e3:.0f} µs per sub-run); "
+            f"split (sub-runs first, waiting): {split:+.2f} per request pair"
+        )
     if latencies:
         q = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
         print(
-            f"inspect_run of a 511-node run via the API while ingesting: "
+            f"inspect_run of the probe run via the API while ingesting: "
             f"median {statistics.median(latencies) * 1000:.1f} ms, "
             f"p95 {q[18] * 1000:.1f} ms ({len(latencies)} reads)"
         )
@@ -344,7 +523,11 @@ def main() -> None:
             f"baseline: lythonic DagProvenance records the same nodes at {lythonic_rate:,.0f} "
             f"nodes/s in process; serve ingests {total / elapsed / lythonic_rate:.1f}× that"
         )
-    figures = {"spans_per_s": round(total / elapsed)}
+    figures: dict[str, float] = {"spans_per_s": round(total / elapsed)}
+    if resolution:
+        figures["resolution_ms_per_request"] = round(
+            resolution["whole, with"] - resolution["whole, without"], 3
+        )
     if lythonic_rate:
         figures["lythonic_nodes_per_s"] = round(lythonic_rate)
     print(json.dumps(figures))
