@@ -98,6 +98,8 @@ class SqliteStore(Store):
         self._idle_readers: list[sqlite3.Connection] = []
         self._all_readers: list[sqlite3.Connection] = []
         self._file_id: tuple[int, int] | None = None
+        self._shm_seen: tuple[int, int, int] | None = None
+        self._shm_broken = False
         self._closed = False
         self._committed = threading.Event()
         self._closing = threading.Event()
@@ -182,15 +184,41 @@ class SqliteStore(Store):
         or delete WAL files that may now belong to another database. Restarting the
         process opens whatever database is at the path by then.
         """
-        if self._file_id is None:
-            return  # no writer opened yet: nothing to compare with
-        now = self._current_file_id()
-        if now == self._file_id:
+        if self._file_id is not None:  # else no writer opened yet: nothing to compare with
+            now = self._current_file_id()
+            if now != self._file_id:
+                what = "deleted" if now is None else "replaced by another file"
+                raise StoreError(
+                    f"the database file was {what} while in use; nothing more is written or "
+                    "read here: restore the file if needed, then restart this process",
+                    location=self.location,
+                )
+        self._check_shm()
+
+    def _check_shm(self) -> None:
+        """SQLite maps the `-shm` file (WAL mode) into memory: once it is truncated, a
+        read of a mapped page past its new end kills the process with SIGBUS, and once
+        replaced, other processes index the WAL elsewhere. So before each access: the
+        file our connections mapped must still be there, as large as it was. If not,
+        this store refuses from then on, like a deleted file. (A truncation racing an
+        access already under way cannot be caught: docs/reliability.md.)"""
+        try:
+            st = os.stat(f"{self.path}-shm")
+        except OSError:
+            st = None
+        seen = self._shm_seen
+        if seen is None:  # recorded once ours is mapped (opening may truncate a stale one)
+            if st is not None and (self._writer is not None or self._all_readers):
+                self._shm_seen = (st.st_dev, st.st_ino, st.st_size)
             return
-        what = "deleted" if now is None else "replaced by another file"
+        if st is not None and (st.st_dev, st.st_ino) == seen[:2] and st.st_size >= seen[2]:
+            if st.st_size > seen[2]:
+                self._shm_seen = (st.st_dev, st.st_ino, st.st_size)
+            return
+        self._shm_broken = True
         raise StoreError(
-            f"the database file was {what} while in use; nothing more is written or read "
-            "here: restore the file if needed, then restart this process",
+            "the database's -shm file was truncated, replaced or deleted while in use; "
+            "nothing more is written or read here: restart this process",
             location=self.location,
         )
 
@@ -284,9 +312,15 @@ class SqliteStore(Store):
         if self._closed or _pid != self._pid:
             self._closed = True
             return
+        with self._lock:
+            connections = [*self._all_readers, *([self._writer] if self._writer else [])]
+            if self._shm_broken:  # see `_check_shm`: closing would checkpoint through it
+                _never_closed.extend(connections)  # they hold the lock a checkpoint needs
+                _keep_until_exit(connections)
+                connections = []
         self._stop_checkpointer()
         with self._lock:
-            for conn in [*self._all_readers, *([self._writer] if self._writer else [])]:
+            for conn in connections:
                 conn.close()
             self._writer, self._all_readers, self._idle_readers = None, [], []
             self._closed = True
@@ -412,6 +446,20 @@ class _Transaction:
 
 _pid = os.getpid()
 """This process's id, kept current by a fork hook: `os.getpid()` is a system call."""
+
+_never_closed: list[sqlite3.Connection] = []
+"""Connections of a store whose -shm file was truncated: the last connection of a
+file to close checkpoints it, reading the mapped -shm (SIGBUS). They stay open until
+the process exits; the operating system releases them."""
+
+
+def _keep_until_exit(objects: list[Any]) -> None:
+    """One more reference to each, never given back: not even the interpreter's
+    finalisation frees (and so closes) them."""
+    import ctypes
+
+    for obj in objects:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
 
 
 def _forked() -> None:
