@@ -12,8 +12,10 @@ from typing import Any
 import httpx
 from pydantic import TypeAdapter
 
+from ._auth import client_token
 from ._errors import StoreError
 from ._models import DagRun, IoPayload
+from ._paths import segment
 
 _RUNS = TypeAdapter(list[DagRun])
 _API = "/api/v1"
@@ -25,8 +27,10 @@ class RemoteProvenance:
     def __init__(self, url: str, *, token: str | None = None, timeout: float = 10.0) -> None:
         """`url`: the server's base URL (`http://host:4319`, or behind a proxy
         `https://host/dagtrace`) or its query API (`http://host:4319/api/v1`), with or
-        without a trailing slash."""
+        without a trailing slash. `token`: the server's bearer token; an empty one is
+        none; one that is not visible ASCII raises ValueError (servers refuse those)."""
         self.url = url.rstrip("/").removesuffix(_API).rstrip("/")
+        token = client_token(token)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
@@ -59,26 +63,26 @@ class RemoteProvenance:
         return response.json()
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
-        return self._get(f"/api/v1/runs/{run_id}/record")  # type: ignore[no-any-return]
+        return self._get(f"/api/v1/runs/{segment(run_id)}/record")  # type: ignore[no-any-return]
 
     def get_run_details(self, run_id: str) -> dict[str, Any] | None:
-        return self._get(f"/api/v1/runs/{run_id}/details")  # type: ignore[no-any-return]
+        return self._get(f"/api/v1/runs/{segment(run_id)}/details")  # type: ignore[no-any-return]
 
     def get_node_executions(self, run_id: str) -> list[dict[str, Any]]:
-        return self._get(f"/api/v1/runs/{run_id}/nodes") or []
+        return self._get(f"/api/v1/runs/{segment(run_id)}/nodes") or []
 
     def get_node_output(self, run_id: str, node_label: str) -> str | None:
-        found = self._get(f"/api/v1/runs/{run_id}/nodes/{node_label}/output")
+        found = self._get(f"/api/v1/runs/{segment(run_id)}/nodes/{segment(node_label)}/output")
         return found["output_json"] if found else None
 
     def get_pending_nodes(self, run_id: str) -> list[str]:
-        return self._get(f"/api/v1/runs/{run_id}/pending") or []
+        return self._get(f"/api/v1/runs/{segment(run_id)}/pending") or []
 
     def get_edge_traversals(self, run_id: str) -> list[dict[str, Any]]:
-        return self._get(f"/api/v1/runs/{run_id}/edges") or []
+        return self._get(f"/api/v1/runs/{segment(run_id)}/edges") or []
 
     def inspect_run(self, run_id: str, *, io: bool = False) -> DagRun | None:
-        found = self._get(f"/api/v1/runs/{run_id}", io=str(io).lower())
+        found = self._get(f"/api/v1/runs/{segment(run_id)}", io=str(io).lower())
         return DagRun.model_validate(found) if found else None
 
     def load_io(self, dag_run: DagRun, node_labels: Sequence[str] | None = None) -> None:
@@ -105,7 +109,9 @@ class RemoteProvenance:
         return _RUNS.validate_python(self._get("/api/v1/runs/active") or [])
 
     def get_child_runs(self, parent_run_id: str) -> list[DagRun]:
-        return _RUNS.validate_python(self._get(f"/api/v1/runs/{parent_run_id}/children") or [])
+        return _RUNS.validate_python(
+            self._get(f"/api/v1/runs/{segment(parent_run_id)}/children") or []
+        )
 
     def list_runs(
         self, limit: int = 20, status: str | None = None, *, top_level: bool = True
