@@ -4,7 +4,12 @@ Built on FastAPI (OpenAPI for the query API for free) and uvicorn. Ingestion:
 `POST /v1/traces`, protobuf or OTLP/JSON, gzip, answered by the OTLP rules
 (200 + ExportTraceServiceResponse once committed; partial_success for unusable
 spans; 400 undecodable; 413 too large, also after decompression; 415 other types;
-429 / 503 with Retry-After when the write queue is full or the store is failing).
+429 / 503 with Retry-After when the write queue or the body budget is full, or the
+store is failing).
+
+What a client may hold is bounded: header and body time, open connections and
+header bytes (`_limits`), bytes of bodies in memory (`_body`). Error answers repeat
+no input (`_safe_message`).
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ import hmac
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import threading
-import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -25,13 +30,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+from starlette.requests import ClientDisconnect
 
 from . import __version__
+from ._auth import TOKEN_ENV, exposure_problem, token_problem
+from ._body import DEFAULT_BODY_BUDGET, BadGzip, BodyBudget, OverBudget, TooLarge, read_body
 from ._errors import StoreError
 from ._ingest import (
     DEFAULT_FORWARD_BUFFER,
@@ -42,9 +52,12 @@ from ._ingest import (
     ingest_in_worker,
     start_worker,
 )
+from ._limits import BODY_TIMED_OUT, ConnectionCounts, ConnectionLimits, limited_protocol
 from ._models import DagRun, IoPayload, raw_times
 from ._otlp import UndecodableRequest, export_response, redact_request, status_body
+from ._readiness import PROBE_INTERVAL, Readiness
 from ._redact import Redaction
+from ._routing import RawPathRouting
 from ._store import Store
 
 _log = logging.getLogger("dagtrace.serve")
@@ -54,8 +67,7 @@ DEFAULT_PORT = 4319
 """Beside a Collector or Jaeger, which take 4317 (gRPC) and 4318 (HTTP)."""
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
 DEFAULT_QUEUE = 64
-TOKEN_ENV = "DAGTRACE_TOKEN"
-"""A bearer token required by ingestion and queries when set."""
+__all__ = ["DEFAULT_BODY_BUDGET", "TOKEN_ENV", "ServeConfig", "create_app", "serve"]
 
 _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
@@ -78,6 +90,23 @@ class ServeConfig:
     decoders: int = 0
     """Ingest workers: processes that decode requests and commit their rows (0: a
     thread of the server does both)."""
+    body_budget: int = DEFAULT_BODY_BUDGET
+    """Bytes of request bodies held at once (as received, and after gunzip) until their
+    requests are answered; beyond it, 429."""
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    read_only: bool = False
+    """Answer queries only: no /v1/traces, nothing written (no migration either: the
+    caller opens the store read-only)."""
+    insecure_no_token: bool = False
+    """Serve on a non-loopback address without a token (refused otherwise)."""
+    probe_interval: float = PROBE_INTERVAL
+    """/readyz writes a probe when no write happened for this long."""
+
+    def __post_init__(self) -> None:
+        if self.token is not None and (problem := token_problem(self.token)):
+            raise ValueError(f"unusable token: {problem}")
+        if self.body_budget < self.max_body:
+            raise ValueError("the body budget must be at least max_body")
 
 
 class _Metrics:
@@ -112,6 +141,20 @@ class _Metrics:
             registry=self.registry,
         )
 
+    def watch_limits(self, budget: BodyBudget, counts: ConnectionCounts) -> None:
+        """Export what the body budget and the connection limits hold and did."""
+        held = Gauge(
+            "dagtrace_body_bytes_held",
+            "Bytes of request bodies held until their requests are answered (--body-budget)",
+            registry=self.registry,
+        )
+        held.set_function(lambda: budget.held)
+        connections = Gauge(
+            "dagtrace_connections_open", "Open client connections", registry=self.registry
+        )
+        connections.set_function(lambda: counts.open)
+        self.registry.register(_ConnectionCloses(counts))
+
     def watch_forwarder(self, forwarder: Forwarder) -> None:
         """Export the forwarder's own counts (it runs on its own thread)."""
         depth = Gauge(
@@ -140,19 +183,91 @@ class _ForwarderCounts(Collector):
         )
 
 
+class _ConnectionCloses(Collector):
+    def __init__(self, counts: ConnectionCounts) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "dagtrace_connections_closed",
+            "Connections the server closed or refused, by reason",
+            labels=["reason"],
+        )
+        for reason, n in self._counts.closed.items():
+            family.add_metric([reason], n)
+        yield family
+
+
 def _configured_log_level() -> int | None:
     """The root logger's level if the server's program configured logging, for its workers."""
     root = logging.getLogger()
     return root.level if root.handlers else None
 
 
-class _TooLarge(Exception):
-    pass
+def create_app(
+    store: Store,
+    config: ServeConfig = ServeConfig(),
+    *,
+    connections: ConnectionCounts | None = None,
+) -> FastAPI:
+    """The ASGI app; the caller owns `store` (closed after `app.state.shutdown()`).
 
-
-def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
-    """The ASGI app; the caller owns `store` (closed after `app.state.shutdown()`)."""
+    `connections`: what the connection limits did (`serve` passes its protocol's), for
+    /metrics."""
     metrics = _Metrics()
+    budget = BodyBudget(config.body_budget)
+    metrics.watch_limits(budget, connections or ConnectionCounts())
+    app = FastAPI(
+        title="dagtrace",
+        version=__version__,
+        description="OTLP/HTTP receiver and read API for DAG run provenance.",
+        docs_url=None,  # served below, behind the token like the API
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.add_middleware(RawPathRouting)
+    auth = _bearer_auth(config.token)
+    readiness = Readiness(store, writes=not config.read_only, interval=config.probe_interval)
+    app.state.readiness = readiness
+    if config.read_only:
+        app.state.shutdown = lambda: None
+    else:
+        app.state.shutdown = _ingest_route(app, store, config, metrics, auth, budget, readiness)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        try:
+            problem = readiness.problem()
+        except StoreError:
+            return JSONResponse({"status": "store unreachable"}, status_code=503)
+        if problem is not None:
+            return JSONResponse({"status": "store cannot be written"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(auth)])
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    _docs_routes(app, auth)
+    _query_routes(app, store, auth, config.redaction)
+    _error_answers(app)
+    return app
+
+
+def _ingest_route(
+    app: FastAPI,
+    store: Store,
+    config: ServeConfig,
+    metrics: _Metrics,
+    auth: Callable[..., Awaitable[None]],
+    budget: BodyBudget,
+    readiness: Readiness,
+) -> Callable[[], None]:
+    """`POST /v1/traces` and what writes it; returns what stops them."""
     writer = IngestWriter(store, queue_size=config.queue_size)
     forwarder = None
     if config.forward:
@@ -181,11 +296,6 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
         )
 
     pools = [new_pool()] if config.decoders > 0 else []
-    app = FastAPI(
-        title="dagtrace",
-        version=__version__,
-        description="OTLP/HTTP receiver and read API for DAG run provenance.",
-    )
 
     def shutdown() -> None:
         for pool in pools:
@@ -193,9 +303,6 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
         writer.stop()
         if forwarder:
             forwarder.stop()
-
-    app.state.shutdown = shutdown
-    auth = _bearer_auth(config.token)
 
     async def ingest_body(body: bytes, json_encoded: bool) -> Ingested:
         """Committed, or raises: QueueFull, UndecodableRequest, BrokenProcessPool, or
@@ -221,86 +328,122 @@ def create_app(store: Store, config: ServeConfig = ServeConfig()) -> FastAPI:
     async def ingest(request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         json_encoded = content_type == _JSON
+
+        def error(code: int, message: str, *, retry: bool = False) -> Response:
+            retry_after = config.retry_after if retry else None
+            return _otlp_error(
+                code, message, json_encoded=json_encoded, metrics=metrics, retry_after=retry_after
+            )
+
         if content_type not in (_PROTOBUF, _JSON):
-            return _otlp_error(
-                415,
-                "use application/x-protobuf or application/json",
-                json_encoded=False,
-                metrics=metrics,
+            json_encoded = False
+            return error(415, "use application/x-protobuf or application/json")
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("identity", "gzip"):
+            return error(415, "this content-encoding is not supported; use gzip or none")
+        if waiting() >= config.queue_size:  # before reading a body that would only wait
+            return error(429, "write queue full, retry later", retry=True)
+        with budget.hold() as held:
+            try:
+                body = await read_body(
+                    request.stream(),
+                    declared=_content_length(request),
+                    gzipped=encoding == "gzip",
+                    limit=config.max_body,
+                    held=held,
+                )
+            except TooLarge:
+                return error(413, f"request body above {config.max_body} bytes")
+            except OverBudget:
+                return error(429, "too many request bodies in hand, retry later", retry=True)
+            except BadGzip as e:
+                return error(400, str(e))
+            except ClientDisconnect:
+                if not request.scope.get("state", {}).get(
+                    BODY_TIMED_OUT
+                ):  # else the protocol said why
+                    _log.info("a client went away before the end of its request body")
+                return Response(status_code=400)  # nobody to answer
+            try:
+                with metrics.in_progress.track_inprogress(), metrics.ingest_seconds.time():
+                    ingested = await ingest_body(body, json_encoded)
+            except UndecodableRequest as e:
+                return error(400, _safe_message(str(e)))
+            except QueueFull:
+                return error(429, "write queue full, retry later", retry=True)
+            except BrokenProcessPool:  # a worker died (new ones started): the client retries
+                return error(503, "cannot ingest now, retry later", retry=True)
+            except Exception as e:  # noqa: BLE001 - the store failed: retryable, nothing stored
+                _log.error("write failed: %s", e)
+                readiness.wrote(str(e) or e.__class__.__name__)
+                return error(503, "the store cannot be written now, retry later", retry=True)
+            readiness.wrote(None)
+            metrics.received.inc(ingested.received)
+            metrics.stored.inc(ingested.stored)
+            metrics.rejected.inc(len(ingested.rejected))
+            if forwarder:
+                forwarder.submit(body, content_type)
+            metrics.requests.labels("200").inc()
+            rejected = [_safe_message(reason) for reason in ingested.rejected]
+            return Response(
+                export_response(rejected, json_encoded=json_encoded), media_type=content_type
             )
-        try:
-            body = await _read_body(request, config.max_body)
-        except _TooLarge:
-            return _otlp_error(
-                413,
-                f"request body above {config.max_body} bytes",
-                json_encoded=json_encoded,
-                metrics=metrics,
-            )
-        except _UnsupportedEncoding as e:
-            return _otlp_error(415, str(e), json_encoded=json_encoded, metrics=metrics)
-        except zlib.error:
-            return _otlp_error(
-                400, "the gzip body is corrupt", json_encoded=json_encoded, metrics=metrics
-            )
-        try:
-            with metrics.in_progress.track_inprogress(), metrics.ingest_seconds.time():
-                ingested = await ingest_body(body, json_encoded)
-        except UndecodableRequest as e:
-            return _otlp_error(400, str(e), json_encoded=json_encoded, metrics=metrics)
-        except QueueFull:
-            return _otlp_error(
-                429,
-                "write queue full, retry later",
-                json_encoded=json_encoded,
-                metrics=metrics,
-                retry_after=config.retry_after,
-            )
-        except BrokenProcessPool:  # a worker died (new ones started): the client retries
-            return _otlp_error(
-                503,
-                "cannot ingest now, retry later",
-                json_encoded=json_encoded,
-                metrics=metrics,
-                retry_after=config.retry_after,
-            )
-        except Exception as e:  # noqa: BLE001 - the store failed: retryable, nothing stored
-            _log.error("write failed: %s", e)
-            return _otlp_error(
-                503,
-                "the store cannot be written now, retry later",
-                json_encoded=json_encoded,
-                metrics=metrics,
-                retry_after=config.retry_after,
-            )
-        metrics.received.inc(ingested.received)
-        metrics.stored.inc(ingested.stored)
-        metrics.rejected.inc(len(ingested.rejected))
-        if forwarder:
-            forwarder.submit(body, content_type)
-        metrics.requests.labels("200").inc()
-        return Response(
-            export_response(ingested.rejected, json_encoded=json_encoded), media_type=content_type
-        )
 
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    return shutdown
 
-    @app.get("/readyz", include_in_schema=False)
-    def readyz() -> Response:
-        try:
-            store.table_counts()
-        except StoreError:
-            return JSONResponse({"status": "store unreachable"}, status_code=503)
-        return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(auth)])
-    def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+def _content_length(request: Request) -> int | None:
+    declared = request.headers.get("content-length", "").strip()
+    return int(declared) if declared.isdigit() else None
 
-    _query_routes(app, store, auth, config.redaction)
-    return app
+
+def _docs_routes(app: FastAPI, auth: Callable[..., Awaitable[None]]) -> None:
+    """OpenAPI and its two viewers, behind the same guard as the API."""
+    guard = [Depends(auth)]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=guard)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=guard)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="dagtrace - Swagger UI")
+
+    @app.get("/redoc", include_in_schema=False, dependencies=guard)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="dagtrace - ReDoc")
+
+
+_QUOTED = re.compile(r"""'[^']*'|"[^"]*\"""")
+_MAX_MESSAGE = 200
+
+
+def _safe_message(text: str) -> str:
+    """An error message fit to answer with: quoted values (the repr of what was sent)
+    elided, at most 200 characters. Error answers repeat no input."""
+    text = _QUOTED.sub("\x00", text)
+    for quote in ("'", '"'):  # an unterminated quote (a cut repr): drop what follows it
+        if (i := text.find(quote)) >= 0:
+            text = text[:i] + "…"
+    text = text.replace("\x00", "'…'")
+    if len(text) > _MAX_MESSAGE:
+        text = text[: _MAX_MESSAGE - 1] + "…"
+    return text
+
+
+def _error_answers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        """FastAPI's 422, without the `input` (and `ctx`) it would repeat."""
+        detail = [
+            {
+                "type": str(error.get("type", "")),
+                "loc": [str(part)[:100] for part in error.get("loc", ())],
+                "msg": _safe_message(str(error.get("msg", ""))),
+            }
+            for error in exc.errors()[:20]
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
 
 
 def _redacted_run(run: DagRun, redaction: Redaction) -> DagRun:
@@ -357,7 +500,7 @@ def _query_routes(
         """Ids of the top-level runs running, or started or finished after `since`."""
         return store.runs_changed_since(since)
 
-    @app.get("/api/v1/runs/{run_id}", dependencies=guard, response_model=DagRun)
+    @app.get("/api/v1/runs/{run_id:segment}", dependencies=guard, response_model=DagRun)
     def inspect(run_id: str, io: bool = False) -> DagRun:
         """One run with nodes, edges and sub-DAG runs, as `inspect_run` (+ `load_io`)."""
         run = found(store.inspect_run(run_id), "run")
@@ -366,7 +509,7 @@ def _query_routes(
             _redacted_run(run, redaction)
         return run  # type: ignore[no-any-return]
 
-    @app.get("/api/v1/runs/{run_id}/record", dependencies=guard)
+    @app.get("/api/v1/runs/{run_id:segment}/record", dependencies=guard)
     def record(run_id: str) -> dict[str, Any]:
         """The run row, as `get_run`."""
         row = found(store.get_run(run_id), "run")
@@ -378,32 +521,34 @@ def _query_routes(
             }
         )
 
-    @app.get("/api/v1/runs/{run_id}/details", dependencies=guard)
+    @app.get("/api/v1/runs/{run_id:segment}/details", dependencies=guard)
     def details(run_id: str) -> dict[str, Any]:
         """Trace and span ids, attempt, lineage, close reason."""
         return found(store.get_run_details(run_id), "run")  # type: ignore[no-any-return]
 
-    @app.get("/api/v1/runs/{run_id}/nodes", dependencies=guard)
+    @app.get("/api/v1/runs/{run_id:segment}/nodes", dependencies=guard)
     def nodes(run_id: str) -> list[dict[str, Any]]:
         """Node rows, as `get_node_executions`."""
         return [raw_times(n) for n in redaction.node_rows(store.get_node_executions(run_id))]
 
-    @app.get("/api/v1/runs/{run_id}/edges", dependencies=guard)
+    @app.get("/api/v1/runs/{run_id:segment}/edges", dependencies=guard)
     def edges(run_id: str) -> list[dict[str, Any]]:
         """Edge traversals, as `get_edge_traversals`."""
         return [raw_times(edge) for edge in store.get_edge_traversals(run_id)]
 
-    @app.get("/api/v1/runs/{run_id}/children", dependencies=guard, response_model=list[DagRun])
+    @app.get(
+        "/api/v1/runs/{run_id:segment}/children", dependencies=guard, response_model=list[DagRun]
+    )
     def children(run_id: str) -> list[DagRun]:
         """All descendant runs, as `get_child_runs`."""
         return store.get_child_runs(run_id)
 
-    @app.get("/api/v1/runs/{run_id}/pending", dependencies=guard)
+    @app.get("/api/v1/runs/{run_id:segment}/pending", dependencies=guard)
     def pending(run_id: str) -> list[str]:
         """Labels of nodes not completed or skipped, as `get_pending_nodes`."""
         return store.get_pending_nodes(run_id)
 
-    @app.get("/api/v1/runs/{run_id}/nodes/{label}/output", dependencies=guard)
+    @app.get("/api/v1/runs/{run_id:segment}/nodes/{label:segment}/output", dependencies=guard)
     def output(run_id: str, label: str) -> dict[str, str]:
         """A completed or skipped node's output JSON, as `get_node_output`."""
         output = found(store.get_node_output(run_id, label), "node output")
@@ -421,47 +566,20 @@ def _query_routes(
 
 
 def _bearer_auth(token: str | None) -> Callable[[Request], Awaitable[None]]:
+    """A dependency: 401 unless `Authorization: Bearer <token>` (when a token is set)."""
     expected = f"Bearer {token}".encode() if token else None
 
     async def check(request: Request) -> None:
         if expected is None:
             return
-        given = request.headers.get("authorization", "").encode()
+        # Starlette decodes header bytes as latin-1: this gives back the bytes sent
+        given = request.headers.get("authorization", "").encode("latin-1")
         if not hmac.compare_digest(given, expected):  # constant time
             raise HTTPException(
                 401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
 
     return check
-
-
-class _UnsupportedEncoding(Exception):
-    pass
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused past `limit` bytes on the wire and again after gunzip."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge()
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding == "gzip":
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        body = inflater.decompress(body, limit + 1)  # a bomb stops here, unexpanded
-        if len(body) > limit or inflater.unconsumed_tail:
-            raise _TooLarge()
-        if not inflater.eof:
-            raise zlib.error("truncated gzip stream")
-    elif encoding != "identity":
-        raise _UnsupportedEncoding(f"content-encoding {encoding!r} is not supported; use gzip")
-    return body
 
 
 def _otlp_error(
@@ -493,12 +611,17 @@ def serve(
 ) -> None:
     """Run the server until SIGINT / SIGTERM; `on_ready(url)` once it accepts requests.
 
-    Port 0 picks a free port; the URL passed to `on_ready` has the real one.
+    Port 0 picks a free port; the URL passed to `on_ready` has the real one. Raises
+    ValueError, before binding, for a non-loopback `host` without a token (unless
+    `config.insecure_no_token`).
     """
     import socket
 
     import uvicorn
 
+    problem = exposure_problem(host, config.token, insecure_no_token=config.insecure_no_token)
+    if problem:
+        raise ValueError(problem)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -507,7 +630,8 @@ def serve(
     bound = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{bound}"
-    app = create_app(store, config)
+    counts = ConnectionCounts()
+    app = create_app(store, config, connections=counts)
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -532,14 +656,31 @@ def serve(
                     signal.signal(sig, handler)
 
     server = _Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=10)
+        uvicorn.Config(
+            app,
+            http=limited_protocol(config.limits, counts),
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=10,
+        )
     )
+    limits = config.limits
     _log.info(
-        "serving %s on %s: %s, queue %d%s",
+        "serving %s on %s: %s, queue %d, body budget %d bytes, %d connections, "
+        "header/body timeouts %g/%gs%s%s",
         store.location,
         url,
-        f"{config.decoders} ingest worker(s)" if config.decoders else "ingest on a thread",
+        "read-only"
+        if config.read_only
+        else f"{config.decoders} ingest worker(s)"
+        if config.decoders
+        else "ingest on a thread",
         config.queue_size,
+        config.body_budget,
+        limits.max_connections,
+        limits.header_timeout,
+        limits.body_timeout,
+        ", no token" if config.token is None else "",
         f", forwarding to {config.forward}" if config.forward else "",
     )
     try:

@@ -14,14 +14,17 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
+from ._auth import TOKEN_ENV, client_token
+from ._body import DEFAULT_BODY_BUDGET
 from ._bridge import DB_ENV, DEFAULT_DB
 from ._errors import StoreError
 from ._ingest import DEFAULT_FORWARD_BUFFER, LOG_FORMAT
+from ._limits import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, default_max_connections
 from ._models import DagRun, describe_epoch, seconds_between
 from ._provenance import open_store
 from ._remote import RemoteProvenance
 from ._render import render_run_tree
-from ._server import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, DEFAULT_QUEUE, TOKEN_ENV
+from ._server import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, DEFAULT_QUEUE
 from ._store import Store
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
@@ -52,7 +55,7 @@ _token_option = click.option(
     envvar=TOKEN_ENV,
     show_envvar=True,
     default=None,
-    help="Bearer token of the server (with an http:// --db).",
+    help="Bearer token of the server (with an http:// --db); empty: none.",
 )
 
 
@@ -64,7 +67,10 @@ def _fail(message: str, code: int) -> NoReturn:
 def _reader(db: str, token: str | None) -> Store | RemoteProvenance:
     """A local store, or a server's query API when `db` is an http(s) URL."""
     if db.startswith(("http://", "https://")):
-        return RemoteProvenance(db, token=token)
+        try:
+            return RemoteProvenance(db, token=client_token(token))
+        except ValueError as e:
+            _fail(f"--token: {e}", EXIT_USAGE)
     return _open(db)
 
 
@@ -275,7 +281,8 @@ def stats(db: str, token: str | None) -> None:
     "--host",
     default=DEFAULT_HOST,
     show_default=True,
-    help="Interface to bind; 0.0.0.0 exposes it (use --token then).",
+    help="Interface to bind. Any other than a loopback one (0.0.0.0, ::, an address) "
+    "needs --token, or --insecure-no-token.",
 )
 @click.option(
     "--port",
@@ -289,7 +296,21 @@ def stats(db: str, token: str | None) -> None:
     envvar=TOKEN_ENV,
     show_envvar=True,
     default=None,
-    help="Require `Authorization: Bearer TOKEN` on ingestion and queries.",
+    help="Require `Authorization: Bearer TOKEN` on ingestion, queries, /metrics and the "
+    "API docs: visible ASCII, not empty (an empty one, or an empty DAGTRACE_TOKEN, is "
+    "refused rather than taken as no token).",
+)
+@click.option(
+    "--insecure-no-token",
+    is_flag=True,
+    help="Serve on a non-loopback --host without a token (anyone who reaches it may "
+    "read and write the store).",
+)
+@click.option(
+    "--read-only",
+    is_flag=True,
+    help="Answer queries only: no /v1/traces, no schema migration, nothing written. "
+    "Without it, a SQLite file this process cannot write is refused (exit 4).",
 )
 @click.option(
     "--max-body",
@@ -297,6 +318,48 @@ def stats(db: str, token: str | None) -> None:
     show_default=True,
     type=click.IntRange(1024),
     help="Bytes per request, also after gunzip (413 above).",
+)
+@click.option(
+    "--body-budget",
+    default=DEFAULT_BODY_BUDGET,
+    show_default=True,
+    type=click.IntRange(1024),
+    metavar="BYTES",
+    help="Bytes of request bodies held at once, as received and after gunzip, from "
+    "their first byte until answered: queued and being written included. Beyond it, 429 "
+    "with Retry-After, before the body is read when its Content-Length does not fit. "
+    "At least --max-body.",
+)
+@click.option(
+    "--header-timeout",
+    default=DEFAULT_HEADER_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    metavar="SECONDS",
+    help="From a connection waiting for a request (new, or its answer sent) to that "
+    "request's headers; then it is closed (408 if part of a request came).",
+)
+@click.option(
+    "--body-timeout",
+    default=DEFAULT_BODY_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    metavar="SECONDS",
+    help="From a request's headers to the end of its body; then 408 and closed.",
+)
+@click.option(
+    "--max-connections",
+    default=None,
+    type=click.IntRange(1),
+    help="Open connections; a new one beyond it closes the one idle longest, or gets 503 "
+    "when all are in a request (default: half the open-file limit, at most 1024).",
+)
+@click.option(
+    "--readiness-probe-interval",
+    default=5.0,
+    type=click.FloatRange(0.05),
+    hidden=True,
+    help="Seconds without a write after which /readyz writes a probe.",
 )
 @click.option(
     "--queue",
@@ -357,7 +420,14 @@ def serve(
     host: str,
     port: int,
     token: str | None,
+    insecure_no_token: bool,
+    read_only: bool,
     max_body: int,
+    body_budget: int,
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int | None,
+    readiness_probe_interval: float,
     queue_size: int,
     forward: str | None,
     forward_buffer: int,
@@ -371,6 +441,8 @@ def serve(
 
     POST /v1/traces (protobuf or JSON, gzip) · GET /api/v1/runs … (OpenAPI at /docs)
     · /healthz · /readyz · /metrics. A 200 means the request's rows are committed.
+    Exits 2 for an unusable token or an exposed --host without one, 4 when the store
+    cannot be opened or (SQLite, without --read-only) written.
 
     \b
     Example:
@@ -378,12 +450,25 @@ def serve(
     """
     import logging
 
+    from ._auth import exposure_problem
+    from ._limits import ConnectionLimits
     from ._redact import DEFAULT_PATTERNS, Redaction
     from ._server import ServeConfig
     from ._server import serve as run_server
 
+    if token is None and os.environ.get(TOKEN_ENV) == "":
+        _fail(f"{TOKEN_ENV} is set but empty: set a token, or unset it", EXIT_USAGE)
+    problem = exposure_problem(host, token, insecure_no_token=insecure_no_token)
+    if problem:
+        _fail(f"--token: {problem}" if token is not None else problem, EXIT_USAGE)
+    if body_budget < max_body:
+        _fail("--body-budget must be at least --max-body", EXIT_USAGE)
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
-    store = _open(db, read_only=False)
+    if not read_only:
+        _check_file_writable(db)
+    store = _open(db, read_only=read_only)
+    if not read_only:
+        _check_writable(store)
     redaction = Redaction(
         patterns=() if no_redact else (patterns or DEFAULT_PATTERNS), max_payload_bytes=max_payload
     )
@@ -398,6 +483,15 @@ def serve(
         forward_buffer=forward_buffer,
         redaction=redaction,
         decoders=decoders,
+        body_budget=body_budget,
+        limits=ConnectionLimits(
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_connections=max_connections or default_max_connections(),
+        ),
+        read_only=read_only,
+        insecure_no_token=insecure_no_token,
+        probe_interval=readiness_probe_interval,
     )
 
     def ready(url: str) -> None:
@@ -466,6 +560,42 @@ def tail(db: str, token: str | None, until_run: str | None, interval: float) -> 
             time.sleep(interval)  # polling a store: there is no event to wait on
     except KeyboardInterrupt:
         sys.exit(EXIT_OK)
+
+
+def _cannot_write(location: str, reason: str) -> NoReturn:
+    _fail(f"cannot write {location}: {reason} (--read-only serves queries only)", EXIT_UNREACHABLE)
+
+
+def _check_file_writable(db: str) -> None:
+    """Exit 4 if `db` is an existing SQLite file this process may not open for writing
+    (before SQLite opens it: it would fall back to reading it)."""
+    if db.startswith("sqlite:///"):
+        db = db.removeprefix("sqlite:///")
+    elif "://" in db:
+        return
+    if os.path.isfile(db):
+        try:
+            with open(db, "r+b"):
+                pass
+        except OSError as e:
+            _cannot_write(db, e.strerror or str(e))
+
+
+def _check_writable(store: Store) -> None:
+    """Exit 4 unless this process can write a SQLite store (a probe write). A
+    PostgreSQL role without write rights is served: 503 until it gets them."""
+    from ._readiness import probe_write
+    from ._sqlite import SqliteStore
+
+    if not isinstance(store, SqliteStore):
+        return
+    try:
+        if store.read_only:
+            raise StoreError("not writable by this process", location=store.location)
+        probe_write(store)
+    except StoreError as e:
+        store.close()
+        _cannot_write(store.location, str(e))
 
 
 def _usable_cores() -> int:

@@ -1,0 +1,149 @@
+"""Request bodies: read within a byte budget, gunzipped member by member.
+
+Every body the server holds (being read, waiting in the write queue, being
+written) counts against one `BodyBudget` until its request is answered. A body
+whose Content-Length does not fit is refused before a byte of it is read; a
+chunked one (no Content-Length) is counted as it arrives, and so is what gunzip
+makes of a body. Beyond the budget the request is answered 429 with Retry-After,
+so memory held for bodies stays below the budget whatever clients send.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+DEFAULT_BODY_BUDGET = 256 * 1024 * 1024
+MAX_GZIP_MEMBERS = 1024
+"""Members of one gzip body (each costs a new inflater: a body of tiny members would
+otherwise keep the event loop busy)."""
+
+
+class TooLarge(Exception):
+    """Above the per-request limit, on the wire or after gunzip: 413."""
+
+
+class OverBudget(Exception):
+    """The bodies already held leave no room for this one: 429 with Retry-After."""
+
+
+class BadGzip(Exception):
+    """A corrupt or truncated gzip body, or bytes after its last member: 400."""
+
+
+class BodyBudget:
+    """Bytes of request bodies held at once, across requests (event-loop thread only)."""
+
+    def __init__(self, max_bytes: int = DEFAULT_BODY_BUDGET) -> None:
+        self.max_bytes = max_bytes
+        self.held = 0
+
+    def hold(self) -> Held:
+        return Held(self)
+
+
+class Held:
+    """One request's share of the budget, given back when the `with` block ends."""
+
+    def __init__(self, budget: BodyBudget) -> None:
+        self._budget = budget
+        self.bytes = 0
+
+    def ensure(self, size: int) -> None:
+        """Grow this share to `size` bytes, or raise `OverBudget` (the share unchanged)."""
+        extra = size - self.bytes
+        if extra <= 0:
+            return
+        budget = self._budget
+        if budget.held + extra > budget.max_bytes:
+            raise OverBudget()
+        budget.held += extra
+        self.bytes = size
+
+    def release(self) -> None:
+        self._budget.held -= self.bytes
+        self.bytes = 0
+
+    def __enter__(self) -> Held:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+async def read_body(
+    chunks: AsyncIterator[bytes],
+    *,
+    declared: int | None,
+    gzipped: bool,
+    limit: int,
+    held: Held,
+) -> bytes:
+    """The body (gunzipped if `gzipped`), at most `limit` bytes on the wire and after
+    gunzip. `declared` (Content-Length) is taken from the budget before reading.
+    Raises `TooLarge`, `OverBudget` or `BadGzip`; a bomb stops unexpanded."""
+    if declared is not None:
+        if declared > limit:
+            raise TooLarge()
+        held.ensure(declared)
+    out = bytearray()
+    gunzip = _Gunzip(limit) if gzipped else None
+    received = 0
+    async for chunk in chunks:
+        received += len(chunk)
+        if received > limit:
+            raise TooLarge()
+        if gunzip is None:
+            out += chunk
+        else:
+            gunzip.feed(chunk, out)
+        held.ensure(len(out))
+    if gunzip is not None:
+        gunzip.finish()
+    return bytes(out)
+
+
+class _Gunzip:
+    """Every member of a gzip stream, in turn; anything after the last one is refused."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._inflater: zlib._Decompress | None = self._new()
+        self._members = 1
+
+    @staticmethod
+    def _new() -> zlib._Decompress:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def feed(self, data: bytes, out: bytearray) -> None:
+        while data:
+            if self._inflater is None:  # the previous member ended: another one starts
+                self._members += 1
+                if self._members > MAX_GZIP_MEMBERS:
+                    raise BadGzip(f"more than {MAX_GZIP_MEMBERS} gzip members")
+                self._inflater = self._new()
+            inflater = self._inflater
+            try:
+                out += inflater.decompress(data, self._limit + 1 - len(out))
+            except zlib.error as e:
+                raise BadGzip(
+                    "the gzip body is corrupt"
+                    if self._members == 1
+                    else "bytes after the gzip stream are not another gzip member"
+                ) from e
+            if len(out) > self._limit or inflater.unconsumed_tail:
+                raise TooLarge()
+            if not inflater.eof:
+                return
+            data = inflater.unused_data
+            self._inflater = None
+
+    def finish(self) -> None:
+        if self._inflater is not None:
+            raise BadGzip("the gzip body is truncated")
