@@ -41,7 +41,15 @@ from starlette.requests import ClientDisconnect
 
 from . import __version__
 from ._auth import TOKEN_ENV, exposure_problem, token_problem
-from ._body import DEFAULT_BODY_BUDGET, BadGzip, BodyBudget, OverBudget, TooLarge, read_body
+from ._body import (
+    DEFAULT_BODY_BUDGET,
+    BadGzip,
+    BodyBudget,
+    OverBudget,
+    TooLarge,
+    read_body,
+    return_large_buffers_to_the_os,
+)
 from ._errors import StoreError
 from ._ingest import (
     DEFAULT_FORWARD_BUFFER,
@@ -622,6 +630,7 @@ def serve(
     problem = exposure_problem(host, config.token, insecure_no_token=config.insecure_no_token)
     if problem:
         raise ValueError(problem)
+    return_large_buffers_to_the_os()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
