@@ -367,9 +367,8 @@ def _ingest_route(
             except BadGzip as e:
                 return error(400, str(e))
             except ClientDisconnect:
-                if not request.scope.get("state", {}).get(
-                    BODY_TIMED_OUT
-                ):  # else the protocol said why
+                timed_out = request.scope.get("state", {}).get(BODY_TIMED_OUT)
+                if not timed_out:  # (else the protocol logged why)
                     _log.info("a client went away before the end of its request body")
                 return Response(status_code=400)  # nobody to answer
             try:
@@ -383,7 +382,8 @@ def _ingest_route(
                 return error(503, "cannot ingest now, retry later", retry=True)
             except Exception as e:  # noqa: BLE001 - the store failed: retryable, nothing stored
                 _log.error("write failed: %s", e)
-                readiness.wrote(str(e) or e.__class__.__name__)
+                if isinstance(e, StoreError):  # not ready until a write succeeds
+                    readiness.wrote(str(e))
                 return error(503, "the store cannot be written now, retry later", retry=True)
             readiness.wrote(None)
             metrics.received.inc(ingested.received)
