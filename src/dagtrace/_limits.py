@@ -111,6 +111,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._idle_since: float | None = None
         """When it began to wait for a request; None while a request is being read or answered."""
         self._reading_headers = True
+        self._headers_seen = False
         self._header_bytes = 0
         self._counted = False
         self._lingering = False
@@ -227,14 +228,23 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._lingering:
             return  # answered and closing: dropped
         was_reading_headers = self._reading_headers
+        self._headers_seen = False
         super().data_received(data)
-        if was_reading_headers and self._reading_headers and self._open():
+        # Only bytes that completed no request line and headers count: a chunk holding a
+        # whole request (headers, body) ends reading headers again for the next one.
+        if (
+            was_reading_headers
+            and self._reading_headers
+            and not self._headers_seen
+            and self._open()
+        ):
             self._header_bytes += len(data)
             if self._header_bytes > MAX_HEADER_BYTES:
                 self._close("header_too_large", _431)
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
+        self._headers_seen = True
         self._idle_since = None
         self._arm(self.limits.body_timeout, self._body_late)
         super().on_headers_complete()

@@ -291,9 +291,9 @@ def _attempt(attributes: Mapping[str, Any]) -> int:
 
 def _check_time(time_ns: int) -> None:
     if not 0 <= time_ns < MAX_TIME_NS:
-        raise SpanRejected(
-            f"span time {str(time_ns)[:24]} ns is outside 0 to the year 10000 (Unix epoch ns)"
-        )
+        digits = str(time_ns)
+        shown = f"{digits} ns" if len(digits) <= 24 else f"of {len(digits)} digits"
+        raise SpanRejected(f"span time {shown} is outside 0 to the year 10000 (Unix epoch ns)")
 
 
 def _status(attributes: Mapping[str, Any], phase: int, error_status: bool) -> str:

@@ -230,12 +230,16 @@ def _json_spans(body: bytes) -> Iterator[_Parts]:
         request = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UndecodableRequest(f"not JSON: {e.__class__.__name__}") from e
+    except RecursionError as e:  # nested deeper than any OTLP request: never retryable
+        raise UndecodableRequest("not an OTLP/JSON request: nested too deeply") from e
     if not isinstance(request, dict):
         raise UndecodableRequest("an OTLP/JSON request is an object")
     try:
         return iter(list(_walk_json(request)))
     except (TypeError, AttributeError, KeyError) as e:
         raise UndecodableRequest(f"not an OTLP/JSON trace request: {e}") from e
+    except (ValueError, RecursionError) as e:  # a doubleValue "abc", 5,000-digit integers
+        raise UndecodableRequest(f"not an OTLP/JSON trace request: {type(e).__name__}") from e
 
 
 def _walk_json(request: Mapping[str, Any]) -> Iterator[_Parts]:
