@@ -133,6 +133,6 @@ def test_every_cli_command_and_route_survives_odd_times(tmp_path: Path) -> None:
             json.loads(answer.text)  # strict JSON: no NaN or Infinity tokens
         record = client.get("/api/v1/runs/inf/record").json()
         assert record["started_at"] == "Infinity"  # the raw epoch, as JSON can carry it
-        remote = dagtrace.RemoteProvenance(url)
-        assert remote.inspect_run("big") is not None
-        assert {r.run_id for r in remote.get_recent_runs(50)} >= set(ODD_TIMES)
+        with dagtrace.RemoteProvenance(url) as remote:
+            assert remote.inspect_run("big") is not None
+            assert {r.run_id for r in remote.get_recent_runs(50)} >= set(ODD_TIMES)
