@@ -144,13 +144,11 @@ class TracedProvenance(ProvenanceReads):
         check_text(run_id=run_id, status=status)
         with self._lock:
             handle = self._runs.get(run_id)
-        if status == "running":
-            run = handle or self._stored_run(run_id, "update_run_status")
-            if handle is None and run is not None and self._stored_status(run_id) != "running":
+        if status == "running" and handle is None:
+            stored = self.store.get_run(run_id)
+            if stored is not None and stored["status"] != "running":
                 self._start_attempt(run_id)  # a restart: the next attempt of the run
-            elif run is not None:
-                self._tracer.change(run, status)  # the attempt under way goes on
-            return
+                return
         if handle is not None and status == "paused":
             self._pop_run(run_id)
             self._cut_short_nodes(run_id)
@@ -295,9 +293,6 @@ class TracedProvenance(ProvenanceReads):
             details.get("attempt") or 1,
             NonRecordingSpan(context or INVALID_SPAN_CONTEXT),
         )
-
-    def _stored_status(self, run_id: str) -> str | None:
-        return (self.store.get_run(run_id) or {}).get("status")
 
     def _stored_node(
         self, run_id: str, node_label: str, call: str
