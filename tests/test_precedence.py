@@ -100,6 +100,15 @@ def _apply(location: str, write: SpanRecord | tuple[str, float]) -> None:
 
 
 RUN_START = start(start=1 * S)
+NODE_START = start(kind=c.KIND_NODE, start=1 * S, span_id=NODE_SPAN)
+NODE_FINISHED_ELSEWHERE = span(
+    kind=c.KIND_NODE,
+    start=3 * S,
+    status="completed",
+    change="finish",
+    outputs='"x"',
+    span_id="c" * 16,
+)
 ROWS: dict[str, tuple[list[Any], dict[str, Any]]] = {
     "start vs end": (
         [RUN_START, span(start=1 * S, end=5 * S)],
@@ -163,29 +172,15 @@ ROWS: dict[str, tuple[list[Any], dict[str, Any]]] = {
     ),
     "node: a start vs a later finish from another process": (
         [
-            start(kind=c.KIND_NODE, start=1 * S, span_id=NODE_SPAN),
-            span(
-                kind=c.KIND_NODE,
-                start=3 * S,
-                status="completed",
-                change="finish",
-                outputs='"x"',
-                span_id="c" * 16,
-            ),
+            NODE_START,
+            NODE_FINISHED_ELSEWHERE,
         ],
         {"status": "completed", "output_json": '"x"', "finished_at": 3.0},
     ),
     "node: a finish vs the node's own later failure": (
         [
-            start(kind=c.KIND_NODE, start=1 * S, span_id=NODE_SPAN),
-            span(
-                kind=c.KIND_NODE,
-                start=3 * S,
-                status="completed",
-                change="finish",
-                outputs='"x"',
-                span_id="c" * 16,
-            ),
+            NODE_START,
+            NODE_FINISHED_ELSEWHERE,
             span(kind=c.KIND_NODE, start=1 * S, end=4 * S, error=True, span_id=NODE_SPAN),
         ],
         {"status": "failed", "output_json": '"x"', "error": "boom", "finished_at": 4.0},
