@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dagtrace._server import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT
+from dagtrace.settings import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT
 
 CONFIGS = Path(__file__).parent.parent / "collector-config"
 COLLECTOR_CONFIGS = ["collector.yaml", "collector-scale-out.yaml"]

@@ -9,10 +9,8 @@ __version__ = "0.1.0"
 from . import conventions
 from ._bridge import BridgeStats, DagtraceSpanExporter, LiveSpanProcessor
 from ._configure import DagRecordingSampler, DagtraceTracerProvider, configure
-from ._errors import DagtraceError, NotFoundError, NotReusableError, StoreError
 from ._initiator import SCHEDULER, initiated_by, run_initiator
-from ._instrument import DagPaused, DagTracer, NodeHandle, RunHandle
-from ._mapping import SpanRejected
+from ._instrument import DagTracer, NodeHandle, RunHandle
 from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, json_default, safe_json_dumps
 from ._provenance import DagProvenance, NullProvenance, ProvenanceReads, open_store
 from ._redact import Redaction
@@ -20,6 +18,14 @@ from ._remote import RemoteProvenance
 from ._sqlite import Durability, SqliteStore
 from ._store import ReplayPlan, Store
 from ._writer import Writer
+from .exceptions import (
+    DagPaused,
+    DagtraceError,
+    NotFoundError,
+    NotReusableError,
+    SpanRejected,
+    StoreError,
+)
 
 __all__ = [
     "SCHEDULER",

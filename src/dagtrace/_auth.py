@@ -6,7 +6,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-TOKEN_ENV = "DAGTRACE_TOKEN"
 """A bearer token required by ingestion and queries when set."""
 
 

@@ -14,7 +14,9 @@ import zlib
 from collections.abc import AsyncIterator
 from types import TracebackType
 
-DEFAULT_BODY_BUDGET = 256 * 1024 * 1024
+from .exceptions import BadGzip, OverBudget, TooLarge
+from .settings import DEFAULT_BODY_BUDGET
+
 MAX_GZIP_MEMBERS = 1024
 """Members of one gzip body (each costs a new inflater: a body of tiny members would
 otherwise keep the event loop busy)."""
@@ -39,18 +41,6 @@ def return_large_buffers_to_the_os(threshold: int = 256 * 1024) -> bool:
         return bool(libc.mallopt(m_mmap_threshold, threshold))
     except (OSError, AttributeError):
         return False
-
-
-class TooLarge(Exception):
-    """Above the per-request limit, on the wire or after gunzip: 413."""
-
-
-class OverBudget(Exception):
-    """The bodies already held leave no room for this one: 429 with Retry-After."""
-
-
-class BadGzip(Exception):
-    """A corrupt or truncated gzip body, or bytes after its last member: 400."""
 
 
 class BodyBudget:

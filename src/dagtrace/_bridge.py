@@ -27,17 +27,14 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode, format_span_id, format_trace_id
 
 from . import conventions as c
-from ._errors import StoreError
-from ._mapping import SpanEvent, SpanRecord, SpanRejected, is_dag_span, record_from_parts
+from . import settings
+from ._mapping import SpanEvent, SpanRecord, is_dag_span, record_from_parts
 from ._parents import ParentFacts, ParentResolver
 from ._redact import Redaction
 from ._store import Store
+from .exceptions import SpanRejected, StoreError
 
 _log = logging.getLogger("dagtrace")
-
-DB_ENV = "DAGTRACE_DB"
-"""The store: a SQLite path or a `sqlite:///` URL. Default `./dagtrace.db`."""
-DEFAULT_DB = "dagtrace.db"
 
 
 @dataclass
@@ -444,7 +441,7 @@ class DagtraceSpanExporter(SpanExporter):
         if isinstance(store, Store):
             self.store, self._owns_store = store, False
         else:
-            target = store if store is not None else os.environ.get(DB_ENV) or DEFAULT_DB
+            target = store if store is not None else settings.db_location()
             self.store, self._owns_store = open_store(target), True
         self.stats = BridgeStats()
         self._problems = _Problems(self.stats)

@@ -19,14 +19,14 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import Attributes
 
 from . import conventions as c
-from ._bridge import DB_ENV, DEFAULT_DB, LiveSpanProcessor, RedactingSpanExporter
+from . import settings
+from ._bridge import LiveSpanProcessor, RedactingSpanExporter
 from ._provenance import open_store
 from ._redact import Redaction
 from ._store import Store
 
 _log = logging.getLogger("dagtrace")
 
-FORWARD_ENV = "DAGTRACE_FORWARD"
 """An OTLP endpoint to forward spans to (Jaeger, a Collector); `OTEL_EXPORTER_OTLP_*` also count."""
 
 
@@ -108,7 +108,7 @@ def configure(
 
     `DagTracer(provider)` emits start markers only when spans are forwarded.
     """
-    store = db if isinstance(db, Store) else open_store(db or os.environ.get(DB_ENV) or DEFAULT_DB)
+    store = db if isinstance(db, Store) else open_store(settings.db_location(db))
     resource = Resource.create({"service.name": service_name} if service_name else {})
     exporter = _forwarding_exporter(forward, forward_protocol)
     provider = DagtraceTracerProvider(
@@ -136,15 +136,13 @@ def configure(
     return provider
 
 
-PROTOCOLS = ("http/protobuf", "grpc")
+PROTOCOLS = settings.OTLP_PROTOCOLS
 
 
 def _forwarding_exporter(forward: str | bool | None, protocol: str | None) -> SpanExporter | None:
     if forward is None:
-        forward = os.environ.get(FORWARD_ENV) or None
-    otel_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    )
+        forward = settings.forward_endpoint()
+    otel_endpoint = settings.otlp_endpoint()
     if (forward is None and not otel_endpoint) or forward is False:
         return None
     endpoint = forward if isinstance(forward, str) else None
@@ -173,13 +171,11 @@ def _protocol(explicit: str | None) -> str:
         if explicit not in PROTOCOLS:
             raise ValueError(f"forward_protocol must be one of {PROTOCOLS}, not {explicit!r}")
         return explicit
-    for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
-        value = os.environ.get(name)
-        if value:
-            if value in PROTOCOLS:
-                return value
-            _log.warning(
-                "dagtrace: %s=%r is not one of %s; using http/protobuf", name, value, PROTOCOLS
-            )
-            return "http/protobuf"
+    setting = settings.otlp_protocol_setting()
+    if setting is None:
+        return "http/protobuf"
+    name, value = setting
+    if value in PROTOCOLS:
+        return value
+    _log.warning("dagtrace: %s=%r is not one of %s; using http/protobuf", name, value, PROTOCOLS)
     return "http/protobuf"

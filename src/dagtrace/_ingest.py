@@ -32,15 +32,13 @@ from ._otlp import DecodedRows, decode_to_rows
 from ._parents import ParentFacts
 from ._store import Store
 from ._writer import Rows
+from .exceptions import QueueFull
+from .settings import DEFAULT_FORWARD_BUFFER
 
 _log = logging.getLogger("dagtrace.serve")
 
 _GROUP_LIMIT = 64
 """At most this many queued requests share one transaction."""
-
-
-class QueueFull(Exception):
-    """The write queue is full: answer 429 with Retry-After."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +189,6 @@ class IngestWriter:
             job.done.set_result(Ingested.of(decoded))
 
 
-DEFAULT_FORWARD_BUFFER = 256 * 1024 * 1024
 """Bytes of received requests held for the forward target before the oldest go."""
 
 

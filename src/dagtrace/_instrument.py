@@ -34,12 +34,9 @@ from . import conventions as c
 from ._mapping import payload_attributes
 from ._models import safe_json_dumps
 from ._store import ReplayPlan
+from .exceptions import DagPaused
 
 _INSTRUMENTATION_NAME = "dagtrace"
-
-
-class DagPaused(Exception):
-    """Raise inside a `run` block to end the run as `paused` (restartable)."""
 
 
 def _fail_span(span: Span, error: BaseException | str) -> None:

@@ -27,10 +27,10 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .settings import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT
+
 _log = logging.getLogger("dagtrace.serve")
 
-DEFAULT_HEADER_TIMEOUT = 10.0
-DEFAULT_BODY_TIMEOUT = 30.0
 MAX_HEADER_BYTES = 64 * 1024
 """Request line and headers of one request (uvicorn's httptools parser has no bound)."""
 LINGER = 2.0

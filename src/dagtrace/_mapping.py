@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from . import conventions as c
-from ._errors import DagtraceError
+from .exceptions import SpanRejected
 
 PHASE_START = 0
 """A run or node has started (on_start, or a start marker)."""
@@ -28,10 +28,6 @@ _CHANGES = frozenset({c.CHANGE_STATUS, c.CHANGE_FINISH})
 NOT_FINISHED = frozenset({"running", "paused"})
 """Statuses of an ended span whose run or node is not finished: a paused run, a node
 cut short by the pause (lythonic leaves both without `finished_at`)."""
-
-
-class SpanRejected(DagtraceError):
-    """A span claims to be a DAG span but cannot be stored; the reason says why."""
 
 
 class SpanEvent(NamedTuple):

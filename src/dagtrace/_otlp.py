@@ -23,17 +23,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from ._errors import DagtraceError
-from ._mapping import SpanEvent, SpanRecord, SpanRejected, record_from_parts
+from ._mapping import SpanEvent, SpanRecord, record_from_parts
 from ._parents import ParentFacts
 from ._redact import Redaction
 from ._writer import Rows, rows_for
+from .exceptions import SpanRejected, UndecodableRequest
 
 STATUS_CODE_ERROR = 2
-
-
-class UndecodableRequest(DagtraceError):
-    """The body is not an OTLP trace request at all (answered with 400)."""
 
 
 @dataclass

@@ -21,7 +21,6 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from . import _schema
-from ._errors import StoreError
 from ._store import Store
 from ._writer import (
     EDGE_ON_CONFLICT,
@@ -32,6 +31,7 @@ from ._writer import (
     Dialect,
     Writer,
 )
+from .exceptions import StoreError
 
 _MIGRATION_LOCK = 0x6461677472616365  # "dagtrace"
 _TABLES = (

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._errors import StoreError
 from ._initiator import current_initiator
 from ._mapping import check_text
 from ._models import DagRun, safe_json_dumps
 from ._sqlite import Durability, SqliteStore
 from ._store import Store
+from .exceptions import StoreError
 
 _SQLITE_URL_PREFIX = "sqlite:///"
 

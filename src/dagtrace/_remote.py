@@ -13,9 +13,9 @@ import httpx
 from pydantic import TypeAdapter
 
 from ._auth import client_token
-from ._errors import StoreError
 from ._models import DagRun, IoPayload
 from ._paths import segment
+from .exceptions import StoreError
 
 _RUNS = TypeAdapter(list[DagRun])
 _API = "/api/v1"

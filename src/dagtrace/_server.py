@@ -40,41 +40,39 @@ from prometheus_client.registry import Collector
 from starlette.requests import ClientDisconnect
 
 from . import __version__
-from ._auth import TOKEN_ENV, exposure_problem, token_problem
+from ._auth import exposure_problem, token_problem
 from ._body import (
-    DEFAULT_BODY_BUDGET,
-    BadGzip,
     BodyBudget,
-    OverBudget,
-    TooLarge,
     read_body,
     return_large_buffers_to_the_os,
 )
-from ._errors import StoreError
 from ._ingest import (
-    DEFAULT_FORWARD_BUFFER,
     Forwarder,
     Ingested,
     IngestWriter,
-    QueueFull,
     ingest_in_worker,
     start_worker,
 )
 from ._limits import BODY_TIMED_OUT, ConnectionCounts, ConnectionLimits, limited_protocol
 from ._models import DagRun, IoPayload, raw_times
-from ._otlp import UndecodableRequest, export_response, redact_request, status_body
+from ._otlp import export_response, redact_request, status_body
 from ._readiness import PROBE_INTERVAL, Readiness
 from ._redact import Redaction
 from ._routing import RawPathRouting
 from ._store import Store
+from .exceptions import BadGzip, OverBudget, QueueFull, StoreError, TooLarge, UndecodableRequest
+from .settings import (
+    DEFAULT_BODY_BUDGET,
+    DEFAULT_FORWARD_BUFFER,
+    DEFAULT_HOST,
+    DEFAULT_MAX_BODY,
+    DEFAULT_PORT,
+    DEFAULT_QUEUE,
+    TOKEN_ENV,
+)
 
 _log = logging.getLogger("dagtrace.serve")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 4319
-"""Beside a Collector or Jaeger, which take 4317 (gRPC) and 4318 (HTTP)."""
-DEFAULT_MAX_BODY = 32 * 1024 * 1024
-DEFAULT_QUEUE = 64
 __all__ = ["DEFAULT_BODY_BUDGET", "TOKEN_ENV", "ServeConfig", "create_app", "serve"]
 
 _PROTOBUF = "application/x-protobuf"

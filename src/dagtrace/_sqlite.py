@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import _schema
-from ._errors import StoreError
 from ._store import Store
 from ._writer import Cursor, Dialect, Writer
+from .exceptions import StoreError
 
 _log = logging.getLogger("dagtrace")
 

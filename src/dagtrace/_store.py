@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import _schema
-from ._errors import NotFoundError, NotReusableError, StoreError
 from ._mapping import SpanRecord
 from ._models import (
     DagRun,
@@ -31,6 +30,7 @@ from ._models import (
 from ._parents import ParentFacts, ParentSearch
 from ._parents import prune as _prune_parent_search
 from ._writer import Cursor, Dialect, Rows, Writer, rows_for
+from .exceptions import NotFoundError, NotReusableError, StoreError
 
 _log = logging.getLogger("dagtrace")
 

@@ -13,25 +13,34 @@ from typing import Any, NoReturn
 
 import click
 
-from . import __version__
-from ._auth import TOKEN_ENV, client_token
-from ._body import DEFAULT_BODY_BUDGET
-from ._bridge import DB_ENV, DEFAULT_DB
-from ._errors import StoreError
-from ._ingest import DEFAULT_FORWARD_BUFFER, LOG_FORMAT
-from ._limits import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, default_max_connections
+from . import __version__, settings
+from ._auth import client_token
+from ._ingest import LOG_FORMAT
+from ._limits import default_max_connections
 from ._models import DagRun, describe_epoch, seconds_between
 from ._provenance import open_store
 from ._remote import RemoteProvenance
 from ._render import render_run_tree
-from ._server import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, DEFAULT_QUEUE
 from ._store import Store
+from .exceptions import StoreError
+from .settings import (
+    DB_ENV,
+    DEFAULT_BODY_BUDGET,
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_DB,
+    DEFAULT_FORWARD_BUFFER,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_HOST,
+    DEFAULT_JAEGER_URL,
+    DEFAULT_MAX_BODY,
+    DEFAULT_PORT,
+    DEFAULT_QUEUE,
+    JAEGER_URL_ENV,
+    TOKEN_ENV,
+)
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 
-JAEGER_URL_ENV = "DAGTRACE_JAEGER_URL"
-"""Base URL of the Jaeger UI, for trace links. Default http://localhost:16686."""
-DEFAULT_JAEGER_URL = "http://localhost:16686"
 
 _db_option = click.option(
     "--db",
@@ -456,7 +465,7 @@ def serve(
     from ._server import ServeConfig
     from ._server import serve as run_server
 
-    if token is None and os.environ.get(TOKEN_ENV) == "":
+    if token is None and settings.is_set_but_empty(TOKEN_ENV):
         _fail(f"{TOKEN_ENV} is set but empty: set a token, or unset it", EXIT_USAGE)
     problem = exposure_problem(host, token, insecure_no_token=insecure_no_token)
     if problem:

@@ -37,7 +37,8 @@ from typing import Any
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan
 
-from ._bridge import DB_ENV, DEFAULT_DB, LiveSpanProcessor
+from . import settings
+from ._bridge import LiveSpanProcessor
 from ._configure import configure
 from ._initiator import current_initiator
 from ._instrument import DagTracer, NodeHandle, RunHandle, plan_links, span_context
@@ -70,7 +71,7 @@ class TracedProvenance(ProvenanceReads):
         store: Store | None = None,
     ) -> None:
         self._owns_store = store is None and tracer_provider is None
-        self.store = store or open_store(db_path or os.environ.get(DB_ENV) or DEFAULT_DB)
+        self.store = store or open_store(settings.db_location(db_path))
         self._owns_provider = tracer_provider is None
         if tracer_provider is None:
             tracer_provider = configure(self.store, forward=forward)
