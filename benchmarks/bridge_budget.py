@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 import dagtrace
 from dagtrace._bridge import record_from_sdk_span
-from dagtrace._writer import _EDGE_UPSERT_SQL, _NODE_UPSERT_SQL, rows_for
+from dagtrace.store.writer import _EDGE_UPSERT_SQL, _NODE_UPSERT_SQL, rows_for
 
 
 def _raw_commit_us(workdir: Path, nodes: int, tag: str) -> float:

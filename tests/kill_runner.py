@@ -13,7 +13,7 @@ import signal
 import sys
 
 import dagtrace
-from dagtrace import _writer
+from dagtrace.store import writer as _writer
 
 db, kill_at, mode, log_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 _calls = 0

@@ -289,7 +289,10 @@ def test_read_only_open_of_a_pre_initiator_lythonic_file(db_path: Path) -> None:
         conn.execute(
             "INSERT INTO dag_runs VALUES ('r', 'ns', NULL, 'completed', 1.0, 2.0, '{}', NULL)"
         )
-        for ddl in (dagtrace._schema.NODE_EXECUTIONS_DDL, dagtrace._schema.EDGE_TRAVERSALS_DDL):  # type: ignore[attr-defined]
+        for ddl in (
+            dagtrace.store.schema.NODE_EXECUTIONS_DDL,
+            dagtrace.store.schema.EDGE_TRAVERSALS_DDL,
+        ):  # type: ignore[attr-defined]
             conn.execute(ddl)
     reader = dagtrace.DagProvenance(db_path, read_only=True)
     assert reader.get_run("r")["initiated_by"] is None  # type: ignore[index]

@@ -14,8 +14,8 @@ import pytest
 from lythonic.compose.dag_runner import DagRunner
 from lythonic.compose.namespace import Dag
 
-from dagtrace._store import Store
 from dagtrace.lythonic import TracedProvenance
+from dagtrace.store.base import Store
 
 
 def _inc(n: int) -> int:

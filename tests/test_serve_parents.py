@@ -21,10 +21,10 @@ from otlp_helpers import json_request, protobuf_request
 from test_serve import serving
 
 import dagtrace
-from dagtrace import _parents
 from dagtrace import conventions as c
 from dagtrace._otlp import decode_to_rows
 from dagtrace.cli import main
+from dagtrace.store import parents as _parents
 
 PB = {"Content-Type": "application/x-protobuf"}
 JS = {"Content-Type": "application/json"}

@@ -12,12 +12,10 @@ from ._configure import DagRecordingSampler, DagtraceTracerProvider, configure
 from ._initiator import SCHEDULER, initiated_by, run_initiator
 from ._instrument import DagTracer, NodeHandle, RunHandle
 from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, json_default, safe_json_dumps
-from ._provenance import DagProvenance, NullProvenance, ProvenanceReads, open_store
+from ._provenance import DagProvenance, NullProvenance, ProvenanceReads
 from ._redact import Redaction
 from ._remote import RemoteProvenance
-from ._sqlite import Durability, SqliteStore
-from ._store import ReplayPlan, Store
-from ._writer import Writer
+from ._render import render_run_tree
 from .exceptions import (
     DagPaused,
     DagtraceError,
@@ -26,6 +24,8 @@ from .exceptions import (
     SpanRejected,
     StoreError,
 )
+from .records import ProvenanceReader, StoreReader
+from .store import Durability, ReplayPlan, SqliteStore, Store, Writer, open_store
 
 __all__ = [
     "SCHEDULER",
@@ -47,6 +47,7 @@ __all__ = [
     "NotFoundError",
     "NotReusableError",
     "NullProvenance",
+    "ProvenanceReader",
     "ProvenanceReads",
     "Redaction",
     "RemoteProvenance",
@@ -56,6 +57,7 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "StoreReader",
     "Writer",
     "__version__",
     "configure",
@@ -63,6 +65,7 @@ __all__ = [
     "initiated_by",
     "json_default",
     "open_store",
+    "render_run_tree",
     "run_initiator",
     "safe_json_dumps",
 ]

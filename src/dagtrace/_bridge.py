@@ -29,10 +29,10 @@ from opentelemetry.trace import StatusCode, format_span_id, format_trace_id
 from . import conventions as c
 from . import settings
 from ._mapping import SpanEvent, SpanRecord, is_dag_span, record_from_parts
-from ._parents import ParentFacts, ParentResolver
 from ._redact import Redaction
-from ._store import Store
 from .exceptions import SpanRejected, StoreError
+from .store.base import Store
+from .store.parents import ParentFacts, ParentResolver
 
 _log = logging.getLogger("dagtrace")
 
@@ -436,7 +436,7 @@ class DagtraceSpanExporter(SpanExporter):
     """
 
     def __init__(self, store: Store | str | os.PathLike[str] | None = None) -> None:
-        from ._provenance import open_store
+        from .store import open_store
 
         if isinstance(store, Store):
             self.store, self._owns_store = store, False

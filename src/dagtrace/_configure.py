@@ -21,9 +21,9 @@ from opentelemetry.util.types import Attributes
 from . import conventions as c
 from . import settings
 from ._bridge import LiveSpanProcessor, RedactingSpanExporter
-from ._provenance import open_store
 from ._redact import Redaction
-from ._store import Store
+from .store import open_store
+from .store.base import Store
 
 _log = logging.getLogger("dagtrace")
 

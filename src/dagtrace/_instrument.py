@@ -33,8 +33,8 @@ from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, Tra
 from . import conventions as c
 from ._mapping import payload_attributes
 from ._models import safe_json_dumps
-from ._store import ReplayPlan
 from .exceptions import DagPaused
+from .store import ReplayPlan
 
 _INSTRUMENTATION_NAME = "dagtrace"
 

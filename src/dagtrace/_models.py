@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -88,12 +89,12 @@ def describe_epoch(epoch: Any) -> str:
     return _from_epoch(epoch, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def raw_times(row: dict[str, Any]) -> dict[str, Any]:
+def raw_times(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row for JSON, which has no NaN or infinities: those times as the strings
     `NaN`, `Infinity`, `-Infinity` (the raw epoch, not null), the rest unchanged."""
     odd = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
     if not odd:
-        return row
+        return dict(row)
     return {**row, **{k: _NON_FINITE[repr(row[k])] for k in odd}}
 
 

@@ -15,36 +15,8 @@ from typing import Any
 from ._initiator import current_initiator
 from ._mapping import check_text
 from ._models import DagRun, safe_json_dumps
-from ._sqlite import Durability, SqliteStore
-from ._store import Store
-from .exceptions import StoreError
-
-_SQLITE_URL_PREFIX = "sqlite:///"
-
-
-def open_store(
-    target: str | os.PathLike[str],
-    *,
-    read_only: bool = False,
-    durability: Durability = "process",
-) -> Store:
-    """Open the store `target` names: a file path, a `sqlite:///path` or a
-    `postgresql://` URL (`durability` applies to SQLite)."""
-    text = os.fspath(target)
-    if text.startswith(_SQLITE_URL_PREFIX):
-        text = text[len(_SQLITE_URL_PREFIX) :]
-    elif text.startswith(("postgresql://", "postgres://")):
-        from ._postgres import PostgresStore
-
-        return PostgresStore(text, read_only=read_only)
-    elif "://" in text:
-        scheme = text.split("://", 1)[0]
-        raise StoreError(
-            f"unsupported store URL scheme {scheme!r}: give a SQLite file path, "
-            "a sqlite:///path URL or a postgresql:// URL",
-            location=f"{scheme}://…",
-        )
-    return SqliteStore(text, read_only=read_only, durability=durability)
+from .records import EdgeRow, NodeRow, RunRow
+from .store import Durability, SqliteStore, Store, open_store
 
 
 class ProvenanceReads:
@@ -61,11 +33,11 @@ class ProvenanceReads:
         """
         return self.store.close_interrupted(run_id, reason)
 
-    def get_run(self, run_id: str) -> dict[str, Any] | None:
+    def get_run(self, run_id: str) -> RunRow | None:
         """Get a run record by ID, or None if not found."""
         return self.store.get_run(run_id)
 
-    def get_node_executions(self, run_id: str) -> list[dict[str, Any]]:
+    def get_node_executions(self, run_id: str) -> list[NodeRow]:
         """Get all node execution records for a run."""
         return self.store.get_node_executions(run_id)
 
@@ -77,7 +49,7 @@ class ProvenanceReads:
         """Get labels of nodes that are not yet completed or skipped."""
         return self.store.get_pending_nodes(run_id)
 
-    def get_edge_traversals(self, run_id: str) -> list[dict[str, Any]]:
+    def get_edge_traversals(self, run_id: str) -> list[EdgeRow]:
         """Get all edge traversals for a run, oldest first."""
         return self.store.get_edge_traversals(run_id)
 
@@ -246,10 +218,10 @@ class NullProvenance:
     def fail_node_and_finish_run(self, run_id: str, node_label: str, error: str) -> None:
         pass
 
-    def get_run(self, run_id: str) -> dict[str, Any] | None:
+    def get_run(self, run_id: str) -> RunRow | None:
         return None
 
-    def get_node_executions(self, run_id: str) -> list[dict[str, Any]]:
+    def get_node_executions(self, run_id: str) -> list[NodeRow]:
         return []
 
     def get_node_output(self, run_id: str, node_label: str) -> str | None:
@@ -258,7 +230,7 @@ class NullProvenance:
     def get_pending_nodes(self, run_id: str) -> list[str]:
         return []
 
-    def get_edge_traversals(self, run_id: str) -> list[dict[str, Any]]:
+    def get_edge_traversals(self, run_id: str) -> list[EdgeRow]:
         return []
 
     def inspect_run(self, run_id: str) -> DagRun | None:

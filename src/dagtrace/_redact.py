@@ -149,7 +149,7 @@ class Redaction:
             out[c.REDACTED] = True
         return out
 
-    def node_rows(self, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    def node_rows(self, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """`get_node_executions` rows with their payloads redacted."""
         return [
             {

@@ -59,7 +59,6 @@ from ._otlp import export_response, redact_request, status_body
 from ._readiness import PROBE_INTERVAL, Readiness
 from ._redact import Redaction
 from ._routing import RawPathRouting
-from ._store import Store
 from .exceptions import BadGzip, OverBudget, QueueFull, StoreError, TooLarge, UndecodableRequest
 from .settings import (
     DEFAULT_BODY_BUDGET,
@@ -70,6 +69,7 @@ from .settings import (
     DEFAULT_QUEUE,
     TOKEN_ENV,
 )
+from .store.base import Store
 
 _log = logging.getLogger("dagtrace.serve")
 

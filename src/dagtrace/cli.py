@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -18,10 +19,8 @@ from ._auth import client_token
 from ._ingest import LOG_FORMAT
 from ._limits import default_max_connections
 from ._models import DagRun, describe_epoch, seconds_between
-from ._provenance import open_store
 from ._remote import RemoteProvenance
 from ._render import render_run_tree
-from ._store import Store
 from .exceptions import StoreError
 from .settings import (
     DB_ENV,
@@ -38,6 +37,8 @@ from .settings import (
     JAEGER_URL_ENV,
     TOKEN_ENV,
 )
+from .store import open_store
+from .store.base import Store
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 
@@ -219,7 +220,7 @@ def _echo_io(store: Store | RemoteProvenance, run: DagRun) -> None:
             )
 
 
-def _echo_details(details: dict[str, Any], jaeger_url: str) -> None:
+def _echo_details(details: Mapping[str, Any], jaeger_url: str) -> None:
     if details.get("attempt") and details["attempt"] > 1:
         click.echo(f"attempt: {details['attempt']}")
     if details.get("close_reason"):
@@ -594,7 +595,7 @@ def _check_writable(store: Store) -> None:
     """Exit 4 unless this process can write a SQLite store (a probe write). A
     PostgreSQL role without write rights is served: 503 until it gets them."""
     from ._readiness import probe_write
-    from ._sqlite import SqliteStore
+    from .store.sqlite import SqliteStore
 
     if not isinstance(store, SqliteStore):
         return

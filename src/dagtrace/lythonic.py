@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -44,8 +44,9 @@ from ._initiator import current_initiator
 from ._instrument import DagTracer, NodeHandle, RunHandle, plan_links, span_context
 from ._mapping import NOT_FINISHED, check_text
 from ._models import safe_json_dumps
-from ._provenance import ProvenanceReads, open_store
-from ._store import ReplayPlan, Store
+from ._provenance import ProvenanceReads
+from .records import EdgeRow
+from .store import ReplayPlan, Store, open_store
 
 _log = logging.getLogger(__name__)
 _replaying: ContextVar[ReplayPlan | None] = ContextVar("dagtrace_replaying", default=None)
@@ -284,7 +285,7 @@ class TracedProvenance(ProvenanceReads):
         if run is None:
             self._refuse(f"{call}: no run {run_id!r}")
             return None
-        details = self.store.get_run_details(run_id) or {}
+        details: Mapping[str, Any] = self.store.get_run_details(run_id) or {}
         trace_id, span_id = details.get("trace_id"), details.get("span_id")
         context = span_context(trace_id, span_id) if trace_id and span_id else None
         return RunHandle(
@@ -297,7 +298,7 @@ class TracedProvenance(ProvenanceReads):
 
     def _stored_node(
         self, run_id: str, node_label: str, call: str
-    ) -> tuple[RunHandle, list[dict[str, Any]]] | None:
+    ) -> tuple[RunHandle, list[EdgeRow]] | None:
         """The run of a node not open here, and the node's stored edges; None (refused)
         when the node is not stored (lythonic's update would change no row)."""
         run = self._run(run_id, call)
@@ -323,7 +324,7 @@ class TracedProvenance(ProvenanceReads):
         parent_nsref = (
             parent.nsref
             if parent
-            else (self.store.get_run(parent_run_id) or {}).get("dag_nsref", "")
+            else (self.store.get_run(parent_run_id) or {"dag_nsref": ""})["dag_nsref"]
         )
         key = nsref[len(parent_nsref) + 1 :] if nsref.startswith(parent_nsref + "/") else ""
         label = key.split("[", 1)[0] or None
@@ -342,8 +343,8 @@ class TracedProvenance(ProvenanceReads):
     def _start_attempt(self, run_id: str) -> RunHandle:
         """A restart (lythonic sets the status back to `running`): the next attempt of
         the same run id, linked to the previous attempt's run span."""
-        run = self.store.get_run(run_id) or {}
-        details = self.store.get_run_details(run_id) or {}
+        run: Mapping[str, Any] = self.store.get_run(run_id) or {}
+        details: Mapping[str, Any] = self.store.get_run_details(run_id) or {}
         previous = (
             [span_context(details["trace_id"], details["span_id"])]
             if (details.get("trace_id") and details.get("span_id"))

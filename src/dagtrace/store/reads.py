@@ -1,25 +1,19 @@
-"""The store interface: transactions, deferred writes and DagProvenance-shaped reads,
-over two backends.
+"""The reads: lythonic's DagProvenance reads (flat dicts and `DagRun` trees) and
+dagtrace's own, written once for every backend.
 
-A backend (SQLite, PostgreSQL) supplies connections, transactions and its dialect;
-what is written lives in `_writer`, what is read here, each once.
+A backend supplies `_read()` (a cursor in one read snapshot) and its `dialect`; the
+SQL here uses `?` placeholders, which the PostgreSQL cursor translates. A whole sub-DAG
+tree loads in four queries whatever its depth or width.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
-import weakref
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, cast
 
-from . import _schema
-from ._mapping import SpanRecord
-from ._models import (
+from .._models import (
     DagRun,
     EdgeTraversal,
     IoPayload,
@@ -27,47 +21,9 @@ from ._models import (
     epoch_to_datetime,
     trusted,
 )
-from ._parents import ParentFacts, ParentSearch
-from ._parents import prune as _prune_parent_search
-from ._writer import Cursor, Dialect, Rows, Writer, rows_for
-from .exceptions import NotFoundError, NotReusableError, StoreError
-
-_log = logging.getLogger("dagtrace")
-
-_open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
-"""Every store object of this process: a read flushes the deferred writes of the others
-open on the same database (two `TracedProvenance` on one file, say)."""
-
-
-@dataclass(frozen=True)
-class ReplayPlan:
-    """What a replay of `replay_of` reuses and what it must execute.
-
-    A runner executes every node of its DAG that is not in `reuse`; `reuse` holds
-    the outputs (JSON) of the old run's completed or skipped nodes that were not
-    asked to rerun and whose output is whole.
-    """
-
-    replay_of: str
-    replay_root: str
-    """The first run of the replay chain (Dagster's root run)."""
-    dag_nsref: str
-    source_inputs_json: str | None
-    reuse: dict[str, str]
-    rerun: frozenset[str]
-    """Nodes asked to rerun, plus the old run's nodes that did not complete."""
-    node_spans: dict[str, tuple[str, str]]
-    """label → (trace id, span id) of the old node spans, for span links."""
-
-
-class PendingSource(Protocol):
-    """Something holding records to write with the next transaction (the live
-    processor's started spans, mapped only if still open when written)."""
-
-    def has_pending(self) -> bool: ...
-
-    def take_pending(self) -> list[SpanRecord]: ...
-
+from ..records import EdgeRow, NodeRow, RunDetails, RunRow, RunSummary, SilentRun
+from . import schema
+from .writer import Cursor, Dialect
 
 _RUN_COLUMNS = ("run_id", "dag_nsref", "parent_run_id", "status", "started_at", "finished_at")
 _NODE_COLUMNS = "run_id, node_label, status, is_source, is_sink, started_at, finished_at, error"
@@ -103,130 +59,18 @@ def _tree(seed_sql: str, initiated_by: str) -> str:
     )
 
 
-class Store(ABC):
-    """Provenance storage: transactions for writes, DagProvenance-shaped reads.
-
-    Reads load a whole sub-DAG tree in four queries whatever its depth or width.
-    A store sent to another process (pickled) opens the same file or database there,
-    with connections of its own.
-    """
+class StoreReads:
+    """Every read of a store; `Store` inherits them, backends inherit `Store`."""
 
     location: str
-    """The file or database, for error messages (never includes a password)."""
-
-    read_only: bool
-
+    dialect: Dialect
     initiated_by_column: str = "initiated_by"
     """`NULL` when reading, without write access, a file from before lythonic 0.0.28."""
     parent_node_column: str = "parent_node_label"
     """`NULL` when reading, without write access, a file dagtrace never migrated."""
 
-    _DEFER_DELAY = 0.05
-    """Deferred records reach the file within this many seconds (documented: ≤ 100 ms)."""
-    _DEFER_CAP = 100_000
-    """Deferred records kept while the store cannot be written; the oldest go beyond it."""
-
-    def __init__(self) -> None:
-        self._reset_deferred()
-        _open_stores.add(self)
-
-    def _reset_deferred(self) -> None:
-        """Forget deferred records (at start, and in a forked child: they are the parent's)."""
-        self._deferred: list[SpanRecord] = []
-        self._sources: list[PendingSource] = []
-        self._deferred_lock = threading.Condition()
-        self._flusher: threading.Thread | None = None
-        self._flusher_armed = False  # in its timed wait: a new start needs no wake-up
-        self._wake_requested = False
-        self.deferred_dropped = 0
-
-    @abstractmethod
-    def _transaction(self) -> AbstractContextManager[Writer]:
-        """The backend's write transaction: committed on exit, rolled back on error."""
-
-    @contextmanager
-    def transaction(self) -> Iterator[Writer]:
-        """One write transaction: committed on exit, rolled back (nothing written) on error.
-
-        Deferred records ride along, so they are never older than the newest commit.
-        """
-        pending = self._take_deferred()
-        try:
-            with self._transaction() as writer:
-                if pending:
-                    writer.apply_records(pending)
-                yield writer
-        except BaseException:
-            self._give_back(pending)
-            raise
-
-    _RETRIES = 5
-
-    def write_records(
-        self,
-        records: Sequence[SpanRecord],
-        *,
-        counters: dict[str, int] | None = None,
-        parents: ParentFacts | None = None,
-    ) -> None:
-        """Store span records now, in one transaction (with any deferred ones).
-
-        `parents`: what the batch's spans tell about sub-run parents (`_parents`); the
-        parents it leads to are set in the same transaction.
-        A transaction the database aborted to break a deadlock or a serialisation
-        conflict is retried, a bounded number of times.
-        """
-        self.write_rows(rows_for(records), counters=counters, parents=parents)
-
-    def write_rows(
-        self,
-        rows: Rows,
-        *,
-        counters: dict[str, int] | None = None,
-        parents: ParentFacts | None = None,
-    ) -> None:
-        """`write_records` for rows already built (by a decoding process, say)."""
-        for attempt in range(1, self._RETRIES + 1):
-            pending = self._take_deferred()
-            try:
-                with self._transaction() as writer:  # what `transaction()` does, inlined:
-                    search = (
-                        ParentSearch(writer, parents, sweep_key=self.location) if parents else None
-                    )
-                    if search:  # its locks and reads come before any row is written
-                        search.before_rows()
-                    if pending:  # this is the live processor's path, once per node
-                        writer.apply_records(pending)
-                    writer.write_rows(rows)
-                    if search:
-                        search.after_rows()
-                    if counters:
-                        writer.add_counters(counters)
-                return
-            except StoreError as e:
-                self._give_back(pending)
-                if attempt == self._RETRIES or not self._retryable(e):
-                    raise
-                time.sleep(0.01 * attempt)  # a backoff between two tries, not a handshake
-            except BaseException:
-                self._give_back(pending)
-                raise
-
-    def _retryable(self, error: StoreError) -> bool:
-        """Whether a failed write transaction may succeed if simply tried again."""
-        return False
-
-    def close_interrupted(self, run_id: str, reason: str) -> int:
-        """Close a run whose runner died: it, its running nodes and running descendants
-        become `failed` with `reason`; spans of that attempt made before now change
-        nothing (docs/conventions.md, "Which write wins").
-        Returns the number of runs closed: 0 if the run is unknown or not running."""
-        with self.transaction() as writer:
-            return writer.close_run(run_id, reason, time.time())
-
-    def stats(self) -> dict[str, int]:
-        """Row counts, size on disk and the bridge's persisted counters."""
-        return {**self.table_counts(), "size_bytes": self.size_bytes(), **self.get_counters()}
+    def _read(self) -> AbstractContextManager[Cursor]:
+        raise NotImplementedError
 
     _DETAILS = (
         "trace_id",
@@ -240,7 +84,7 @@ class Store(ABC):
         "heartbeat_at",
     )
 
-    def get_run_details(self, run_id: str) -> dict[str, Any] | None:
+    def get_run_details(self, run_id: str) -> RunDetails | None:
         """What dagtrace keeps beside lythonic's columns: trace and span ids, attempt,
         lineage, why a run was closed or a payload dropped, the last heartbeat."""
         with self._read() as cur:
@@ -248,58 +92,9 @@ class Store(ABC):
                 f"SELECT {', '.join(self._DETAILS)} FROM dag_runs WHERE run_id = ?", (run_id,)
             )
             row = cur.fetchone()
-        return None if row is None else dict(zip(self._DETAILS, row, strict=True))
+        return None if row is None else cast(RunDetails, dict(zip(self._DETAILS, row, strict=True)))
 
-    def plan_replay(
-        self, run_id: str, rerun_nodes: Iterable[str] = (), *, from_failure: bool = False
-    ) -> ReplayPlan:
-        """Plan a replay of a finished run: rerun `rerun_nodes` (and, with `from_failure`,
-        every node that did not complete), reuse the other outputs."""
-        run = self.get_run(run_id)
-        if run is None:
-            raise NotFoundError(f"run {run_id!r} not found in {self.location}")
-        details = self.get_run_details(run_id) or {}
-        with self._read() as cur:
-            cur.execute(
-                "SELECT node_label, status, output_json, trace_id, span_id, payload_error "
-                "FROM node_executions WHERE run_id = ?",
-                (run_id,),
-            )
-            rows = cur.fetchall()
-        if details.get("payload_error"):
-            raise NotReusableError(
-                f"run {run_id!r} cannot be replayed: its source inputs were not stored "
-                f"exactly ({details['payload_error']})"
-            )
-        rerun = set(rerun_nodes)
-        reuse: dict[str, str] = {}
-        altered = []
-        for label, status, output, _, _, payload_error in rows:
-            if label in rerun:
-                continue
-            if payload_error and status in ("completed", "skipped"):
-                altered.append(label)
-            elif status in ("completed", "skipped") and output is not None:
-                reuse[label] = output
-            else:
-                rerun.add(label)
-        if altered:
-            raise NotReusableError(
-                f"run {run_id!r}: the outputs of {', '.join(sorted(altered))} were not stored "
-                "exactly (redacted, capped or cut on the way) and cannot be reused; "
-                "replay them too (add them to the nodes to rerun)"
-            )
-        return ReplayPlan(
-            replay_of=run_id,
-            replay_root=details.get("replay_root_run_id") or run_id,
-            dag_nsref=run["dag_nsref"],
-            source_inputs_json=run["source_inputs_json"],
-            reuse=reuse,
-            rerun=frozenset(rerun),
-            node_spans={r[0]: (r[3], r[4]) for r in rows if r[3] and r[4]},
-        )
-
-    def silent_runs(self, silent_for: float, *, now: float | None = None) -> list[dict[str, Any]]:
+    def silent_runs(self, silent_for: float, *, now: float | None = None) -> list[SilentRun]:
         """Top-level `running` runs with no sign of life for `silent_for` seconds: no
         heartbeat, no run or node start or end. Their runner is probably dead."""
         cutoff = (now if now is not None else time.time()) - silent_for
@@ -311,7 +106,7 @@ class Store(ABC):
                 "WHERE r.status = 'running' AND r.parent_run_id IS NULL ORDER BY r.started_at",
             )
             rows = cur.fetchall()
-        silent = []
+        silent: list[SilentRun] = []
         for run_id, nsref, started, beat, node_activity in rows:
             last_seen = max(v for v in (started, beat, node_activity) if v is not None)
             if last_seen < cutoff:
@@ -320,7 +115,7 @@ class Store(ABC):
 
     def list_runs(
         self, limit: int = 20, status: str | None = None, *, top_level: bool = True
-    ) -> list[dict[str, Any]]:
+    ) -> list[RunSummary]:
         """Newest runs first, flat: run_id, dag_nsref, status, started_at, finished_at
         (epoch seconds) and their count of `nodes`, without loading any tree (what
         `dagtrace runs` lists, cheap however big the runs are)."""
@@ -335,7 +130,7 @@ class Store(ABC):
                 params,
             )
             keys = ("run_id", "dag_nsref", "status", "started_at", "finished_at", "nodes")
-            return [dict(zip(keys, row, strict=True)) for row in cur.fetchall()]
+            return [cast(RunSummary, dict(zip(keys, row, strict=True))) for row in cur.fetchall()]
 
     def runs_changed_since(self, since: float) -> list[str]:
         """Top-level runs that are running, or started or finished after `since` (epoch
@@ -359,41 +154,6 @@ class Store(ABC):
             )
             return [r[0] for r in cur.fetchall()]
 
-    def prune(
-        self,
-        *,
-        older_than: float,
-        statuses: Sequence[str] | None = None,
-        include_active: bool = False,
-        batch_size: int = 500,
-    ) -> int:
-        """Delete top-level runs started before `older_than` (epoch seconds) with their
-        sub-DAG runs, nodes and edges, `batch_size` runs per transaction so writers
-        wait at most one short batch. `running` and `paused` runs stay unless
-        `include_active`. Then drops the sub-run parent searches (`_parents`) written
-        before `older_than` or a day ago, or of runs no longer stored. Returns the number
-        of top-level runs deleted."""
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-        total = 0
-        while True:
-            with self.transaction() as writer:
-                deleted = writer.prune_batch(older_than, statuses, include_active, batch_size)
-            total += deleted
-            if deleted < batch_size:
-                break
-        with self.transaction() as writer:  # sub-run parent searches: old or of runs gone
-            _prune_parent_search(writer, older_than)
-        return total
-
-    @abstractmethod
-    def vacuum(self) -> None:
-        """Give freed space back to the file system. Blocking: writers wait until it ends."""
-
-    @abstractmethod
-    def size_bytes(self) -> int:
-        """What the store occupies on disk."""
-
     def get_counters(self) -> dict[str, int]:
         """The bridge's persisted counters, e.g. `spans_rejected`, `store_failures`."""
         with self._read() as cur:
@@ -409,134 +169,32 @@ class Store(ABC):
                 counts[table] = int(cur.fetchone()[0])
             return counts
 
-    def defer_records(self, records: Sequence[SpanRecord]) -> None:
-        """Store span records soon: with the next write or read, or within `_DEFER_DELAY`."""
-        with self._deferred_lock:
-            self._deferred.extend(records)
-        self.wake_flusher()
-
-    def add_pending_source(self, source: PendingSource) -> None:
-        """Have every transaction also write what `source` holds (see `wake_flusher`)."""
-        with self._deferred_lock:
-            self._sources.append(source)
-
-    def wake_flusher(self) -> None:
-        """Something is pending: make sure it is written within `_DEFER_DELAY`."""
-        if self._flusher_armed:
-            return  # cheap path: no lock, no thread switch per span start
-        with self._deferred_lock:
-            self._wake_requested = True
-            if self._flusher is None:
-                self._flusher = threading.Thread(
-                    target=self._flush_loop, name="dagtrace-flush", daemon=True
-                )
-                self._flusher.start()
-            else:
-                self._deferred_lock.notify()
-
-    def _has_pending(self) -> bool:
-        return bool(self._deferred) or any(s.has_pending() for s in self._sources)
-
-    def flush(self) -> None:
-        """Write deferred records now; raises `StoreError` if the store cannot be written."""
-        if self._has_pending():
-            with self.transaction():
-                pass
-
-    def _flush_loop(self) -> None:
-        """One daemon thread per store: writes deferred records `_DEFER_DELAY` after they
-        arrive, unless a write or a read took them first."""
-        me = threading.current_thread()
-        while self._flusher is me:
-            with self._deferred_lock:
-                # Woken by a request, not by "something is pending now": a node that
-                # starts and ends at once would otherwise wake this thread every time.
-                while not self._wake_requested and self._flusher is me:
-                    self._deferred_lock.wait()
-                self._wake_requested = False
-                self._flusher_armed = True
-                self._deferred_lock.wait(self._DEFER_DELAY)  # a deadline, not a handshake
-                self._flusher_armed = False
-            try:
-                self.flush()
-            except Exception:  # noqa: BLE001 - kept for the next try
-                _log.warning("dagtrace: deferred span starts not yet written", exc_info=True)
-                with self._deferred_lock:
-                    self._deferred_lock.wait(1.0)  # back off while the store is failing
-
-    def _stop_flusher(self) -> None:
-        with self._deferred_lock:
-            self._flusher = None
-            self._deferred_lock.notify_all()
-
-    def _take_deferred(self) -> list[SpanRecord]:
-        pending: list[SpanRecord] = []
-        if not self._deferred and not self._sources:
-            return pending
-        if self._deferred:
-            with self._deferred_lock:
-                pending, self._deferred = self._deferred, []
-        for source in self._sources:
-            if source.has_pending():
-                pending.extend(source.take_pending())
-        return pending
-
-    def _give_back(self, pending: list[SpanRecord]) -> None:
-        if not pending:
-            return
-        with self._deferred_lock:
-            self._deferred[:0] = pending
-            overflow = len(self._deferred) - self._DEFER_CAP
-            if overflow > 0:
-                del self._deferred[:overflow]
-                self.deferred_dropped += overflow
-
-    @contextmanager
-    def _read(self) -> Iterator[Cursor]:
-        """A read snapshot that sees every write this process made, deferred ones included
-        (through any store object open on the same database)."""
-        for store in (self, *_open_stores):
-            if store._has_pending() and (store is self or store.location == self.location):
-                try:
-                    store.flush()
-                except StoreError:
-                    _log.warning("dagtrace: reading without deferred span starts", exc_info=True)
-        with self._reading() as cur:
-            yield cur
-
-    @abstractmethod
-    def _reading(self) -> AbstractContextManager[Cursor]:
-        """A cursor inside one read snapshot, for reads that take several queries."""
-
-    dialect: Dialect
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release connections; the store must not be used afterwards."""
-
     # -- flat reads: exactly lythonic's dict shapes ---------------------------------
 
-    def get_run(self, run_id: str) -> dict[str, Any] | None:
-        columns = (*_schema.RUN_ROW[:-1], self.initiated_by_column)
+    def get_run(self, run_id: str) -> RunRow | None:
+        columns = (*schema.RUN_ROW[:-1], self.initiated_by_column)
         with self._read() as cur:
             cur.execute(f"SELECT {', '.join(columns)} FROM dag_runs WHERE run_id = ?", (run_id,))
             row = cur.fetchone()
-        return None if row is None else dict(zip(_schema.RUN_ROW, row, strict=True))
+        return None if row is None else cast(RunRow, dict(zip(schema.RUN_ROW, row, strict=True)))
 
-    def get_node_executions(self, run_id: str) -> list[dict[str, Any]]:
+    def get_node_executions(self, run_id: str) -> list[NodeRow]:
         with self._read() as cur:
             cur.execute(
-                f"SELECT {', '.join(_schema.NODE_ROW)} FROM node_executions WHERE run_id = ? "
+                f"SELECT {', '.join(schema.NODE_ROW)} FROM node_executions WHERE run_id = ? "
                 "ORDER BY node_label",
                 (run_id,),
             )
             rows = cur.fetchall()
         return [
-            {
-                **dict(zip(_schema.NODE_ROW, r, strict=True)),
-                "is_source": bool(r[3]),
-                "is_sink": bool(r[4]),
-            }
+            cast(
+                NodeRow,
+                {
+                    **dict(zip(schema.NODE_ROW, r, strict=True)),
+                    "is_source": bool(r[3]),
+                    "is_sink": bool(r[4]),
+                },
+            )
             for r in rows
         ]
 
@@ -559,7 +217,7 @@ class Store(ABC):
             )
             return [r[0] for r in cur.fetchall()]
 
-    def get_edge_traversals(self, run_id: str) -> list[dict[str, Any]]:
+    def get_edge_traversals(self, run_id: str) -> list[EdgeRow]:
         with self._read() as cur:
             cur.execute(
                 "SELECT run_id, upstream_label, downstream_label, traversed_at "

@@ -7,6 +7,13 @@ indexes and tables of its own (`dagtrace_*`); lythonic ignores all three.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ..exceptions import StoreError
+
+if TYPE_CHECKING:
+    from .writer import Cursor, Dialect
+
 SCHEMA_VERSION = 6
 """Bumped whenever a migration step is added below."""
 
@@ -168,3 +175,43 @@ and what the parent search of sub-DAG runs looks up (schema 6)."""
 
 RETIRED_INDEXES = ("dagtrace_runs_parent",)
 """Indexes of older versions that a newer one covers: the migration drops them."""
+
+
+def version(cur: Cursor, dialect: Dialect) -> int:
+    """The schema version stored in the database; 0 for a lythonic file or none."""
+    if "value" not in dialect.table_columns(cur, "dagtrace_meta"):
+        return 0
+    cur.execute("SELECT value FROM dagtrace_meta WHERE key = 'schema_version'")
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(cur: Cursor, dialect: Dialect, location: str) -> None:
+    """Create or upgrade the schema to `SCHEMA_VERSION`, for every backend: called
+    inside a transaction that holds the backend's schema lock. Idempotent: a step
+    another process already took is skipped."""
+    if version(cur, dialect) >= SCHEMA_VERSION:
+        return
+    for ddl in TABLE_DDLS:
+        cur.execute(dialect.ddl(ddl))
+    for table, required in REQUIRED_COLUMNS.items():
+        present = dialect.table_columns(cur, table)
+        missing = [c for c in required if c not in present]
+        if missing:
+            raise StoreError(
+                f"cannot migrate: table {table} lacks {', '.join(missing)}; "
+                "this database was not written by lythonic or dagtrace",
+                location=location,
+            )
+        for column, decl in ADDED_COLUMNS.get(table, ()):
+            if column not in present:
+                cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {dialect.ddl(decl)}")
+    for ddl in INDEXES:
+        cur.execute(ddl)
+    for index in RETIRED_INDEXES:
+        cur.execute(f"DROP INDEX IF EXISTS {index}")
+    cur.execute(
+        "INSERT INTO dagtrace_meta (key, value) VALUES ('schema_version', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (str(SCHEMA_VERSION),),
+    )

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import conventions as c
-from ._mapping import NOT_FINISHED, PHASE_START, SpanRecord
-from ._schema import NODE_ROW, RUN_ROW
+from .. import conventions as c
+from .._mapping import NOT_FINISHED, PHASE_START, SpanRecord
+from .schema import NODE_ROW, RUN_ROW
 
 
 class Cursor(Protocol):
@@ -48,6 +48,10 @@ class Dialect:
     """Writers lock rows (PostgreSQL), so batches go in key order: two concurrent
     transactions then never wait for each other's rows in opposite orders. SQLite
     locks the whole file, and saves the sort."""
+    table_columns: Callable[[Cursor, str], set[str]]
+    """The columns of a table in the store's schema; empty when there is no such table."""
+    ddl: Callable[[str], str]
+    """lythonic's SQLite DDL as this backend spells it."""
 
 
 @dataclass

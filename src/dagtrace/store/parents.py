@@ -33,9 +33,9 @@ from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-from . import conventions as c
-from ._mapping import SpanRecord
-from ._writer import Cursor, Dialect, Writer
+from .. import conventions as c
+from .._mapping import SpanRecord
+from .writer import Cursor, Dialect, Writer
 
 MAX_STEPS = 64
 """Spans a walk goes up at most (a longer chain is taken for a cycle and dropped)."""

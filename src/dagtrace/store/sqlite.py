@@ -26,16 +26,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from . import _schema
-from ._store import Store
-from ._writer import Cursor, Dialect, Writer
-from .exceptions import StoreError
+from ..exceptions import StoreError
+from . import base
+from .base import Durability, Store
+from .writer import Cursor, Dialect, Writer
 
-_log = logging.getLogger("dagtrace")
-
-Durability = Literal["process", "power"]
+_log = logging.getLogger(__name__)
 
 _SYNCHRONOUS: dict[str, str] = {"process": "NORMAL", "power": "FULL"}
 
@@ -44,7 +42,21 @@ def _json_each(values: list[str]) -> tuple[str, Any]:
     return "SELECT value FROM json_each(?)", json.dumps(values)
 
 
-SQLITE = Dialect(least="MIN", greatest="MAX", in_list=_json_each, row_locks=False)
+def _columns(cur: Cursor, table: str) -> set[str]:
+    cur.execute(f"PRAGMA table_info({table})")
+    return {row[1] for row in cur.fetchall()}
+
+
+_URL_PREFIX = "sqlite:///"
+
+SQLITE = Dialect(
+    least="MIN",
+    greatest="MAX",
+    in_list=_json_each,
+    row_locks=False,
+    table_columns=_columns,
+    ddl=lambda ddl: ddl,
+)
 
 
 class SqliteStore(Store):
@@ -69,7 +81,7 @@ class SqliteStore(Store):
         self._busy_timeout = busy_timeout
         self.read_only = read_only or (self.path.exists() and not os.access(self.path, os.W_OK))
         super().__init__()
-        self._reset_connections()
+        self._forget_connections()
         if self.read_only:
             if not self.path.is_file():
                 raise StoreError("database file does not exist", location=self.location)
@@ -81,18 +93,23 @@ class SqliteStore(Store):
                 raise StoreError(f"cannot create the directory: {e}", location=self.location) from e
             self._migrate()
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled (to a process of a pool), it opens the same file with its own connections."""
-        return (
-            _reopen,
-            (str(self.path), self.read_only, self.durability, self._busy_timeout),
-        )
+    @classmethod
+    def from_url(cls, url: str, *, read_only: bool, durability: Durability) -> SqliteStore:
+        """A file path, or a `sqlite:///path` URL."""
+        path = url[len(_URL_PREFIX) :] if url.startswith(_URL_PREFIX) else url
+        return cls(path, read_only=read_only, durability=durability)
+
+    def _reopen_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (str(self.path),), {
+            "read_only": self.read_only,
+            "durability": self.durability,
+            "busy_timeout": self._busy_timeout,
+        }
 
     # -- connections ------------------------------------------------------------------
 
-    def _reset_connections(self) -> None:
+    def _forget_connections(self) -> None:
         """Forget all connections (at start, and in a forked child: never reuse the parent's)."""
-        self._pid = _pid
         self._lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         self._idle_readers: list[sqlite3.Connection] = []
@@ -100,18 +117,9 @@ class SqliteStore(Store):
         self._file_id: tuple[int, int] | None = None
         self._shm_seen: tuple[int, int, int] | None = None
         self._shm_broken = False
-        self._closed = False
         self._committed = threading.Event()
         self._closing = threading.Event()
         self._checkpointer: threading.Thread | None = None
-
-    def _check_process(self) -> None:
-        """Closed stores refuse; a forked child starts with no connection of its parent's."""
-        if self._closed:
-            raise StoreError("the store is closed", location=self.location)
-        if _pid != self._pid:  # a forked child (see `_forked`)
-            self._reset_connections()
-            self._reset_deferred()
 
     def _connect(self, *, read_only: bool) -> sqlite3.Connection:
         uri = self.path.resolve().as_uri() + ("?mode=ro" if read_only else "")
@@ -307,11 +315,7 @@ class SqliteStore(Store):
         """The database file and its WAL."""
         return sum(os.path.getsize(p) for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
 
-    def close(self) -> None:
-        self._stop_flusher()
-        if self._closed or _pid != self._pid:
-            self._closed = True
-            return
+    def _close_connections(self) -> None:
         with self._lock:
             connections = [*self._all_readers, *([self._writer] if self._writer else [])]
             if self._shm_broken:  # see `_check_shm`: closing would checkpoint through it
@@ -327,12 +331,16 @@ class SqliteStore(Store):
 
     # -- schema -----------------------------------------------------------------------
 
-    def _migrate(self) -> None:
-        """Create or upgrade the schema; a no-op (no write lock) when it is current."""
+    @contextmanager
+    def _migration(self) -> Iterator[Cursor]:
+        """The writer connection in `BEGIN IMMEDIATE`: the file's write lock."""
+        self._check_process()
         with self._lock:
             conn = self._writer_connection()
             try:
-                self._migrate_with(conn.cursor())
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn.cursor()
+                conn.execute("COMMIT")
             except sqlite3.Error as e:
                 _rollback(conn)
                 raise StoreError(f"cannot migrate the schema: {e}", location=self.location) from e
@@ -340,45 +348,9 @@ class SqliteStore(Store):
                 _rollback(conn)
                 raise
 
-    def _migrate_with(self, cur: sqlite3.Cursor) -> None:
-        if self._schema_version(cur) >= _schema.SCHEMA_VERSION:
-            return
-        cur.execute("BEGIN IMMEDIATE")
-        for ddl in _schema.TABLE_DDLS:
-            cur.execute(ddl)
-        for table, required in _schema.REQUIRED_COLUMNS.items():
-            present = _columns(cur, table)
-            missing = [c for c in required if c not in present]
-            if missing:
-                raise StoreError(
-                    f"cannot migrate: table {table} lacks {', '.join(missing)}; "
-                    "this file was not written by lythonic or dagtrace",
-                    location=self.location,
-                )
-            for column, decl in _schema.ADDED_COLUMNS.get(table, ()):
-                if column not in present:
-                    cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-        for ddl in _schema.INDEXES:
-            cur.execute(ddl)
-        for index in _schema.RETIRED_INDEXES:
-            cur.execute(f"DROP INDEX IF EXISTS {index}")
-        cur.execute(
-            "INSERT INTO dagtrace_meta (key, value) VALUES ('schema_version', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (str(_schema.SCHEMA_VERSION),),
-        )
-        cur.execute("COMMIT")
-
-    def _schema_version(self, cur: sqlite3.Cursor) -> int:
-        if "value" not in _columns(cur, "dagtrace_meta"):
-            return 0
-        row = cur.execute("SELECT value FROM dagtrace_meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else 0
-
     def _check_readable_schema(self) -> None:
         """Without write access nothing can be migrated: read what is there."""
         with self._reading() as cur:
-            assert isinstance(cur, sqlite3.Cursor)
             columns = _columns(cur, "dag_runs")
         if not columns:
             raise StoreError("not a provenance database: no dag_runs table", location=self.location)
@@ -386,10 +358,6 @@ class SqliteStore(Store):
             self.initiated_by_column = "NULL"
         if "parent_node_label" not in columns:
             self.parent_node_column = "NULL"
-
-
-def _reopen(path: str, read_only: bool, durability: Durability, busy_timeout: float) -> SqliteStore:
-    return SqliteStore(path, read_only=read_only, durability=durability, busy_timeout=busy_timeout)
 
 
 class _Transaction:
@@ -406,7 +374,7 @@ class _Transaction:
 
     def __enter__(self) -> Writer:
         store = self._store
-        if store._pid != _pid:
+        if store._pid != base._pid:
             store._check_process()
         store._lock.acquire()
         try:
@@ -444,9 +412,6 @@ class _Transaction:
             store._lock.release()
 
 
-_pid = os.getpid()
-"""This process's id, kept current by a fork hook: `os.getpid()` is a system call."""
-
 _never_closed: list[sqlite3.Connection] = []
 """Connections of a store whose -shm file was truncated: the last connection of a
 file to close checkpoints it, reading the mapped -shm (SIGBUS). They stay open until
@@ -460,18 +425,6 @@ def _keep_until_exit(objects: list[Any]) -> None:
 
     for obj in objects:
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
-
-
-def _forked() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_forked)
-
-
-def _columns(cur: sqlite3.Cursor, table: str) -> set[str]:
-    return {row[1] for row in cur.execute(f"PRAGMA table_info({table})").fetchall()}
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,9 +19,9 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
-from . import _schema
-from ._store import Store
-from ._writer import (
+from ..exceptions import StoreError
+from .base import Durability, Store
+from .writer import (
     EDGE_ON_CONFLICT,
     EDGE_UPSERT_COLUMNS,
     NODE_ON_CONFLICT,
@@ -31,7 +30,6 @@ from ._writer import (
     Dialect,
     Writer,
 )
-from .exceptions import StoreError
 
 _MIGRATION_LOCK = 0x6461677472616365  # "dagtrace"
 _TABLES = (
@@ -48,9 +46,7 @@ def _unnest(values: list[str]) -> tuple[str, Any]:
     return "SELECT unnest(?::text[])", values
 
 
-_log = logging.getLogger("dagtrace")
-
-POSTGRES = Dialect(least="LEAST", greatest="GREATEST", in_list=_unnest, row_locks=True)
+_log = logging.getLogger(__name__)
 
 
 def _pg_ddl(ddl: str) -> str:
@@ -59,6 +55,25 @@ def _pg_ddl(ddl: str) -> str:
     ddl = re.sub(r"\bBLOB\b", "BYTEA", ddl)
     ddl = re.sub(r",\s*FOREIGN KEY \([^)]*\) REFERENCES [^)]*\)", "", ddl)
     return ddl
+
+
+def _columns(cur: Cursor, table: str) -> set[str]:
+    cur.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_name = ? AND table_schema = current_schema()",
+        (table,),
+    )
+    return {row[0] for row in cur.fetchall()}
+
+
+POSTGRES = Dialect(
+    least="LEAST",
+    greatest="GREATEST",
+    in_list=_unnest,
+    row_locks=True,
+    table_columns=_columns,
+    ddl=_pg_ddl,
+)
 
 
 def redact_url(url: str) -> str:
@@ -218,27 +233,30 @@ class PostgresStore(Store):
         self.location = redact_url(url)
         self.read_only = read_only
         self._pool_size = pool_size
-        self._pid = -1
         self._pool: Any = None
-        self._closed = False
         self._temp_tables_allowed: bool | None = None
         if not read_only:
             self._migrate()
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled (to a process of a pool), it connects anew with a pool of its own."""
-        return (_reopen, (self.url, self.read_only, self._pool_size))
+    @classmethod
+    def from_url(cls, url: str, *, read_only: bool, durability: Durability) -> PostgresStore:
+        """A `postgresql://` URL; every commit is durable on the server (`durability`
+        is SQLite's)."""
+        return cls(url, read_only=read_only)
+
+    def _reopen_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (self.url,), {"read_only": self.read_only, "pool_size": self._pool_size}
+
+    def _forget_connections(self) -> None:
+        self._pool = None
 
     # -- connections --------------------------------------------------------------------
 
     def _connections(self) -> Any:
-        if self._closed:
-            raise StoreError("the store is closed", location=self.location)
-        if self._pid != os.getpid():  # first use, or a forked child: a pool of its own
+        self._check_process()
+        if self._pool is None:  # first use, or a forked child: a pool of its own
             from psycopg_pool import ConnectionPool
 
-            self._reset_deferred()
-            self._pid = os.getpid()
             try:
                 self._pool = ConnectionPool(
                     self.url,
@@ -322,79 +340,29 @@ class PostgresStore(Store):
             )
             return int(cur.fetchone()[0])
 
-    def close(self) -> None:
-        self._stop_flusher()
-        if self._pool is not None and self._pid == os.getpid():
+    def _close_connections(self) -> None:
+        if self._pool is not None:
             self._pool.close()
-        self._closed = True
 
     # -- schema -------------------------------------------------------------------------
 
-    def _migrate(self) -> None:
-        """Create or upgrade the schema under an advisory lock (servers may start together)."""
+    @contextmanager
+    def _migration(self) -> Iterator[Cursor]:
+        """A transaction under an advisory lock: servers may start together."""
         import psycopg
 
-        if self._schema_is_current():
-            return  # no lock, no DDL: a role without CREATE privileges can still start
         try:
             with self._connections().connection() as conn, conn.transaction():
-                cur = conn.cursor()
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                for ddl in _schema.TABLE_DDLS:
-                    cur.execute(_pg_ddl(ddl))
-                for table, required in _schema.REQUIRED_COLUMNS.items():
-                    cur.execute(
-                        "SELECT column_name FROM information_schema.columns "
-                        "WHERE table_name = %s AND table_schema = current_schema()",
-                        (table,),
-                    )
-                    present = {row[0] for row in cur.fetchall()}
-                    missing = [c for c in required if c not in present]
-                    if missing:
-                        raise StoreError(
-                            f"cannot migrate: table {table} lacks {', '.join(missing)}",
-                            location=self.location,
-                        )
-                    for column, decl in _schema.ADDED_COLUMNS.get(table, ()):
-                        cur.execute(
-                            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} "
-                            + _pg_ddl(decl)
-                        )
-                for ddl in _schema.INDEXES:
-                    cur.execute(ddl)
-                for index in _schema.RETIRED_INDEXES:
-                    cur.execute(f"DROP INDEX IF EXISTS {index}")
-                cur.execute(
-                    "INSERT INTO dagtrace_meta (key, value) VALUES ('schema_version', %s) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (str(_schema.SCHEMA_VERSION),),
-                )
+                cur = _PgCursor(conn.cursor())
+                cur.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+                yield cur
         except psycopg.Error as e:
             raise StoreError(
                 f"cannot create or migrate the schema: {_reason(e)}", location=self.location
             ) from e
-
-    def _schema_is_current(self) -> bool:
-        import psycopg
-
-        try:
-            with self._connections().connection() as conn, conn.transaction():
-                cur = conn.cursor()
-                cur.execute("SELECT to_regclass('dagtrace_meta') IS NOT NULL")
-                if not cur.fetchone()[0]:
-                    return False
-                cur.execute("SELECT value FROM dagtrace_meta WHERE key = 'schema_version'")
-                row = cur.fetchone()
-        except psycopg.Error as e:
-            raise StoreError(f"cannot read the schema: {_reason(e)}", location=self.location) from e
-        return row is not None and int(row[0]) >= _schema.SCHEMA_VERSION
 
 
 def _reason(error: BaseException) -> str:
     """The driver's message, first line only, never the statement or its parameters."""
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
-
-
-def _reopen(url: str, read_only: bool, pool_size: int) -> PostgresStore:
-    return PostgresStore(url, read_only=read_only, pool_size=pool_size)
