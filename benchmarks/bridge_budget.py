@@ -27,7 +27,8 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 import dagtrace
 from dagtrace._bridge import record_from_sdk_span
-from dagtrace.store.writer import _EDGE_UPSERT_SQL, _NODE_UPSERT_SQL, rows_for
+from dagtrace.store.rows import rows_for
+from dagtrace.store.writer import _EDGE_UPSERT_SQL, _NODE_UPSERT_SQL
 
 
 def _raw_commit_us(workdir: Path, nodes: int, tag: str) -> float:

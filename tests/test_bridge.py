@@ -216,7 +216,7 @@ def node_row(
 ) -> tuple[Any, ...]:
     """A node row of run "r" as `rows_for` makes it: a start (phase 0) or a completed end."""
     from dagtrace._mapping import SpanRecord
-    from dagtrace.store.writer import rows_for
+    from dagtrace.store.rows import rows_for
 
     record = SpanRecord(
         kind="node",
@@ -245,7 +245,7 @@ def test_a_big_batch_of_duplicate_keys_leaves_what_rows_one_by_one_leave(
     an end before a start, then the later end; a start's output is none), an edge its
     latest time, whether the rows come one by one or in one batch (which the PostgreSQL
     store stages through COPY)."""
-    from dagtrace.store.writer import Rows
+    from dagtrace.store.rows import Rows
 
     rng = random.Random(5)
     versions = [rng.choice([(1, 0), (1, 1), (2, 0), (2, 1)]) for _ in range(80)]
@@ -282,7 +282,7 @@ def test_a_big_batch_of_duplicate_keys_leaves_what_rows_one_by_one_leave(
 
 
 def test_text_that_copy_escapes_round_trips_in_a_big_batch(new_store_url: Any) -> None:
-    from dagtrace.store.writer import Rows
+    from dagtrace.store.rows import Rows
 
     texts = ["a\tb", "c\nd", "e\\f", "\\N", "\\.", "ünï😀", "x\r\ny", "'q\"", " "] * 4
     nodes = [

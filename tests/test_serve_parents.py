@@ -24,7 +24,7 @@ import dagtrace
 from dagtrace import conventions as c
 from dagtrace._otlp import decode_to_rows
 from dagtrace.cli import main
-from dagtrace.store import parents as _parents
+from dagtrace.store import parent_search as _parents
 
 PB = {"Content-Type": "application/x-protobuf"}
 JS = {"Content-Type": "application/json"}

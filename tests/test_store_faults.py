@@ -267,7 +267,7 @@ def test_a_role_without_temporary_tables_still_writes_big_batches(tmp_path: Path
     from conftest import _postgres_or_skip
     from test_bridge import node_row, store_rows
 
-    from dagtrace.store.writer import Rows
+    from dagtrace.store.rows import Rows
 
     base = _postgres_or_skip()
     name = f"dagtrace_notemp_{uuid.uuid4().hex[:8]}"

@@ -29,10 +29,10 @@ from opentelemetry.trace import StatusCode, format_span_id, format_trace_id
 from . import conventions as c
 from . import settings
 from ._mapping import SpanEvent, SpanRecord, is_dag_span, record_from_parts
+from ._parents import ParentFacts, ParentResolver
 from ._redact import Redaction
 from .exceptions import SpanRejected, StoreError
 from .store.base import Store
-from .store.parents import ParentFacts, ParentResolver
 
 _log = logging.getLogger("dagtrace")
 

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 import httpx
 
 from ._otlp import DecodedRows, decode_to_rows
+from ._parents import ParentFacts
 from .exceptions import QueueFull
 from .settings import DEFAULT_FORWARD_BUFFER
 from .store.base import Store
-from .store.parents import ParentFacts
-from .store.writer import Rows
+from .store.rows import Rows
 
 _log = logging.getLogger("dagtrace.serve")
 

@@ -6,8 +6,9 @@
                  a flusher thread within 50 ms
     reads.py     `StoreReads`: lythonic's reads and dagtrace's own, once for all backends
     replay.py    `ReplayPlan`: what a replay reuses and what it reruns
-    writer.py    `Writer`: span records as rows, and the statements that write them
-    parents.py   the sub-run parent search (schema 6)
+    rows.py      span records as row tuples, each write with its version
+    writer.py    `Writer`: the statements that write rows, in one transaction
+    parent_search.py  the store's side of the sub-run parent search (schema 6)
     schema.py    the tables, and the one migration routine of every backend
     sqlite.py    `SqliteStore`: one file, WAL, long-lived connections
     postgres.py  `PostgresStore`: psycopg pool, COPY staging for big batches
@@ -24,8 +25,9 @@ from ..exceptions import StoreError
 from .base import Durability, Store
 from .deferred import PendingSource
 from .replay import ReplayPlan
+from .rows import Rows, rows_for
 from .sqlite import SqliteStore
-from .writer import Rows, Writer, rows_for
+from .writer import Writer
 
 __all__ = [
     "BACKENDS",

@@ -37,14 +37,16 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Literal
 
 from .._mapping import SpanRecord
+from .._parents import ParentFacts
 from ..exceptions import StoreError
 from . import schema
 from .deferred import DeferredWrites, PendingSource
-from .parents import ParentFacts, ParentSearch
-from .parents import prune as prune_parent_search
+from .parent_search import ParentSearch
+from .parent_search import prune as prune_parent_search
 from .reads import StoreReads
 from .replay import ReplayPlan, plan_replay
-from .writer import Cursor, Rows, Writer, rows_for
+from .rows import Rows, rows_for
+from .writer import Cursor, Writer
 
 _log = logging.getLogger(__name__)
 
