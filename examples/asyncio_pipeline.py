@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 import dagtrace
-from dagtrace._render import render_run_tree
+from dagtrace import render_run_tree
 
 FAIL_REPORT = {"on": True}
 

@@ -21,7 +21,7 @@ import os
 from lythonic.compose.dag_runner import DagRunner
 from lythonic.compose.namespace import Dag
 
-from dagtrace._render import render_run_tree
+from dagtrace import render_run_tree
 from dagtrace.lythonic import TracedProvenance
 
 BROKEN = {"publish": True}

@@ -34,7 +34,7 @@ from ._redact import Redaction
 from .exceptions import SpanRejected, StoreError
 from .store.base import Store
 
-_log = logging.getLogger("dagtrace")
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,6 +48,9 @@ class BridgeStats:
     """DAG spans that could not be stored (a missing run id, a NUL in a label, …)."""
     store_failures: int = 0
     """Writes that failed (the store unreachable, full, read-only …)."""
+    bugs: int = 0
+    """Any other exception on the OTel path: a bug in dagtrace, logged with its traceback
+    (re-raised instead when `DAGTRACE_STRICT` is set, as in dagtrace's own tests)."""
     spans_with_dropped_events: int = 0
     """Node spans past the SDK's event limit: some `dag.edge` events may be lost."""
 
@@ -55,7 +58,7 @@ class BridgeStats:
         return asdict(self)
 
 
-_PERSISTED = ("spans_rejected", "store_failures", "spans_with_dropped_events")
+_PERSISTED = ("spans_rejected", "store_failures", "bugs", "spans_with_dropped_events")
 """Counters also added up in the store, so `dagtrace stats` shows them from any process."""
 
 
@@ -102,6 +105,11 @@ class _Problems:
             raise
 
     def failure(self, what: str, error: BaseException) -> None:
+        """Count and log an exception the OTel path swallows: a store failure, or a bug
+        (anything else), which re-raises in strict mode. Call it in the `except` block."""
+        if is_bug(error):
+            report_bug(what, error, self.count("bugs"))
+            return
         total = self.count("store_failures")
         if total == 1 or total % 100 == 0:
             _log.error("dagtrace: %s failed (%d failures so far): %s", what, total, error)
@@ -110,6 +118,21 @@ class _Problems:
         total = self.count("spans_rejected")
         if total == 1 or total % 100 == 0:
             _log.warning("dagtrace: span rejected (%d so far): %s", total, error)
+
+
+def is_bug(error: BaseException) -> bool:
+    """Whether an exception the OTel path swallows is a bug: neither a store failure nor
+    a rejected span."""
+    return not isinstance(error, StoreError | SpanRejected)
+
+
+def report_bug(what: str, error: BaseException, total: int) -> None:
+    """Log a bug with its traceback, where the OTel path must not raise; re-raise it
+    instead when `DAGTRACE_STRICT` is set (dagtrace's tests), so it fails a test rather
+    than passing for a store failure. Call it in the `except` block."""
+    _log.error("dagtrace: bug while %s (%d so far; please report it)", what, total, exc_info=error)
+    if settings.strict():
+        raise error
 
 
 def record_from_sdk_span(

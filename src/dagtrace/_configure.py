@@ -25,7 +25,7 @@ from ._redact import Redaction
 from .store import open_store
 from .store.base import Store
 
-_log = logging.getLogger("dagtrace")
+_log = logging.getLogger(__name__)
 
 """An OTLP endpoint to forward spans to (Jaeger, a Collector); `OTEL_EXPORTER_OTLP_*` also count."""
 

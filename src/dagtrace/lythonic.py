@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan
 
 from . import settings
-from ._bridge import LiveSpanProcessor
+from ._bridge import LiveSpanProcessor, is_bug, report_bug
 from ._configure import configure
 from ._initiator import current_initiator
 from ._instrument import DagTracer, NodeHandle, RunHandle, plan_links, span_context
@@ -85,6 +85,7 @@ class TracedProvenance(ProvenanceReads):
         self._edges: dict[str, set[tuple[str, str]]] = {}
         """Edges this instance recorded, per run: lythonic refuses a repeated edge."""
         self._lock = threading.Lock()
+        self._bugs = 0
 
     def close(self) -> None:
         """Flush and, if it made them, shut its TracerProvider down and close its store
@@ -266,7 +267,11 @@ class TracedProvenance(ProvenanceReads):
         try:
             self.store.write_records([], counters={"writes_refused": 1})
         except Exception as e:  # noqa: BLE001 - never into the runner
-            _log.error("dagtrace: counting a refused write failed: %s", e)
+            if is_bug(e):
+                self._bugs += 1
+                report_bug("counting a refused write", e, self._bugs)
+            else:
+                _log.error("dagtrace: counting a refused write failed: %s", e)
 
     def _pop_run(self, run_id: str) -> RunHandle | None:
         with self._lock:
