@@ -26,7 +26,7 @@ import bench_bridge as bridge
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 import dagtrace
-from dagtrace._bridge import record_from_sdk_span
+from dagtrace.bridge import record_from_sdk_span
 from dagtrace.store.rows import rows_for
 from dagtrace.store.writer import _EDGE_UPSERT_SQL, _NODE_UPSERT_SQL
 

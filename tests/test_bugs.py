@@ -32,7 +32,7 @@ def test_a_bug_is_counted_apart_and_logged_with_its_traceback(
         assert exporter.export(_recorded_spans()).name == "FAILURE"
     assert (exporter.stats.bugs, exporter.stats.store_failures) == (1, 0)
     [record] = [r for r in caplog.records if "bug while" in r.getMessage()]
-    assert record.name == "dagtrace._bridge"
+    assert record.name == "dagtrace.bridge.problems"
     assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
     assert "a bug in a backend" in caplog.text and "Traceback" in caplog.text
 

@@ -7,15 +7,16 @@ faster and safe across threads and processes.
 __version__ = "0.1.0"
 
 from . import conventions
-from ._bridge import BridgeStats, DagtraceSpanExporter, LiveSpanProcessor
 from ._configure import DagRecordingSampler, DagtraceTracerProvider, configure
+from ._handles import NodeHandle, RunHandle
 from ._initiator import SCHEDULER, initiated_by, run_initiator
-from ._instrument import DagTracer, NodeHandle, RunHandle
+from ._instrument import DagTracer
 from ._models import DagRun, EdgeTraversal, IoPayload, NodeExecution, json_default, safe_json_dumps
 from ._provenance import DagProvenance, NullProvenance, ProvenanceReads
 from ._redact import Redaction
 from ._remote import RemoteProvenance
 from ._render import render_run_tree
+from .bridge import BridgeStats, DagtraceSpanExporter, LiveSpanProcessor
 from .exceptions import (
     DagPaused,
     DagtraceError,

@@ -20,8 +20,8 @@ from opentelemetry.util.types import Attributes
 
 from . import conventions as c
 from . import settings
-from ._bridge import LiveSpanProcessor, RedactingSpanExporter
 from ._redact import Redaction
+from .bridge import LiveSpanProcessor, RedactingSpanExporter
 from .store import open_store
 from .store.base import Store
 

@@ -38,13 +38,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan
 
 from . import settings
-from ._bridge import LiveSpanProcessor, is_bug, report_bug
 from ._configure import configure
+from ._handles import NodeHandle, RunHandle
 from ._initiator import current_initiator
-from ._instrument import DagTracer, NodeHandle, RunHandle, plan_links, span_context
+from ._instrument import DagTracer, plan_links, span_context
 from ._mapping import NOT_FINISHED, check_text
 from ._models import safe_json_dumps
 from ._provenance import ProvenanceReads
+from .bridge import LiveSpanProcessor, is_bug, report_bug
 from .records import EdgeRow
 from .store import ReplayPlan, Store, open_store
 
