@@ -20,7 +20,7 @@ import atheris
 
 with atheris.instrument_imports():
     import dagtrace
-    from dagtrace._otlp import UndecodableRequest, decode_request
+    from dagtrace.serve.codec import UndecodableRequest, decode_request
 
 JSON = "--json" in sys.argv
 STORE = dagtrace.SqliteStore(Path(tempfile.mkdtemp(prefix="dagtrace-fuzz-")) / "fuzz.db")

@@ -426,7 +426,7 @@ def test_a_forward_target_that_never_answers_holds_up_nothing_and_drops_the_olde
 
 
 def test_forwarder_stop_drops_what_a_stuck_target_left_waiting_and_counts_it() -> None:
-    from dagtrace._ingest import Forwarder
+    from dagtrace.serve.ingest import Forwarder
 
     with socket.socket() as black_hole:
         black_hole.bind(("127.0.0.1", 0))

@@ -23,8 +23,8 @@ from test_serve import serving
 import dagtrace
 from dagtrace import _parents
 from dagtrace import conventions as c
-from dagtrace._otlp import decode_to_rows
 from dagtrace.cli import main
+from dagtrace.serve.codec import decode_to_rows
 
 PB = {"Content-Type": "application/x-protobuf"}
 JS = {"Content-Type": "application/json"}

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 from pydantic import TypeAdapter
 
-from ._auth import client_token
 from ._models import DagRun, IoPayload
 from ._paths import segment
 from .exceptions import StoreError
+from .serve.auth import client_token
 
 _RUNS = TypeAdapter(list[DagRun])
 _API = "/api/v1"

@@ -16,8 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._store import Store
-from .exceptions import StoreError
+from .._store import Store
+from ..exceptions import StoreError
 
 _log = logging.getLogger("dagtrace.serve")
 

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._paths import segment
+from .._paths import segment
 
 
 class SegmentConvertor(Convertor[str]):

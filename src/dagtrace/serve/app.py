@@ -39,29 +39,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from starlette.requests import ClientDisconnect
 
-from . import __version__
-from ._auth import exposure_problem, token_problem
-from ._body import (
-    BodyBudget,
-    read_body,
-    return_large_buffers_to_the_os,
-)
-from ._ingest import (
-    Forwarder,
-    Ingested,
-    IngestWriter,
-    ingest_in_worker,
-    start_worker,
-)
-from ._limits import BODY_TIMED_OUT, ConnectionCounts, ConnectionLimits, limited_protocol
-from ._models import DagRun, IoPayload, raw_times
-from ._otlp import export_response, redact_request, status_body
-from ._readiness import PROBE_INTERVAL, Readiness
-from ._redact import Redaction
-from ._routing import RawPathRouting
-from ._store import Store
-from .exceptions import BadGzip, OverBudget, QueueFull, StoreError, TooLarge, UndecodableRequest
-from .settings import (
+from .. import __version__
+from .._models import DagRun, IoPayload, raw_times
+from .._redact import Redaction
+from .._store import Store
+from ..exceptions import BadGzip, OverBudget, QueueFull, StoreError, TooLarge, UndecodableRequest
+from ..settings import (
     DEFAULT_BODY_BUDGET,
     DEFAULT_FORWARD_BUFFER,
     DEFAULT_HOST,
@@ -70,6 +53,23 @@ from .settings import (
     DEFAULT_QUEUE,
     TOKEN_ENV,
 )
+from .auth import exposure_problem, token_problem
+from .body import (
+    BodyBudget,
+    read_body,
+    return_large_buffers_to_the_os,
+)
+from .codec import export_response, redact_request, status_body
+from .ingest import (
+    Forwarder,
+    Ingested,
+    IngestWriter,
+    ingest_in_worker,
+    start_worker,
+)
+from .limits import BODY_TIMED_OUT, ConnectionCounts, ConnectionLimits, limited_protocol
+from .readiness import PROBE_INTERVAL, Readiness
+from .routing import RawPathRouting
 
 _log = logging.getLogger("dagtrace.serve")
 

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .settings import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT
+from ..settings import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT
 
 _log = logging.getLogger("dagtrace.serve")
 

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from ._otlp import DecodedRows, decode_to_rows
-from ._parents import ParentFacts
-from ._store import Store
-from ._writer import Rows
-from .exceptions import QueueFull
-from .settings import DEFAULT_FORWARD_BUFFER
+from .._parents import ParentFacts
+from .._store import Store
+from .._writer import Rows
+from ..exceptions import QueueFull
+from ..settings import DEFAULT_FORWARD_BUFFER
+from .codec import DecodedRows, decode_to_rows
 
 _log = logging.getLogger("dagtrace.serve")
 

@@ -23,11 +23,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from ._mapping import SpanEvent, SpanRecord, record_from_parts
-from ._parents import ParentFacts
-from ._redact import Redaction
-from ._writer import Rows, rows_for
-from .exceptions import SpanRejected, UndecodableRequest
+from .._mapping import SpanEvent, SpanRecord, record_from_parts
+from .._parents import ParentFacts
+from .._redact import Redaction
+from .._writer import Rows, rows_for
+from ..exceptions import SpanRejected, UndecodableRequest
 
 STATUS_CODE_ERROR = 2
 
