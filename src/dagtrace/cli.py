@@ -19,10 +19,8 @@ from ._provenance import open_store
 from ._remote import RemoteProvenance
 from ._render import render_run_tree
 from ._store import Store
+from ._token import client_token
 from .exceptions import StoreError
-from .serve.auth import client_token
-from .serve.ingest import LOG_FORMAT
-from .serve.limits import default_max_connections
 from .settings import (
     DB_ENV,
     DEFAULT_BODY_BUDGET,
@@ -463,7 +461,8 @@ def serve(
     from .serve.app import ServeConfig
     from .serve.app import serve as run_server
     from .serve.auth import exposure_problem
-    from .serve.limits import ConnectionLimits
+    from .serve.ingest import LOG_FORMAT
+    from .serve.limits import ConnectionLimits, default_max_connections
 
     if token is None and settings.is_set_but_empty(TOKEN_ENV):
         _fail(f"{TOKEN_ENV} is set but empty: set a token, or unset it", EXIT_USAGE)

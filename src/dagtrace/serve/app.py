@@ -43,6 +43,7 @@ from .. import __version__
 from .._models import DagRun, IoPayload, raw_times
 from .._redact import Redaction
 from .._store import Store
+from .._token import token_problem
 from ..exceptions import BadGzip, OverBudget, QueueFull, StoreError, TooLarge, UndecodableRequest
 from ..settings import (
     DEFAULT_BODY_BUDGET,
@@ -53,7 +54,7 @@ from ..settings import (
     DEFAULT_QUEUE,
     TOKEN_ENV,
 )
-from .auth import exposure_problem, token_problem
+from .auth import exposure_problem
 from .body import (
     BodyBudget,
     read_body,
