@@ -458,8 +458,8 @@ def serve(
     import logging
 
     from ._redact import DEFAULT_PATTERNS, Redaction
-    from .serve.app import ServeConfig
-    from .serve.app import serve as run_server
+    from .serve import ServeConfig
+    from .serve import serve as run_server
     from .serve.auth import exposure_problem
     from .serve.ingest import LOG_FORMAT
     from .serve.limits import ConnectionLimits, default_max_connections

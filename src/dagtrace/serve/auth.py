@@ -3,8 +3,12 @@ request's bearer token (the token's own rules, shared with clients: `_token`).""
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable
+
+from fastapi import HTTPException, Request
 
 from .._token import token_problem
 
@@ -35,3 +39,20 @@ def exposure_problem(host: str, token: str | None, *, insecure_no_token: bool) -
         "could read and write the store. Give --token (or DAGTRACE_TOKEN), or "
         "--insecure-no-token if the network itself is trusted"
     )
+
+
+def bearer_auth(token: str | None) -> Callable[[Request], Awaitable[None]]:
+    """A route dependency: 401 unless `Authorization: Bearer <token>` (when a token is set)."""
+    expected = f"Bearer {token}".encode() if token else None
+
+    async def check(request: Request) -> None:
+        if expected is None:
+            return
+        # Starlette decodes header bytes as latin-1: this gives back the bytes sent
+        given = request.headers.get("authorization", "").encode("latin-1")
+        if not hmac.compare_digest(given, expected):  # constant time
+            raise HTTPException(
+                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    return check

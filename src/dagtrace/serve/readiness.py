@@ -19,7 +19,7 @@ from collections.abc import Callable
 from .._store import Store
 from ..exceptions import StoreError
 
-_log = logging.getLogger("dagtrace.serve")
+_log = logging.getLogger(__name__)
 
 PROBE_INTERVAL = 5.0
 
