@@ -110,7 +110,9 @@ class Forwarder:
                 if self._prepare is not None:
                     body = self._prepare(body, content_type)
                 sent = self._send(body, content_type)
-            except Exception:
+            except httpx.InvalidURL as e:  # the --forward URL: not a bug
+                _log.warning("not forwarded: %s", e)
+            except Exception:  # stored already: forwarding is best effort
                 if not self._stopping.is_set():  # else stop() closed the client: it counts
                     self._bugs.met("forwarding a request")
                     if settings.strict():
@@ -132,7 +134,7 @@ class Forwarder:
                 response = self._client.post(
                     self.url, content=body, headers={"Content-Type": content_type}
                 )
-            except (httpx.HTTPError, httpx.InvalidURL) as e:
+            except httpx.HTTPError as e:
                 problem = str(e) or e.__class__.__name__
             else:
                 if response.status_code < 300:

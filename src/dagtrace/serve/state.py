@@ -1,5 +1,5 @@
 """`Served`: what the routes of one app share, kept on `app.state` by `create_app` and
-handed to a route by declaring a parameter `served: Served = Depends(served)`."""
+handed to a route by a parameter `Annotated[Served, Depends(served)]`."""
 
 from __future__ import annotations
 
