@@ -191,7 +191,7 @@ def _resolution_cost(db: str | None, payload_bytes: int, count: int) -> dict[str
     import shutil
 
     from dagtrace import open_store
-    from dagtrace._otlp import decode_to_rows
+    from dagtrace.serve.codec import decode_to_rows
 
     def decoded(spans: list[object]) -> object:
         return decode_to_rows(_encode(spans), json_encoded=False)

@@ -20,7 +20,8 @@ import atheris
 
 with atheris.instrument_imports():
     import dagtrace
-    from dagtrace._otlp import UndecodableRequest, decode_request
+    from dagtrace.exceptions import UndecodableRequest
+    from dagtrace.serve.codec import decode_request
 
 JSON = "--json" in sys.argv
 STORE = dagtrace.SqliteStore(Path(tempfile.mkdtemp(prefix="dagtrace-fuzz-")) / "fuzz.db")

@@ -22,8 +22,8 @@ from otlp_helpers import json_request, protobuf_request
 from traced_pipeline import run_pipeline
 
 import dagtrace
-from dagtrace._otlp import decode_request
 from dagtrace.exceptions import UndecodableRequest
+from dagtrace.serve.codec import decode_request
 
 EXAMPLES = int(os.environ.get("DAGTRACE_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(

@@ -79,7 +79,7 @@ def test_the_folds_to_ascii_are_all_there() -> None:
 def test_a_request_without_secrets_is_forwarded_as_received() -> None:
     from test_serve import recorded_spans
 
-    from dagtrace._otlp import redact_request
+    from dagtrace.serve.forward import redact_request
 
     body = protobuf_request(recorded_spans())
     assert redact_request(body, json_encoded=False, redaction=Redaction()) is body

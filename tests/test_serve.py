@@ -367,8 +367,8 @@ def test_sigterm_answers_and_stores_the_request_in_flight_then_exits_0(
         assert answers == [200]
         assert proc.wait(timeout=30) == 0
         log = proc.stderr.read()  # type: ignore[union-attr]
-        assert " INFO dagtrace.serve: stopping: finishing the requests in hand" in log
-        assert log.rstrip().endswith(" INFO dagtrace.serve: stopped"), log
+        assert " INFO dagtrace.serve.server: stopping: finishing the requests in hand" in log
+        assert log.rstrip().endswith(" INFO dagtrace.serve.server: stopped"), log
     run = dagtrace.DagProvenance(db_path, read_only=True).get_run("run-1")
     assert run is not None and run["status"] == "completed"
 
@@ -426,7 +426,7 @@ def test_a_forward_target_that_never_answers_holds_up_nothing_and_drops_the_olde
 
 
 def test_forwarder_stop_drops_what_a_stuck_target_left_waiting_and_counts_it() -> None:
-    from dagtrace._ingest import Forwarder
+    from dagtrace.serve.forward import Forwarder
 
     with socket.socket() as black_hole:
         black_hole.bind(("127.0.0.1", 0))

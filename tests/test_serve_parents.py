@@ -22,8 +22,8 @@ from test_serve import serving
 
 import dagtrace
 from dagtrace import conventions as c
-from dagtrace._otlp import decode_to_rows
 from dagtrace.cli import main
+from dagtrace.serve.codec import decode_to_rows
 from dagtrace.store import parent_search as _parents
 
 PB = {"Content-Type": "application/x-protobuf"}

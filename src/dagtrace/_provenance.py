@@ -2,7 +2,7 @@
 
 Hand it to lythonic's `DagRunner(dag, provenance=...)` unchanged. Each public
 write is one transaction, as in lythonic; unlike lythonic it keeps its
-connections open and writes in WAL mode (see `dagtrace._sqlite` on durability).
+connections open and writes in WAL mode (see `dagtrace.store.sqlite` on durability).
 """
 
 from __future__ import annotations

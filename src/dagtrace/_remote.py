@@ -12,13 +12,12 @@ from typing import Any
 import httpx
 from pydantic import TypeAdapter
 
-from ._auth import client_token
 from ._models import DagRun, IoPayload
-from ._paths import segment
+from ._paths import API, Routes, path
+from ._token import client_token
 from .exceptions import StoreError
 
 _RUNS = TypeAdapter(list[DagRun])
-_API = "/api/v1"
 
 
 class RemoteProvenance:
@@ -29,7 +28,7 @@ class RemoteProvenance:
         `https://host/dagtrace`) or its query API (`http://host:4319/api/v1`), with or
         without a trailing slash. `token`: the server's bearer token; an empty one is
         none; one that is not visible ASCII raises ValueError (servers refuse those)."""
-        self.url = url.rstrip("/").removesuffix(_API).rstrip("/")
+        self.url = url.rstrip("/").removesuffix(API).rstrip("/")
         token = client_token(token)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
@@ -63,26 +62,26 @@ class RemoteProvenance:
         return response.json()
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
-        return self._get(f"/api/v1/runs/{segment(run_id)}/record")  # type: ignore[no-any-return]
+        return self._get(path(Routes.RUN_RECORD, run_id=run_id))  # type: ignore[no-any-return]
 
     def get_run_details(self, run_id: str) -> dict[str, Any] | None:
-        return self._get(f"/api/v1/runs/{segment(run_id)}/details")  # type: ignore[no-any-return]
+        return self._get(path(Routes.RUN_DETAILS, run_id=run_id))  # type: ignore[no-any-return]
 
     def get_node_executions(self, run_id: str) -> list[dict[str, Any]]:
-        return self._get(f"/api/v1/runs/{segment(run_id)}/nodes") or []
+        return self._get(path(Routes.RUN_NODES, run_id=run_id)) or []
 
     def get_node_output(self, run_id: str, node_label: str) -> str | None:
-        found = self._get(f"/api/v1/runs/{segment(run_id)}/nodes/{segment(node_label)}/output")
+        found = self._get(path(Routes.NODE_OUTPUT, run_id=run_id, label=node_label))
         return found["output_json"] if found else None
 
     def get_pending_nodes(self, run_id: str) -> list[str]:
-        return self._get(f"/api/v1/runs/{segment(run_id)}/pending") or []
+        return self._get(path(Routes.RUN_PENDING, run_id=run_id)) or []
 
     def get_edge_traversals(self, run_id: str) -> list[dict[str, Any]]:
-        return self._get(f"/api/v1/runs/{segment(run_id)}/edges") or []
+        return self._get(path(Routes.RUN_EDGES, run_id=run_id)) or []
 
     def inspect_run(self, run_id: str, *, io: bool = False) -> DagRun | None:
-        found = self._get(f"/api/v1/runs/{segment(run_id)}", io=str(io).lower())
+        found = self._get(path(Routes.RUN, run_id=run_id), io=str(io).lower())
         return DagRun.model_validate(found) if found else None
 
     def load_io(self, dag_run: DagRun, node_labels: Sequence[str] | None = None) -> None:
@@ -100,17 +99,15 @@ class RemoteProvenance:
     def get_recent_runs(
         self, limit: int = 20, status: str | None = None, *, top_level: bool = False
     ) -> list[DagRun]:
-        found = self._get(
-            "/api/v1/runs", limit=limit, status=status, all=str(not top_level).lower()
-        )
+        found = self._get(Routes.RUNS, limit=limit, status=status, all=str(not top_level).lower())
         return _RUNS.validate_python(found or [])
 
     def get_active_runs(self) -> list[DagRun]:
-        return _RUNS.validate_python(self._get("/api/v1/runs/active") or [])
+        return _RUNS.validate_python(self._get(Routes.ACTIVE_RUNS) or [])
 
     def get_child_runs(self, parent_run_id: str) -> list[DagRun]:
         return _RUNS.validate_python(
-            self._get(f"/api/v1/runs/{segment(parent_run_id)}/children") or []
+            self._get(path(Routes.RUN_CHILDREN, run_id=parent_run_id)) or []
         )
 
     def list_runs(
@@ -119,10 +116,10 @@ class RemoteProvenance:
         params: dict[str, Any] = {"limit": limit, "all": str(not top_level).lower()}
         if status:
             params["status"] = status
-        return self._get("/api/v1/runs/summary", **params) or []
+        return self._get(Routes.RUN_SUMMARIES, **params) or []
 
     def runs_changed_since(self, since: float) -> list[str]:
-        return self._get("/api/v1/runs/changed", since=since) or []
+        return self._get(Routes.CHANGED_RUNS, since=since) or []
 
     def stats(self) -> dict[str, int]:
-        return self._get("/api/v1/stats") or {}
+        return self._get(Routes.STATS) or {}

@@ -15,12 +15,10 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__, settings
-from ._auth import client_token
-from ._ingest import LOG_FORMAT
-from ._limits import default_max_connections
 from ._models import DagRun, describe_epoch, seconds_between
 from ._remote import RemoteProvenance
 from ._render import render_run_tree
+from ._token import client_token
 from .exceptions import StoreError
 from .settings import (
     DB_ENV,
@@ -460,11 +458,12 @@ def serve(
     """
     import logging
 
-    from ._auth import exposure_problem
-    from ._limits import ConnectionLimits
     from ._redact import DEFAULT_PATTERNS, Redaction
-    from ._server import ServeConfig
-    from ._server import serve as run_server
+    from .serve import ServeConfig
+    from .serve import serve as run_server
+    from .serve.auth import exposure_problem
+    from .serve.ingest import LOG_FORMAT
+    from .serve.limits import ConnectionLimits, default_max_connections
 
     if token is None and settings.is_set_but_empty(TOKEN_ENV):
         _fail(f"{TOKEN_ENV} is set but empty: set a token, or unset it", EXIT_USAGE)
@@ -594,7 +593,7 @@ def _check_file_writable(db: str) -> None:
 def _check_writable(store: Store) -> None:
     """Exit 4 unless this process can write a SQLite store (a probe write). A
     PostgreSQL role without write rights is served: 503 until it gets them."""
-    from ._readiness import probe_write
+    from .serve.readiness import probe_write
     from .store.sqlite import SqliteStore
 
     if not isinstance(store, SqliteStore):

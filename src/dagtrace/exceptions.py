@@ -37,7 +37,14 @@ __all__ = [
     "StoreError",
     "TooLarge",
     "UndecodableRequest",
+    "is_bug",
 ]
+
+
+def is_bug(error: BaseException) -> bool:
+    """Whether an exception the OTel path swallows is a bug: neither a store failure nor
+    a rejected span (nor a decoder's refusal of a whole request)."""
+    return not isinstance(error, StoreError | SpanRejected | UndecodableRequest)
 
 
 class DagtraceError(Exception):

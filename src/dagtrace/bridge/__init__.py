@@ -13,8 +13,9 @@ is a bug, logged with its traceback and counted as `bugs` (re-raised when
 (`dagtrace.serve`).
 """
 
+from ..exceptions import is_bug
 from .exporter import DagtraceSpanExporter, RedactingSpanExporter
-from .problems import BridgeStats, is_bug, report_bug
+from .problems import BridgeStats, report_bug
 from .processor import LiveSpanProcessor
 from .spans import record_from_sdk_span
 

@@ -13,7 +13,7 @@ from opentelemetry import context as otel_context
 from .. import settings
 from .._mapping import SpanRecord
 from .._parents import ParentFacts
-from ..exceptions import SpanRejected, StoreError
+from ..exceptions import SpanRejected, is_bug
 from ..store.base import Store
 
 _log = logging.getLogger(__name__)
@@ -100,12 +100,6 @@ class Problems:
         total = self.count("spans_rejected")
         if total == 1 or total % 100 == 0:
             _log.warning("dagtrace: span rejected (%d so far): %s", total, error)
-
-
-def is_bug(error: BaseException) -> bool:
-    """Whether an exception the OTel path swallows is a bug: neither a store failure nor
-    a rejected span."""
-    return not isinstance(error, StoreError | SpanRejected)
 
 
 def report_bug(what: str, error: BaseException, total: int) -> None:

@@ -1,35 +1,16 @@
-"""The bearer token of `dagtrace serve` and its clients, and when serving needs one
-(the check itself: `_server._bearer_auth`). No web framework here: clients import it."""
+"""Who may use `dagtrace serve`: when serving needs a token, and the check of a
+request's bearer token (the token's own rules, shared with clients: `_token`)."""
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable
 
-"""A bearer token required by ingestion and queries when set."""
+from fastapi import HTTPException, Request
 
-
-def token_problem(token: str) -> str | None:
-    """Why `token` cannot be a bearer token, or None.
-
-    Only visible ASCII: HTTP clients disagree on how to send other characters in a
-    header (latin-1, UTF-8, or not at all), so such a token would work with some
-    clients and lock others out; whitespace is lost or added by shells and files."""
-    if token == "":
-        return "the token is empty"
-    if not all("!" <= ch <= "~" for ch in token):
-        return "the token must be visible ASCII characters only (no spaces, no accents)"
-    return None
-
-
-def client_token(token: str | None) -> str | None:
-    """A client's token: an empty one is no token; an unusable one raises ValueError."""
-    if not token:
-        return None
-    problem = token_problem(token)
-    if problem:
-        raise ValueError(problem)
-    return token
+from .._token import token_problem
 
 
 def is_loopback(host: str) -> bool:
@@ -58,3 +39,20 @@ def exposure_problem(host: str, token: str | None, *, insecure_no_token: bool) -
         "could read and write the store. Give --token (or DAGTRACE_TOKEN), or "
         "--insecure-no-token if the network itself is trusted"
     )
+
+
+def bearer_auth(token: str | None) -> Callable[[Request], Awaitable[None]]:
+    """A route dependency: 401 unless `Authorization: Bearer <token>` (when a token is set)."""
+    expected = f"Bearer {token}".encode() if token else None
+
+    async def check(request: Request) -> None:
+        if expected is None:
+            return
+        # Starlette decodes header bytes as latin-1: this gives back the bytes sent
+        given = request.headers.get("authorization", "").encode("latin-1")
+        if not hmac.compare_digest(given, expected):  # constant time
+            raise HTTPException(
+                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    return check

@@ -2,18 +2,20 @@
 
 uvicorn gives the app a percent-decoded `path`, in which `a%2Fb` is two segments
 and `%2E%2E` a dot segment. `RawPathRouting` routes on `raw_path` instead, and a
-`{name:segment}` route parameter (`SegmentConvertor`) percent-decodes its segment.
+`{name:segment}` route parameter (`SegmentConvertor`) percent-decodes its segment:
+`route(Routes.X)` is the path to declare a route of the `_paths.Routes` table with.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._paths import segment
+from .._paths import segment
 
 
 class SegmentConvertor(Convertor[str]):
@@ -29,6 +31,13 @@ class SegmentConvertor(Convertor[str]):
 
 
 register_url_convertor("segment", SegmentConvertor())
+
+_PARAMETER = re.compile(r"\{(\w+)\}")
+
+
+def route(path: str) -> str:
+    """A `_paths.Routes` path as a route: each `{name}` one raw segment, decoded."""
+    return _PARAMETER.sub(r"{\1:segment}", path)
 
 
 class RawPathRouting:

@@ -1,7 +1,10 @@
-"""The receiver's write path.
+"""Ingestion: request bodies in, rows committed, requests acknowledged.
 
-Two ways, one answer per request (`Ingested`), acknowledged (200) only once its
-rows are committed:
+`Ingestion` is what a receiver hands each request body to (`serve.otlp` for
+OTLP/HTTP; a gRPC receiver or a queue consumer would do the same): it decodes and
+commits the rows, bounds what waits (`QueueFull`), restarts dead workers, notes each
+write's outcome for /readyz, forwards what was committed, and counts bugs. Two ways
+to write, one answer per request (`Ingested`), given only once its rows are committed:
 - ingest workers (`serve --decoders N`, N ≥ 1): processes that each decode a
   request and commit its rows with a store connection of their own, so the
   server process only speaks HTTP: decoding is CPU-bound Python, and a process
@@ -9,33 +12,38 @@ rows are committed:
 - `IngestWriter` (N = 0): one thread that decodes and writes queued requests,
   several per transaction (group commit).
 
-And the forwarder, re-sending received requests to another endpoint.
+The workers import this module (not the web framework).
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
+import multiprocessing
 import os
 import queue
 import signal
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
+from .._parents import ParentFacts
+from ..exceptions import QueueFull, SpanRejected, StoreError, UndecodableRequest
+from ..store.base import Store
+from ..store.rows import Rows
+from .bugs import Bugs
+from .codec import JSON, PROTOBUF, DecodedRows, decode_to_rows
 
-from ._otlp import DecodedRows, decode_to_rows
-from ._parents import ParentFacts
-from .exceptions import QueueFull
-from .settings import DEFAULT_FORWARD_BUFFER
-from .store.base import Store
-from .store.rows import Rows
+if TYPE_CHECKING:
+    from .forward import Forwarder
+    from .metrics import Metrics
+    from .readiness import Readiness
 
-_log = logging.getLogger("dagtrace.serve")
+_log = logging.getLogger(__name__)
 
 _GROUP_LIMIT = 64
 """At most this many queued requests share one transaction."""
@@ -189,138 +197,115 @@ class IngestWriter:
             job.done.set_result(Ingested.of(decoded))
 
 
-"""Bytes of received requests held for the forward target before the oldest go."""
+# -- what a receiver uses ----------------------------------------------------------------
 
 
-class Forwarder:
-    """Re-sends received requests to another OTLP/HTTP endpoint (Jaeger, a Collector).
-
-    Bounded in bytes: when the target is down or slow and `max_bytes` of requests
-    wait, the oldest are dropped and counted; ingestion into the store never waits.
-    """
-
-    RETRYABLE = frozenset({429, 502, 503, 504})
+class Ingestion:
+    """The write path of one server, for any receiver: `ingest` each request body,
+    `stop` at the end (what is in hand is written first)."""
 
     def __init__(
         self,
-        url: str,
+        store: Store,
         *,
-        prepare: Callable[[bytes, str], bytes] | None = None,
-        max_bytes: int = DEFAULT_FORWARD_BUFFER,
-        max_attempts: int = 5,
-        timeout: float = 5.0,
+        metrics: Metrics,
+        readiness: Readiness,
+        queue_size: int,
+        decoders: int = 0,
+        forwarder: Forwarder | None = None,
+        bugs: Bugs | None = None,
     ) -> None:
-        """`prepare(body, content_type)` turns a received body into the one sent (the
-        redaction): it runs on the forwarding thread, not on the request's path."""
-        self.url = url
-        self.forwarded = 0
-        self.dropped = 0
-        self._prepare = prepare
-        self._max_bytes = max_bytes
-        self._pending: deque[tuple[bytes, str]] = deque()
-        self._pending_bytes = 0
-        self._changed = threading.Condition()
-        self._max_attempts = max_attempts
-        self._client = httpx.Client(timeout=timeout)
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="dagtrace-forward", daemon=True)
-        self._thread.start()
+        """`decoders`: worker processes (0: one thread of this process decodes and
+        writes); `queue_size`: requests waiting for one, beyond which `QueueFull`."""
+        self.store = store
+        self.queue_size = queue_size
+        self.decoders = decoders
+        self.bugs = bugs or Bugs()
+        self._metrics = metrics
+        self._readiness = readiness
+        self._forwarder = forwarder
+        self._writer = IngestWriter(store, queue_size=queue_size) if decoders == 0 else None
+        self._pool = self._new_pool() if decoders > 0 else None
+        self._in_workers = 0  # requests submitted to the workers and not yet answered
+        metrics.queue_depth.set_function(lambda: self.waiting)
 
     @property
-    def depth(self) -> int:
-        """Requests waiting (not counting the one being sent)."""
-        return len(self._pending)
+    def waiting(self) -> int:
+        """Requests accepted and waiting for a writer (the write queue's depth)."""
+        if self._writer is not None:
+            return self._writer.depth
+        return max(0, self._in_workers - self.decoders)
 
-    def submit(self, body: bytes, content_type: str) -> None:
-        with self._changed:
-            self._pending.append((body, content_type))
-            self._pending_bytes += len(body)
-            while self._pending_bytes > self._max_bytes:
-                oldest, _ = self._pending.popleft()
-                self._pending_bytes -= len(oldest)
-                self.dropped += 1
-            self._changed.notify()
+    @property
+    def full(self) -> bool:
+        """Whether a request now would be refused (`QueueFull`): a receiver asks before
+        reading a body that would only wait."""
+        return self.waiting >= self.queue_size
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Send what waits, without retries, for at most `timeout` seconds; drop the rest."""
-        self._stopping.set()
-        with self._changed:
-            self._changed.notify()
-        self._thread.join(timeout)
-        with self._changed:
-            left = len(self._pending)
-            self._pending.clear()
-            self._pending_bytes = 0
-            self.dropped += left
-        if left:
-            _log.warning("stopping: %d request(s) not forwarded to %s", left, self.url)
-        self._client.close()
+    async def ingest(self, body: bytes, *, json_encoded: bool) -> Ingested:
+        """Decode and commit one request, then forward it. Raises `QueueFull`,
+        `UndecodableRequest`, `BrokenProcessPool` (new workers started: retry),
+        `StoreError` or `SpanRejected` (nothing stored), or any other exception: a
+        bug, logged with its traceback and counted in `bugs` first."""
+        metrics = self._metrics
+        try:
+            with metrics.in_progress.track_inprogress(), metrics.ingest_seconds.time():
+                ingested = await self._commit(body, json_encoded)
+        except (QueueFull, UndecodableRequest, BrokenProcessPool):
+            raise
+        except (StoreError, SpanRejected) as e:
+            _log.error("write failed: %s", e)
+            if isinstance(e, StoreError):  # not ready until a write succeeds
+                self._readiness.wrote(str(e))
+            raise
+        except Exception:
+            self.bugs.met("ingesting a request")
+            raise
+        self._readiness.wrote(None)
+        metrics.received.inc(ingested.received)
+        metrics.stored.inc(ingested.stored)
+        metrics.rejected.inc(len(ingested.rejected))
+        if self._forwarder is not None:
+            self._forwarder.submit(body, JSON if json_encoded else PROTOBUF)
+        return ingested
 
-    def _next(self) -> tuple[bytes, str] | None:
-        with self._changed:
-            while not self._pending and not self._stopping.is_set():
-                self._changed.wait()
-            if not self._pending:
-                return None
-            body, content_type = self._pending.popleft()
-            self._pending_bytes -= len(body)
-            return body, content_type
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._writer is not None:
+            self._writer.stop()
+        if self._forwarder is not None:
+            self._forwarder.stop()
 
-    def _run(self) -> None:
-        while (item := self._next()) is not None:
-            body, content_type = item
-            try:
-                if self._prepare is not None:
-                    body = self._prepare(body, content_type)
-                sent = self._send(body, content_type)
-            except Exception as e:  # noqa: BLE001 - stored already; forwarding is best effort
-                if not self._stopping.is_set():  # else stop() closed the client: it counts
-                    _log.warning("not forwarded: %s", e)
-                sent = False
-            with self._changed:
-                if sent:
-                    self.forwarded += 1
-                else:
-                    self.dropped += 1
+    async def _commit(self, body: bytes, json_encoded: bool) -> Ingested:
+        if self._writer is not None:
+            return await asyncio.wrap_future(self._writer.submit(body, json_encoded=json_encoded))
+        if self.full:
+            raise QueueFull()
+        self._in_workers += 1
+        pool = self._pool
+        assert pool is not None
+        try:
+            return await asyncio.wrap_future(pool.submit(ingest_in_worker, body, json_encoded))
+        except BrokenProcessPool as e:
+            if self._pool is pool:  # the first request to notice starts new workers
+                _log.error("an ingest worker died (%s); starting new ones", e)
+                self._pool = self._new_pool()
+            raise
+        finally:
+            self._in_workers -= 1
 
-    def _send(self, body: bytes, content_type: str) -> bool:
-        """Up to `max_attempts` tries; between two, the target's Retry-After if it gave
-        one, else an exponential backoff. Cut short by stop()."""
-        backoff = 0.1
-        for attempt in range(1, self._max_attempts + 1):
-            wait = backoff
-            try:
-                response = self._client.post(
-                    self.url, content=body, headers={"Content-Type": content_type}
-                )
-            except httpx.HTTPError as e:
-                problem = str(e) or e.__class__.__name__
-            else:
-                if response.status_code < 300:
-                    return True
-                if response.status_code not in self.RETRYABLE:
-                    _log.warning("forward to %s refused: HTTP %d", self.url, response.status_code)
-                    return False
-                problem = f"HTTP {response.status_code}"
-                asked = _retry_after(response.headers.get("retry-after"))
-                wait = backoff if asked is None else asked
-            if attempt == self._max_attempts:
-                _log.warning(
-                    "forward to %s failed %d times, dropped: %s", self.url, attempt, problem
-                )
-                return False
-            if self._stopping.wait(wait):
-                return False
-            backoff = min(backoff * 2, 5.0)
-        return False
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.decoders,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=start_worker,
+            # pickled: each worker opens the store anew
+            initargs=(os.getpid(), self.store, _configured_log_level()),
+        )
 
 
-_MAX_RETRY_AFTER = 60.0
-
-
-def _retry_after(header: str | None) -> float | None:
-    """Retry-After in seconds (the OTLP spec asks clients to honour it), at most a
-    minute; None when absent or given as a date."""
-    if header is None or not header.strip().isdigit():
-        return None
-    return min(float(header), _MAX_RETRY_AFTER)
+def _configured_log_level() -> int | None:
+    """The root logger's level if the server's program configured logging, for its workers."""
+    root = logging.getLogger()
+    return root.level if root.handlers else None

@@ -1,4 +1,5 @@
-"""OTLP/HTTP trace requests (protobuf and OTLP/JSON) → the shared span mapping.
+"""OTLP/HTTP trace requests (protobuf and OTLP/JSON) → the shared span mapping, and
+the answers' bodies (ExportTraceServiceResponse, google.rpc.Status).
 
 OTLP/JSON is not proto3 JSON: trace and span ids are hex (any case), enums are
 integers, 64-bit integers may be decimal strings. `json_format.Parse` would accept
@@ -23,13 +24,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from ._mapping import SpanEvent, SpanRecord, record_from_parts
-from ._parents import ParentFacts
-from ._redact import Redaction
-from .exceptions import SpanRejected, UndecodableRequest
-from .store.rows import Rows, rows_for
+from .._mapping import SpanEvent, SpanRecord, record_from_parts
+from .._parents import ParentFacts
+from ..exceptions import SpanRejected, UndecodableRequest
+from ..store.rows import Rows, rows_for
 
 STATUS_CODE_ERROR = 2
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+"""The two content types of OTLP/HTTP."""
 
 
 @dataclass
@@ -190,22 +193,22 @@ def _pb_attributes(items: Any) -> dict[str, Any]:
             if kind == "int_value":  # the payloads' byte lengths
                 out[key] = value.int_value
             elif kind is not None:
-                out[key] = _pb_value(value, kind)
+                out[key] = pb_value(value, kind)
     return out
 
 
-def _pb_value(value: AnyValue, kind: str | None) -> Any:
+def pb_value(value: AnyValue, kind: str | None) -> Any:
     if kind is None:
         return None
     if kind == "array_value":
         return [
-            text or _pb_value(v, v.WhichOneof("value"))
+            text or pb_value(v, v.WhichOneof("value"))
             for v in value.array_value.values
             for text in (v.string_value,)
         ]
     if kind == "kvlist_value":
         return {
-            kv.key: _pb_value(kv.value, kv.value.WhichOneof("value"))
+            kv.key: pb_value(kv.value, kv.value.WhichOneof("value"))
             for kv in value.kvlist_value.values
         }
     return getattr(value, kind)
@@ -259,12 +262,12 @@ def _json_span(span: Mapping[str, Any]) -> _Parts:
         parent_span_id=_hex_id(_field(span, "parentSpanId", "parent_span_id", "")),
         start_ns=_int(_field(span, "startTimeUnixNano", "start_time_unix_nano", 0)),
         end_ns=_int(_field(span, "endTimeUnixNano", "end_time_unix_nano", 0)),
-        attributes=_json_attributes(span.get("attributes", [])),
+        attributes=json_attributes(span.get("attributes", [])),
         events=[
             SpanEvent(
                 str(e.get("name", "")),
                 _int(_field(e, "timeUnixNano", "time_unix_nano", 0)),
-                _json_attributes(e.get("attributes", [])),
+                json_attributes(e.get("attributes", [])),
             )
             for e in _list(span.get("events", []))
         ],
@@ -301,7 +304,7 @@ def _int(value: Any) -> int:
     raise TypeError(f"expected an integer, got {value!r}")
 
 
-def _json_attributes(items: Any) -> dict[str, Any]:
+def json_attributes(items: Any) -> dict[str, Any]:
     return {str(kv["key"]): _json_value(kv.get("value") or {}) for kv in _list(items)}
 
 
@@ -319,7 +322,7 @@ def _json_value(value: Mapping[str, Any]) -> Any:
         return [_json_value(v) for v in _list(array.get("values", []))]
     if "kvlistValue" in value or "kvlist_value" in value:
         kvlist = _field(value, "kvlistValue", "kvlist_value") or {}
-        return _json_attributes(kvlist.get("values", []))
+        return json_attributes(kvlist.get("values", []))
     if "bytesValue" in value or "bytes_value" in value:
         try:
             return base64.b64decode(_field(value, "bytesValue", "bytes_value"), validate=True)
@@ -360,86 +363,3 @@ def status_body(code: int, message: str, *, json_encoded: bool) -> bytes:
     if json_encoded:
         return json.dumps({"code": code, "message": message}).encode()
     return bytes(Status(code=code, message=message).SerializeToString())
-
-
-# -- redaction of forwarded requests ----------------------------------------------------
-
-
-def redact_request(body: bytes, *, json_encoded: bool, redaction: Redaction) -> bytes:
-    """The request with every span's attributes (and its events') redacted: the same
-    bytes when nothing in it is to be redacted (the common case, found without
-    decoding when the policy has no payload cap)."""
-    if redaction.changes_nothing or (
-        redaction.max_payload_bytes is None and not redaction.may_find_secret_keys(body)
-    ):
-        return body
-    changed = False
-    if json_encoded:
-        tree = json.loads(body)
-        for resource_spans in tree.get("resourceSpans", []):
-            for scope_spans in resource_spans.get("scopeSpans", []):
-                for span in scope_spans.get("spans", []):
-                    for holder in (span, *span.get("events", [])):
-                        attributes = _json_attributes(holder.get("attributes", []))
-                        redacted = redaction.attributes(attributes)
-                        if redacted != attributes:
-                            holder["attributes"] = _json_attribute_list(redacted)
-                            changed = True
-        return json.dumps(tree).encode() if changed else body
-    request = ExportTraceServiceRequest.FromString(body)
-    for resource_spans in request.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                for holder in (span, *span.events):
-                    attributes = {
-                        kv.key: _pb_value(kv.value, kv.value.WhichOneof("value"))
-                        for kv in holder.attributes
-                    }
-                    redacted = redaction.attributes(attributes)
-                    if redacted == attributes:
-                        continue
-                    changed = True
-                    del holder.attributes[:]
-                    for key, value in redacted.items():
-                        holder.attributes.add(key=key).value.CopyFrom(_to_any_value(value))
-    return bytes(request.SerializeToString()) if changed else body
-
-
-def _to_any_value(value: Any) -> AnyValue:
-    out = AnyValue()
-    if isinstance(value, bool):
-        out.bool_value = value
-    elif isinstance(value, int):
-        out.int_value = value
-    elif isinstance(value, float):
-        out.double_value = value
-    elif isinstance(value, bytes):
-        out.bytes_value = value
-    elif isinstance(value, list):
-        out.array_value.values.extend(_to_any_value(v) for v in value)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            out.kvlist_value.values.add(key=key).value.CopyFrom(_to_any_value(item))
-    elif value is not None:
-        out.string_value = str(value)
-    return out
-
-
-def _json_attribute_list(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{"key": key, "value": _to_json_value(value)} for key, value in attributes.items()]
-
-
-def _to_json_value(value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, int):
-        return {"intValue": str(value)}
-    if isinstance(value, float):
-        return {"doubleValue": value}
-    if isinstance(value, bytes):
-        return {"bytesValue": base64.b64encode(value).decode()}
-    if isinstance(value, list):
-        return {"arrayValue": {"values": [_to_json_value(v) for v in value]}}
-    if isinstance(value, dict):
-        return {"kvlistValue": {"values": _json_attribute_list(value)}}
-    return {"stringValue": "" if value is None else str(value)}

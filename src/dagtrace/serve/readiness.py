@@ -16,10 +16,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from .exceptions import StoreError
-from .store.base import Store
+from ..exceptions import StoreError
+from ..store.base import Store
 
-_log = logging.getLogger("dagtrace.serve")
+_log = logging.getLogger(__name__)
 
 PROBE_INTERVAL = 5.0
 

@@ -14,8 +14,8 @@ import zlib
 from collections.abc import AsyncIterator
 from types import TracebackType
 
-from .exceptions import BadGzip, OverBudget, TooLarge
-from .settings import DEFAULT_BODY_BUDGET
+from ..exceptions import BadGzip, OverBudget, TooLarge
+from ..settings import DEFAULT_BODY_BUDGET
 
 MAX_GZIP_MEMBERS = 1024
 """Members of one gzip body (each costs a new inflater: a body of tiny members would

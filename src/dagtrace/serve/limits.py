@@ -27,9 +27,9 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .settings import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT
+from ..settings import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT
 
-_log = logging.getLogger("dagtrace.serve")
+_log = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 64 * 1024
 """Request line and headers of one request (uvicorn's httptools parser has no bound)."""
