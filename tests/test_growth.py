@@ -128,6 +128,6 @@ def test_prune_cli_with_status_and_vacuum(db_path: Path) -> None:
     [("30d", 30 * 86400), ("12h", 43200), ("90m", 5400), ("3600", 3600), ("2w", 1209600)],
 )
 def test_ages(text: str, seconds: float) -> None:
-    from dagtrace.cli import _age
+    from dagtrace.cli.maintenance import _age
 
     assert _age(text) == seconds
