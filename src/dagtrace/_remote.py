@@ -7,7 +7,7 @@ and replay by reading the shared store directly.)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from pydantic import TypeAdapter
@@ -16,6 +16,7 @@ from ._models import DagRun, IoPayload
 from ._paths import API, Routes, path
 from ._token import client_token
 from .exceptions import StoreError
+from .records import EdgeRow, NodeRow, RunDetails, RunRow, RunSummary
 
 _RUNS = TypeAdapter(list[DagRun])
 
@@ -61,14 +62,14 @@ class RemoteProvenance:
             raise StoreError(f"server answered HTTP {response.status_code}", location=self.url)
         return response.json()
 
-    def get_run(self, run_id: str) -> dict[str, Any] | None:
-        return self._get(path(Routes.RUN_RECORD, run_id=run_id))  # type: ignore[no-any-return]
+    def get_run(self, run_id: str) -> RunRow | None:
+        return cast(RunRow | None, self._get(path(Routes.RUN_RECORD, run_id=run_id)))
 
-    def get_run_details(self, run_id: str) -> dict[str, Any] | None:
-        return self._get(path(Routes.RUN_DETAILS, run_id=run_id))  # type: ignore[no-any-return]
+    def get_run_details(self, run_id: str) -> RunDetails | None:
+        return cast(RunDetails | None, self._get(path(Routes.RUN_DETAILS, run_id=run_id)))
 
-    def get_node_executions(self, run_id: str) -> list[dict[str, Any]]:
-        return self._get(path(Routes.RUN_NODES, run_id=run_id)) or []
+    def get_node_executions(self, run_id: str) -> list[NodeRow]:
+        return cast(list[NodeRow], self._get(path(Routes.RUN_NODES, run_id=run_id)) or [])
 
     def get_node_output(self, run_id: str, node_label: str) -> str | None:
         found = self._get(path(Routes.NODE_OUTPUT, run_id=run_id, label=node_label))
@@ -77,8 +78,8 @@ class RemoteProvenance:
     def get_pending_nodes(self, run_id: str) -> list[str]:
         return self._get(path(Routes.RUN_PENDING, run_id=run_id)) or []
 
-    def get_edge_traversals(self, run_id: str) -> list[dict[str, Any]]:
-        return self._get(path(Routes.RUN_EDGES, run_id=run_id)) or []
+    def get_edge_traversals(self, run_id: str) -> list[EdgeRow]:
+        return cast(list[EdgeRow], self._get(path(Routes.RUN_EDGES, run_id=run_id)) or [])
 
     def inspect_run(self, run_id: str, *, io: bool = False) -> DagRun | None:
         found = self._get(path(Routes.RUN, run_id=run_id), io=str(io).lower())
@@ -112,11 +113,11 @@ class RemoteProvenance:
 
     def list_runs(
         self, limit: int = 20, status: str | None = None, *, top_level: bool = True
-    ) -> list[dict[str, Any]]:
+    ) -> list[RunSummary]:
         params: dict[str, Any] = {"limit": limit, "all": str(not top_level).lower()}
         if status:
             params["status"] = status
-        return self._get(Routes.RUN_SUMMARIES, **params) or []
+        return cast(list[RunSummary], self._get(Routes.RUN_SUMMARIES, **params) or [])
 
     def runs_changed_since(self, since: float) -> list[str]:
         return self._get(Routes.CHANGED_RUNS, since=since) or []
