@@ -4,10 +4,12 @@ scope that makes its span current and ends it (`failed` on an exception)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from contextvars import Token
+from typing import TYPE_CHECKING, Any, Self
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanContext, Status, StatusCode
 
 from . import conventions as c
@@ -45,7 +47,39 @@ def fail_span(span: Span, error: BaseException | str) -> None:
     span.set_status(Status(StatusCode.ERROR, last))
 
 
-class NodeHandle:
+class _Scoped:
+    """A handle is its own `with` block: its span is current inside it (as
+    `trace.use_span`, without its two generator frames per node); the block's exception
+    ends it `failed`, `DagPaused` ends a run `paused`."""
+
+    span: Span
+    _token: Token[Context]
+
+    def finish(self, *, status: str | None = None) -> None:
+        raise NotImplementedError
+
+    def fail(self, error: BaseException | str) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
+    ) -> bool:
+        otel_context.detach(self._token)
+        if error is None:
+            self.finish()
+        elif isinstance(error, DagPaused) and isinstance(self, RunHandle):
+            self.finish(status="paused")
+            return True  # a paused run leaves its block quietly
+        else:
+            self.fail(error)
+        return False
+
+
+class NodeHandle(_Scoped):
     """An executing node: set its output, record edges, start sub-DAG runs under it."""
 
     def __init__(self, tracer: DagTracer, run: RunHandle, label: str, span: Span) -> None:
@@ -73,10 +107,10 @@ class NodeHandle:
         inputs_json: str | None = None,
         attempt: int = 1,
         initiator: str | None = None,
-    ) -> Scope[RunHandle]:
+    ) -> RunHandle:
         """`with node.sub_run("chunk[0]", inputs=...) as sub:` a sub-DAG run of this
         composite node; `expansion_key` as `label[key]` or `label[]`."""
-        return self._tracer.run(
+        return self._tracer.start_run(
             f"{self.run.nsref}/{expansion_key}",
             parent=self,
             run_id=run_id,
@@ -99,7 +133,7 @@ class NodeHandle:
         self.span.end()
 
 
-class RunHandle:
+class RunHandle(_Scoped):
     """An executing run: start nodes, set the sink outputs, finish or fail."""
 
     def __init__(self, tracer: DagTracer, run_id: str, nsref: str, attempt: int, span: Span):
@@ -123,9 +157,9 @@ class RunHandle:
         input_json: str | None = None,
         is_source: bool = False,
         is_sink: bool = False,
-    ) -> Scope[NodeHandle]:
+    ) -> NodeHandle:
         """`with run.node(label, input=..., is_source=..., is_sink=...) as node:`"""
-        return self._tracer.node(
+        return self._tracer.start_node(
             self, label, input=input, input_json=input_json, is_source=is_source, is_sink=is_sink
         )
 
@@ -150,32 +184,3 @@ class RunHandle:
         fail_span(self.span, error)
         self._tracer._closed(self)
         self.span.end()
-
-
-_Handle = TypeVar("_Handle", "RunHandle", "NodeHandle")
-
-
-class Scope(Generic[_Handle]):
-    """The span of a `with` block is current inside it (as `trace.use_span`, which
-    costs two generator frames per node); the block's exception ends it `failed`,
-    `DagPaused` ends a run `paused`."""
-
-    def __init__(self, handle: _Handle) -> None:
-        self.handle: _Handle = handle
-
-    def __enter__(self) -> _Handle:
-        self._token = otel_context.attach(trace.set_span_in_context(self.handle.span))
-        return self.handle
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
-    ) -> bool:
-        otel_context.detach(self._token)
-        if error is None:
-            self.handle.finish()
-        elif isinstance(error, DagPaused) and isinstance(self.handle, RunHandle):
-            self.handle.finish(status="paused")
-            return True  # a paused run leaves its block quietly
-        else:
-            self.handle.fail(error)
-        return False

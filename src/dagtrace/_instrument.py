@@ -30,7 +30,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanContext, TraceFlags
 
 from . import conventions as c
-from ._handles import NodeHandle, RunHandle, Scope, fail_span
+from ._handles import NodeHandle, RunHandle, fail_span
 from ._mapping import payload_attributes
 from ._models import safe_json_dumps
 from .store import ReplayPlan
@@ -253,58 +253,11 @@ class DagTracer:
 
     # -- context managers --------------------------------------------------------------
 
-    def run(
-        self,
-        nsref: str,
-        *,
-        run_id: str | None = None,
-        inputs: Any = None,
-        inputs_json: str | None = None,
-        attempt: int = 1,
-        initiator: str | None = None,
-        replay_of: str | None = None,
-        replay_root: str | None = None,
-        links: Sequence[SpanContext] = (),
-        parent: NodeHandle | None = None,
-        parent_run_id: str | None = None,
-        parent_node: str | None = None,
-    ) -> Scope[RunHandle]:
-        """A run span (keywords as `start_run`); an exception ends it `failed`,
-        `DagPaused` ends it `paused`."""
-        return Scope(
-            self.start_run(
-                nsref,
-                run_id=run_id,
-                inputs=inputs,
-                inputs_json=inputs_json,
-                attempt=attempt,
-                initiator=initiator,
-                replay_of=replay_of,
-                replay_root=replay_root,
-                links=links,
-                parent=parent,
-                parent_run_id=parent_run_id,
-                parent_node=parent_node,
-            )
-        )
-
-    def node(
-        self,
-        run: RunHandle,
-        label: str,
-        *,
-        input: Any = None,
-        input_json: str | None = None,
-        is_source: bool = False,
-        is_sink: bool = False,
-    ) -> Scope[NodeHandle]:
-        """A node span under `run` (keywords as `start_node`); an exception ends it
-        `failed` with its stack trace."""
-        return Scope(
-            self.start_node(
-                run, label, input=input, input_json=input_json, is_source=is_source, is_sink=is_sink
-            )
-        )
+    run = start_run
+    """`with dag.run(nsref, ...) as run:` (keywords as `start_run`): the run span is
+    current inside the block; an exception ends it `failed`, `DagPaused` `paused`."""
+    node = start_node
+    """`with dag.node(run, label, ...) as node:` (keywords as `start_node`): likewise."""
 
     @contextmanager
     def replay(
