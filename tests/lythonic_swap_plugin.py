@@ -50,7 +50,7 @@ def _guard_original(cls: type) -> None:
         _originals_made.append(str(db_path))
         init(self, db_path, *args, **kwargs)
 
-    cls.__init__ = __init__  # type: ignore[misc]
+    cls.__init__ = __init__
 
 
 def _choose() -> type:
@@ -66,7 +66,7 @@ def _choose() -> type:
     else:
         raise pytest.UsageError(f"{SWAP_ENV} must be one of {CHOICES}, not {choice!r}")
 
-    class Swapped(base):  # type: ignore[valid-type,misc]
+    class Swapped(base):
         __doc__ = base.__doc__
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:

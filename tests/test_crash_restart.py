@@ -20,6 +20,7 @@ import textwrap
 from pathlib import Path
 
 from lythonic.compose.dag_runner import DagRunner
+from lythonic_dags import as_lythonic
 
 from dagtrace.lythonic import TracedProvenance
 
@@ -64,7 +65,9 @@ def test_killed_runner_failed_elsewhere_then_restarted(
     import killable_dag
 
     killable_dag.setup(str(log), kill_at="never")
-    result = asyncio.run(DagRunner(killable_dag.dag(), provenance=prov).restart(run.run_id))
+    result = asyncio.run(
+        DagRunner(killable_dag.dag(), provenance=as_lythonic(prov)).restart(run.run_id)
+    )
     assert result.status == "completed", result
     executed_after = log.read_text().split()[len(executed_before) :]
     assert not set(executed_before[:-1]) & set(executed_after)  # completed: not run again

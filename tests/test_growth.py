@@ -90,7 +90,7 @@ def test_prune_half_while_a_writer_keeps_recording(store_url: str) -> None:
     assert counts["node_executions"] == kept * 3 + len(written)
     assert counts["edge_traversals"] == kept * 2 + len(written)
     assert prov.get_run("r1") is None and prov.get_run("r1.c") is None  # with its sub-DAG run
-    assert prov.get_run("r0")["status"] == "running"  # type: ignore[index]
+    assert prov.get_run("r0")["status"] == "running"
     assert prov.get_run(f"r{RUNS - 1}") is not None
     assert all(prov.get_run(r) is not None for r in written[-5:])
     with prov.store._read() as cur:  # nothing orphaned

@@ -22,7 +22,7 @@ SECRET_INPUT = {"user": "ada", "password": "hunter2", "nested": [{"api_token": "
 
 
 def _record_secret_run(provider: object, run_id: str = "s", inputs: object = None) -> None:
-    tracer = dagtrace.DagTracer(provider)  # type: ignore[arg-type]
+    tracer = dagtrace.DagTracer(provider)
     inputs = inputs if inputs is not None else {"login": SECRET_INPUT}
     with tracer.run("secrets", run_id=run_id, inputs=inputs) as run:
         with run.node("login", input=SECRET_INPUT, is_source=True) as node:
@@ -149,7 +149,7 @@ def test_query_api_and_forwarding_of_serve_are_redacted(
         assert "[REDACTED]" in answer
     assert "hunter2" not in received.read_text()
     prov = dagtrace.DagProvenance(db_path)
-    assert json.loads(prov.get_run("s")["source_inputs_json"]) == {"login": SECRET_INPUT}  # type: ignore[index]
+    assert json.loads(prov.get_run("s")["source_inputs_json"]) == {"login": SECRET_INPUT}
 
 
 def _spans_with_secrets() -> list[object]:
@@ -177,7 +177,7 @@ def test_store_policy_marks_changed_outputs_not_reusable(db_path: Path) -> None:
     assert prov.get_node_output("s", "plain") == "[3]"  # untouched output stays reusable
     with pytest.raises(dagtrace.NotReusableError, match="source inputs were not stored exactly"):
         prov.store.plan_replay("s", {"login"})  # secret run inputs: no replay at all
-    assert prov.get_run("s")["source_inputs_json"] is None  # type: ignore[index]
+    assert prov.get_run("s")["source_inputs_json"] is None
     with pytest.raises(dagtrace.NotReusableError, match=r"login.*cannot be reused"):
         prov.store.plan_replay("plain-inputs", {"plain"})
     plan = prov.store.plan_replay("plain-inputs", {"login", "plain"})
