@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ def _python(code: str, *args: str, env: dict[str, str] | None = None) -> subproc
     )
 
 
-def _wait_for(predicate: object, timeout: float = 5.0) -> float:
+def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> float:
     """Poll another process's effect on a shared file; no event crosses processes."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:

@@ -293,8 +293,8 @@ def test_explicit_parent_survives_a_dropping_sampler(db_path: Path) -> None:
     prov = dagtrace.DagProvenance(db_path, read_only=True)
     assert prov.get_run("implicit")["parent_run_id"] is None
     assert prov.get_run("explicit")["parent_run_id"] == "p"
-    run = prov.inspect_run("p")
-    assert run is not None and set(run.nodes["remote"].sub_dags or {}) == {"remote[]"}
+    recorded = prov.inspect_run("p")
+    assert recorded is not None and set(recorded.nodes["remote"].sub_dags or {}) == {"remote[]"}
 
 
 # -- 5. what start markers repeat ------------------------------------------------------

@@ -58,7 +58,9 @@ def test_prune_half_while_a_writer_keeps_recording(store_url: str) -> None:
     prov = dagtrace.DagProvenance(store_url)
     t0 = time.time() - RUNS - 10_000
     _bulk_load(prov.store, RUNS, t0)
-    stop, errors, written = threading.Event(), [], []
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    written: list[str] = []
 
     def writer() -> None:
         writer_prov = dagtrace.DagProvenance(store_url)

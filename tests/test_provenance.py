@@ -6,10 +6,10 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from scenarios import run_all
@@ -157,7 +157,9 @@ def test_unknown_ids_read_as_none_or_empty(prov: dagtrace.DagProvenance) -> None
 def test_payloads_that_are_not_json_serialisable(prov: dagtrace.DagProvenance) -> None:
     when = datetime(2026, 1, 2, tzinfo=UTC)
     prov.create_run("r", "ns", {"load": {"when": when, "model": dagtrace.IoPayload()}})
-    assert json.loads(prov.get_run("r")["source_inputs_json"]) == {
+    inputs = prov.get_run("r")["source_inputs_json"]
+    assert inputs is not None
+    assert json.loads(inputs) == {
         "load": {"when": str(when), "model": {"input_json": None, "output_json": None}}
     }
 
@@ -208,7 +210,7 @@ def test_list_runs_is_get_recent_runs_flat_with_node_counts(
         assert all(
             (r["started_at"], r["finished_at"]) == (get["started_at"], get["finished_at"])
             for r in flat
-            for get in [prov.get_run(r["run_id"]) or {}]
+            for get in [cast("Mapping[str, Any]", prov.get_run(r["run_id"]) or {})]
         )
     assert len(prov.store.list_runs(2)) == 2
 
@@ -248,7 +250,7 @@ def test_inspect_run_takes_a_bounded_number_of_queries(db_path: Path) -> None:
         parent, nsref = f"{parent}.0", f"{nsref}/m[0]"
     statements: list[str] = []
     prov.inspect_run("root")  # leaves one pooled reader connection
-    reader = prov.store._idle_readers[0]
+    reader = cast(dagtrace.SqliteStore, prov.store)._idle_readers[0]
     reader.set_trace_callback(statements.append)
     run = prov.inspect_run("root")
     reader.set_trace_callback(None)
