@@ -114,7 +114,7 @@ def new_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[]
     """Makes locations of fresh stores of one backend: the store suite runs on each,
     the third being `journal_backend.py`, a backend written as a user would."""
     if request.param == "postgres":
-        return request.getfixturevalue("pg_schema_url")  # type: ignore[no-any-return]
+        return request.getfixturevalue("pg_schema_url")
     counter = iter(range(1_000_000))
     prefix = "journal://" if request.param == "journal" else ""
     return lambda: f"{prefix}{tmp_path / f'store-{next(counter)}.db'}"

@@ -11,31 +11,35 @@ attempt is skipped. After each node has ended, its label is appended to LOG.
 import os
 import signal
 import sys
+from collections.abc import Mapping
+from typing import Any, cast
 
 import dagtrace
 from dagtrace.store import writer as _writer
+from dagtrace.store.rows import Rows
 
 db, kill_at, mode, log_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 _calls = 0
 _apply = _writer.Writer.write_rows
 
 
-def _kill_hook(self: _writer.Writer, rows: object) -> None:
+def _kill_hook(self: _writer.Writer, rows: Rows) -> None:
     global _calls
     _calls += 1
     if _calls == kill_at:
         if mode == "inside":
-            _apply(self, rows)  # type: ignore[arg-type]
+            _apply(self, rows)
         os.kill(os.getpid(), signal.SIGKILL)
-    _apply(self, rows)  # type: ignore[arg-type]
+    _apply(self, rows)
 
 
-_writer.Writer.write_rows = _kill_hook  # type: ignore[method-assign]
+cast(Any, _writer.Writer).write_rows = _kill_hook  # mypy: no assigning to a method
 
 provider = dagtrace.configure(db)
 tracer = dagtrace.DagTracer(provider)
 prov = dagtrace.DagProvenance(db)
-attempt = ((prov.store.get_run_details("k") or {}).get("attempt") or 0) + 1
+details: Mapping[str, Any] = prov.store.get_run_details("k") or {}
+attempt = (details.get("attempt") or 0) + 1
 done = {n["node_label"] for n in prov.get_node_executions("k") if n["status"] == "completed"}
 log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - kept open until the kill
 

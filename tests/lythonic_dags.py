@@ -9,6 +9,17 @@ from typing import Any
 from lythonic.compose.dag_runner import DagPause
 from lythonic.compose.namespace import Dag
 
+
+def as_lythonic(provenance: object) -> Any:
+    """A dagtrace provenance object, as what lythonic's `DagRunner(provenance=...)` takes.
+
+    lythonic types that argument as its own `DagProvenance | NullProvenance | None`;
+    dagtrace's `TracedProvenance` and `DagProvenance` are drop-ins by duck typing (the
+    point of dagtrace), not subclasses, so the type checker is told here, once.
+    """
+    return provenance
+
+
 SWITCHES = {"flaky_fails": True, "pause_once": True, "beta_fails": True}
 """Toggled by tests: a node that fails until fixed, a node that pauses once."""
 

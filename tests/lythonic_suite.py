@@ -16,6 +16,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 VERSION = "0.0.28"
 SDIST_NAME = f"lythonic-{VERSION}.tar.gz"
@@ -115,7 +116,7 @@ def sdist_root() -> Path:
         top = f"lythonic-{VERSION}"
         with tarfile.open(sdist, "r:gz") as tar:
             # "data" filter where this Python has it (3.11.4+; 3.12+ warns without one).
-            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            safe: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(tmp, members=_safe_members(tar, top), **safe)
         unpacked = Path(tmp) / top
         missing = [f for f in TEST_FILES if not (unpacked / f).is_file()]

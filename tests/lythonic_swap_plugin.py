@@ -1,3 +1,5 @@
+# mypy: allow-subclassing-any
+# (`Swapped` subclasses a class chosen at run time, which mypy sees as `Any`.)
 """pytest plugin: lythonic's `DagProvenance` replaced by a dagtrace class, before collection.
 
 Load it with `-p lythonic_swap_plugin` (this directory on PYTHONPATH) and choose the
@@ -24,7 +26,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -42,15 +44,18 @@ _report: list[tuple[str, bool]] = []
 _holders_key = pytest.StashKey[list[str]]()
 
 
-def _guard_original(cls: type) -> None:
-    """Record (and let through) any construction of lythonic's class after the swap."""
+def _guard_original(cls: Any) -> None:
+    """Record (and let through) any construction of lythonic's class after the swap.
+
+    `cls` is typed `Any`: its `__init__` is read and replaced in place.
+    """
     init = cls.__init__
 
     def __init__(self: Any, db_path: Any, *args: Any, **kwargs: Any) -> None:
         _originals_made.append(str(db_path))
         init(self, db_path, *args, **kwargs)
 
-    cls.__init__ = __init__  # type: ignore[misc]
+    cls.__init__ = __init__
 
 
 def _choose() -> type:
@@ -66,7 +71,7 @@ def _choose() -> type:
     else:
         raise pytest.UsageError(f"{SWAP_ENV} must be one of {CHOICES}, not {choice!r}")
 
-    class Swapped(base):  # type: ignore[valid-type,misc]
+    class Swapped(base):
         __doc__ = base.__doc__
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -92,7 +97,7 @@ def _install() -> list[str]:
     assert _original is not None and _replacement is not None
     patched = []
     for name in _holders_of(_original):
-        sys.modules[name].DagProvenance = _replacement
+        cast(Any, sys.modules[name]).DagProvenance = _replacement
         patched.append(name)
     return patched
 
@@ -120,7 +125,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def _swap_line(config: pytest.Config) -> str:
     assert _replacement is not None
     base = _replacement.__mro__[1]
-    holders = ", ".join(config.stash.get(_holders_key, []))
+    patched: list[str] = config.stash.get(_holders_key, [])
+    holders = ", ".join(patched)
     return f"lythonic DagProvenance -> {base.__module__}.{base.__name__} in {holders}"
 
 

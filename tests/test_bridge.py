@@ -8,7 +8,7 @@ import random
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, TraceIdRatioBased
 from traced_pipeline import WORDS, run_pipeline
 
 import dagtrace
+from dagtrace import LiveSpanProcessor
 from dagtrace import conventions as c
 
 
@@ -59,7 +60,9 @@ def test_live_processor_records_sub_dags_failure_and_restart(
     assert grandchild.nodes["describe"].status == "completed"
     assert len(prov.get_child_runs("run-1")) == 6
     prov.load_io(run)
-    assert json.loads(run.nodes["load"].io.output_json) == WORDS  # type: ignore[union-attr,arg-type]
+    output = run.nodes["load"].io.output_json
+    assert output is not None
+    assert json.loads(output) == WORDS
 
     # Restart: attempt 2 of the same run id, completed nodes not executed again.
     done = {n: json.loads(prov.get_node_output("run-1", n) or "null") for n in ("load", "shout")}
@@ -99,11 +102,11 @@ def test_pause_then_restart_same_run_id(provider: TracerProvider, db_path: Path)
     tracer = dagtrace.DagTracer(provider)
     run_pipeline(tracer, pause_before_publish=True)
     prov = dagtrace.DagProvenance(db_path)
-    assert prov.get_run("run-1")["status"] == "paused"  # type: ignore[index]
+    assert prov.get_run("run-1")["status"] == "paused"
     assert prov.get_recent_runs(status="paused")[0].run_id == "run-1"
     done = {n: json.loads(prov.get_node_output("run-1", n) or "null") for n in ("load", "shout")}
     run_pipeline(tracer, attempt=2, done=done)
-    assert prov.get_run("run-1")["status"] == "completed"  # type: ignore[index]
+    assert prov.get_run("run-1")["status"] == "completed"
 
 
 def test_five_hundred_downstream_nodes_with_default_limits(
@@ -121,7 +124,7 @@ def test_five_hundred_downstream_nodes_with_default_limits(
 def test_one_event_per_edge_past_the_limit_is_counted(db_path: Path) -> None:
     """Hand instrumentation with one event per edge loses the oldest past 128: say so."""
     provider = dagtrace.configure(db_path)
-    processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
+    processor = cast(LiveSpanProcessor, provider._active_span_processor._span_processors[0])
     tracer = provider.get_tracer("by-hand")
     with (
         tracer.start_as_current_span(
@@ -206,8 +209,8 @@ def test_exporter_is_idempotent_and_order_independent(new_store_url: Any) -> Non
     assert store_rows(big_batch_store) == expected
 
     prov = dagtrace.DagProvenance(shuffled_store)
-    assert prov.get_run("run-1")["status"] == "completed"  # type: ignore[index]
-    assert prov.inspect_run("run-1").nodes["publish"].error is None  # type: ignore[union-attr]
+    assert prov.get_run("run-1")["status"] == "completed"
+    assert prov.inspect_run("run-1").nodes["publish"].error is None
     prov.close()
 
 
@@ -342,7 +345,7 @@ def test_exporter_and_live_processor_store_the_same_rows(tmp_path: Path) -> None
             (r["dag_nsref"], n["node_label"], n["status"], n["output_json"], n["error"] is None)
             for r in [prov.get_run(x.run_id) for x in prov.get_recent_runs(100)]
             for n in prov.get_node_executions(r["run_id"])
-        }  # type: ignore[index]
+        }
 
     assert shape(tmp_path / "live.db") == shape(tmp_path / "ex.db")
 
@@ -368,7 +371,7 @@ def test_non_dag_spans_are_ignored_and_do_not_break_parentage(
         ):
             pass
     prov = dagtrace.DagProvenance(db_path)
-    assert prov.get_run("child")["parent_run_id"] == "p"  # type: ignore[index]
+    assert prov.get_run("child")["parent_run_id"] == "p"
     run = prov.inspect_run("p")
     assert run is not None and set(run.nodes) == {"fetch"}
     assert set(run.nodes["fetch"].sub_dags or {}) == {"fetch[]"}
@@ -383,7 +386,7 @@ def test_sampler_ratio_zero_still_stores_dag_spans(db_path: Path) -> None:
         pass
     provider.shutdown()
     prov = dagtrace.DagProvenance(db_path)
-    assert prov.get_run("run-1")["status"] == "completed"  # type: ignore[index]
+    assert prov.get_run("run-1")["status"] == "completed"
     assert len(prov.get_child_runs("run-1")) == 6
     assert forwarded.get_finished_spans() == ()  # recorded, not sampled: not forwarded
 
@@ -392,7 +395,7 @@ def test_always_off_sampler_keeps_provenance(db_path: Path) -> None:
     provider = dagtrace.configure(db_path, sampler=ALWAYS_OFF)
     run_pipeline(dagtrace.DagTracer(provider))
     provider.shutdown()
-    assert dagtrace.DagProvenance(db_path).get_run("run-1")["status"] == "completed"  # type: ignore[index]
+    assert dagtrace.DagProvenance(db_path).get_run("run-1")["status"] == "completed"
 
 
 def test_truncated_payload_is_detected_not_stored_as_whole(db_path: Path) -> None:
@@ -423,7 +426,7 @@ def test_rejected_spans_are_counted_not_raised(provider: TracerProvider, db_path
         "dag.node", attributes={c.KIND: "node", c.RUN_ID: "r", c.NODE_LABEL: "bad\x00label"}
     ):
         pass
-    processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
+    processor = cast(LiveSpanProcessor, provider._active_span_processor._span_processors[0])
     assert processor.stats.spans_rejected >= 2
     assert dagtrace.DagProvenance(db_path).get_recent_runs() == []
 
@@ -431,7 +434,7 @@ def test_rejected_spans_are_counted_not_raised(provider: TracerProvider, db_path
 def test_store_failure_never_raises_into_the_program(db_path: Path) -> None:
     provider = dagtrace.configure(db_path)
     tracer = dagtrace.DagTracer(provider)
-    processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
+    processor = cast(LiveSpanProcessor, provider._active_span_processor._span_processors[0])
     with sqlite3.connect(db_path) as conn:  # make every write fail: a trigger that aborts
         conn.execute(
             "CREATE TRIGGER no_nodes BEFORE INSERT ON node_executions "
@@ -473,13 +476,13 @@ def test_close_interrupted_cascades_and_late_spans_do_not_reopen(tmp_path: Path)
     exporter = dagtrace.DagtraceSpanExporter(db)
     exporter.export(starts)  # the runner died: only its start markers arrived
     prov = dagtrace.DagProvenance(db)
-    assert prov.get_run("run-1")["status"] == "running"  # type: ignore[index]
+    assert prov.get_run("run-1")["status"] == "running"
     assert prov.close_interrupted("run-1", "interrupted: runner died") == 7
     run = prov.inspect_run("run-1")
     assert run is not None and run.status == "failed"
     assert {n.status for n in run.nodes.values()} == {"failed"}
     assert all(r.status == "failed" for r in prov.get_child_runs("run-1"))
     exporter.export(ends)  # late spans of the dead attempt
-    assert prov.get_run("run-1")["status"] == "failed"  # type: ignore[index]
+    assert prov.get_run("run-1")["status"] == "failed"
     assert prov.close_interrupted("run-1") == 0  # not running any more
     assert prov.close_interrupted("unknown") == 0

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,11 +33,11 @@ def _python(code: str, *args: str, env: dict[str, str] | None = None) -> subproc
     )
 
 
-def _wait_for(predicate: object, timeout: float = 5.0) -> float:
+def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> float:
     """Poll another process's effect on a shared file; no event crosses processes."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return time.monotonic() - start
         time.sleep(0.005)
     raise AssertionError("not seen in time")
@@ -72,7 +73,7 @@ def test_another_process_sees_a_node_running_while_its_span_is_open(db_path: Pat
 
     delay = _wait_for(running)
     assert delay < 1.0  # documented bound 100 ms; generous here for a loaded CI machine
-    assert prov.get_run("live")["status"] == "running"  # type: ignore[index]
+    assert prov.get_run("live")["status"] == "running"
     runner.stdin.write("go\n")
     runner.stdin.flush()
     assert runner.stdout.readline().strip() == "ended"
@@ -80,7 +81,7 @@ def test_another_process_sees_a_node_running_while_its_span_is_open(db_path: Pat
     runner.stdin.close()
     runner.stdout.close()
     assert prov.get_node_output("live", "slow") == "1"
-    assert prov.get_run("live")["status"] == "completed"  # type: ignore[index]
+    assert prov.get_run("live")["status"] == "completed"
 
 
 _KILLABLE_RUNNER = """
@@ -122,9 +123,9 @@ def test_runner_killed_mid_node_is_closed_and_restarted(db_path: Path, kill_at: 
     # came within the 50 ms its start may wait to be written (docs/conventions.md).
     assert nodes.pop(f"step{kill_at}", None) in (None, "running")
     assert nodes == {f"step{i}": "completed" for i in range(kill_at)}
-    assert prov.get_run("k")["status"] == "running"  # type: ignore[index]
+    assert prov.get_run("k")["status"] == "running"
     assert prov.close_interrupted("k", "interrupted: runner killed") == 1
-    assert prov.get_run("k")["status"] == "failed"  # type: ignore[index]
+    assert prov.get_run("k")["status"] == "failed"
 
     second = _python(_KILLABLE_RUNNER, str(db_path), "-1", "2")
     out, _ = second.communicate(timeout=60)
@@ -208,7 +209,7 @@ def test_forward_target_down_breaks_nothing(db_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
     provider = dagtrace.configure(db_path, forward=f"http://127.0.0.1:{_refused_port()}/v1/traces")
     run_pipeline(dagtrace.DagTracer(provider))
-    assert dagtrace.DagProvenance(db_path).get_run("run-1")["status"] == "completed"  # type: ignore[index]
+    assert dagtrace.DagProvenance(db_path).get_run("run-1")["status"] == "completed"
     provider.shutdown()  # returns (within the exporter's timeout) instead of hanging
 
 
@@ -233,5 +234,5 @@ def test_otel_traces_exporter_dagtrace_entry_point(tmp_path: Path) -> None:
     _, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0
     prov = dagtrace.DagProvenance(db)
-    assert prov.get_run("run-1")["status"] == "completed"  # type: ignore[index]
+    assert prov.get_run("run-1")["status"] == "completed"
     assert len(prov.get_child_runs("run-1")) == 6

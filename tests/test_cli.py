@@ -45,7 +45,7 @@ def test_show_prints_the_tree_and_exits_1_for_a_failed_run(recorded: Path) -> No
     ok = invoke("show", "ok-run", "--db", str(recorded), "--jaeger-url", "http://j:16686/")
     assert ok.exit_code == 0
     assert "pipe/shout[2]/explain[]" in ok.output and "describe" in ok.output
-    trace_id = dagtrace.DagProvenance(recorded).store.get_run_details("ok-run")["trace_id"]  # type: ignore[index]
+    trace_id = dagtrace.DagProvenance(recorded).store.get_run_details("ok-run")["trace_id"]
     assert f"trace: http://j:16686/trace/{trace_id}" in ok.output
     bad = invoke("show", "bad-run", "--db", str(recorded))
     assert bad.exit_code == 1
@@ -68,7 +68,7 @@ def test_close_a_running_run(db_path: Path) -> None:
     prov.record_node_start("stuck", "n", "{}")
     result = invoke("close", "stuck", "--db", str(db_path), "--reason", "host lost")
     assert result.exit_code == 0 and "closed 1 run(s): host lost" in result.output
-    assert prov.get_run("stuck")["status"] == "failed"  # type: ignore[index]
+    assert prov.get_run("stuck")["status"] == "failed"
     assert prov.get_node_executions("stuck")[0]["error"] == "host lost"
 
 
@@ -115,7 +115,7 @@ def test_tail_prints_changes_as_they_happen_until_the_run_ends(db_path: Path) ->
     try:
 
         def next_line_with(text: str) -> str:
-            for line in tail.stdout:  # type: ignore[union-attr]
+            for line in tail.stdout:
                 if text in line:
                     return line
             raise AssertionError(f"tail ended before printing {text!r}")

@@ -41,7 +41,7 @@ def test_forked_processes_share_one_store_without_losing_writes(store_url: str) 
         "node_executions": 1600,
         "edge_traversals": 800,
     }
-    assert prov.get_run("p3-199")["status"] == "completed"  # type: ignore[index]
+    assert prov.get_run("p3-199")["status"] == "completed"
     assert len(prov.get_recent_runs(limit=1000, status="completed")) == 800
 
 

@@ -14,6 +14,7 @@ import lythonic_dags as dags
 import pytest
 from lythonic.compose.dag_runner import DagRunner
 from lythonic.compose.namespace import Dag
+from lythonic_dags import as_lythonic
 from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -115,7 +116,9 @@ def test_traced_provenance_under_a_limit_stores_type_and_message_first(db_path: 
     dags.SWITCHES["flaky_fails"] = True
     try:
         result = asyncio.run(
-            DagRunner(dag, provenance=traced).run({"load": {"text": "a b"}}, dag_nsref="f")
+            DagRunner(dag, provenance=as_lythonic(traced)).run(
+                {"load": {"text": "a b"}}, dag_nsref="f"
+            )
         )
     finally:
         dags.SWITCHES["flaky_fails"] = saved
@@ -288,10 +291,10 @@ def test_explicit_parent_survives_a_dropping_sampler(db_path: Path) -> None:
                 pass
     provider.shutdown()
     prov = dagtrace.DagProvenance(db_path, read_only=True)
-    assert prov.get_run("implicit")["parent_run_id"] is None  # type: ignore[index]
-    assert prov.get_run("explicit")["parent_run_id"] == "p"  # type: ignore[index]
-    run = prov.inspect_run("p")
-    assert run is not None and set(run.nodes["remote"].sub_dags or {}) == {"remote[]"}
+    assert prov.get_run("implicit")["parent_run_id"] is None
+    assert prov.get_run("explicit")["parent_run_id"] == "p"
+    recorded = prov.inspect_run("p")
+    assert recorded is not None and set(recorded.nodes["remote"].sub_dags or {}) == {"remote[]"}
 
 
 # -- 5. what start markers repeat ------------------------------------------------------
@@ -324,7 +327,7 @@ def test_start_markers_repeat_the_start_attributes_at_the_start_time() -> None:
             k: v for k, v in (described.attributes or {}).items() if not k.startswith(c.NODE_OUTPUT)
         }
         assert attributes == started  # payloads (inputs) too; no output yet
-    inputs = {m.attributes[c.KIND]: m.attributes for m in markers}  # type: ignore[index]
+    inputs = {m.attributes[c.KIND]: m.attributes for m in markers}
     assert inputs["run"][c.RUN_INPUTS] == '{"a": 1}'
     assert inputs["node"][c.NODE_INPUT] == '{"x": 2}'
 

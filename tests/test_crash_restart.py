@@ -17,9 +17,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from lythonic.compose.dag_runner import DagRunner
+from lythonic_dags import as_lythonic
 
 from dagtrace.lythonic import TracedProvenance
 
@@ -57,14 +60,16 @@ def test_killed_runner_failed_elsewhere_then_restarted(
     prov = TracedProvenance(db, forward=url)
     (run,) = prov.get_recent_runs()
     assert run.status == "running"
-    first = prov.store.get_run_details(run.run_id) or {}
+    first: Mapping[str, Any] = prov.store.get_run_details(run.run_id) or {}
     prov.update_run_status(run.run_id, "failed")  # what lythonic's docs have one do
     assert (prov.get_run(run.run_id) or {})["status"] == "failed"  # seen at once
 
     import killable_dag
 
     killable_dag.setup(str(log), kill_at="never")
-    result = asyncio.run(DagRunner(killable_dag.dag(), provenance=prov).restart(run.run_id))
+    result = asyncio.run(
+        DagRunner(killable_dag.dag(), provenance=as_lythonic(prov)).restart(run.run_id)
+    )
     assert result.status == "completed", result
     executed_after = log.read_text().split()[len(executed_before) :]
     assert not set(executed_before[:-1]) & set(executed_after)  # completed: not run again
@@ -72,7 +77,7 @@ def test_killed_runner_failed_elsewhere_then_restarted(
     after = prov.inspect_run(run.run_id)
     assert after is not None and after.status == "completed"
     assert {n.status for n in after.nodes.values()} == {"completed"}
-    second = prov.store.get_run_details(run.run_id) or {}
+    second: Mapping[str, Any] = prov.store.get_run_details(run.run_id) or {}
     assert second["attempt"] == 2 and second["trace_id"] != first["trace_id"]
     prov.close()  # sends what is still batched to the receiver
 

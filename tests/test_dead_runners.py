@@ -66,15 +66,15 @@ def test_live_runner_is_never_closed_and_a_killed_one_is(db_path: Path) -> None:
     assert "doomed" in result.output and "closed" in result.output
     assert "alive" not in result.output
     prov = dagtrace.DagProvenance(db_path)
-    assert prov.get_run("doomed")["status"] == "failed"  # type: ignore[index]
-    assert prov.get_run("alive")["status"] == "running"  # type: ignore[index]
+    assert prov.get_run("doomed")["status"] == "failed"
+    assert prov.get_run("alive")["status"] == "running"
     assert alive.stdin is not None and alive.stdout is not None
     alive.stdin.write("go\n")
     alive.stdin.flush()
     assert alive.wait(timeout=30) == 0
     alive.stdin.close()
     alive.stdout.close()
-    assert prov.get_run("alive")["status"] == "completed"  # type: ignore[index]
+    assert prov.get_run("alive")["status"] == "completed"
     store.close()
 
 
@@ -97,17 +97,22 @@ def test_heartbeat_spans_reach_an_otlp_only_store(db_path: Path) -> None:
     provider.add_span_processor(SimpleSpanProcessor(dagtrace.DagtraceSpanExporter(db_path)))
     tracer = dagtrace.DagTracer(provider, start_markers=True, heartbeat_interval=0.05)
     store = dagtrace.open_store(db_path)
+
+    def heartbeat_at() -> float | None:
+        details = store.get_run_details("b")
+        return details.get("heartbeat_at") if details else None
+
     with tracer.run("beating", run_id="b"):
         deadline = time.monotonic() + 10
-        while (store.get_run_details("b") or {}).get("heartbeat_at") is None:
+        while heartbeat_at() is None:
             assert time.monotonic() < deadline, "no heartbeat arrived"
             time.sleep(0.02)
-        first = store.get_run_details("b")["heartbeat_at"]  # type: ignore[index]
-        while store.get_run_details("b")["heartbeat_at"] == first:  # type: ignore[index]
+        first = store.get_run_details("b")["heartbeat_at"]
+        while store.get_run_details("b")["heartbeat_at"] == first:
             assert time.monotonic() < deadline, "heartbeats stopped"
             time.sleep(0.02)
-        assert store.get_run("b")["status"] == "running"  # type: ignore[index]
-    assert store.get_run("b")["status"] == "completed"  # type: ignore[index]
+        assert store.get_run("b")["status"] == "running"
+    assert store.get_run("b")["status"] == "completed"
     deadline = time.monotonic() + 10
     while tracer._heartbeat is not None:  # no open run: the beating thread ends
         assert time.monotonic() < deadline

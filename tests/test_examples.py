@@ -34,7 +34,7 @@ def test_lythonic_example_fails_restarts_and_replays(db_path: Path) -> None:
     )
     replays = prov.store.get_replays(first.run_id)
     assert len(replays) == 1
-    assert prov.get_run(replays[0])["status"] == "completed"  # type: ignore[index]
+    assert prov.get_run(replays[0])["status"] == "completed"
     assert len(first.nodes["shout_each"].sub_dags or {}) == 3
 
 

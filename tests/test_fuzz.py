@@ -10,7 +10,7 @@ import json
 import os
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +22,7 @@ from otlp_helpers import json_request, protobuf_request
 from traced_pipeline import run_pipeline
 
 import dagtrace
+from dagtrace import LiveSpanProcessor
 from dagtrace.exceptions import UndecodableRequest
 from dagtrace.serve.codec import decode_request
 
@@ -172,7 +173,7 @@ def test_hostile_labels_and_deep_nesting_through_the_live_processor(
 ) -> None:
     db = tmp_path_factory.mktemp("live") / "live.db"
     provider = dagtrace.configure(db)
-    processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
+    processor = cast(LiveSpanProcessor, provider._active_span_processor._span_processors[0])
     tracer = dagtrace.DagTracer(provider)
     with ExitStack() as stack:
         handle = stack.enter_context(

@@ -58,7 +58,9 @@ def test_prune_half_while_a_writer_keeps_recording(store_url: str) -> None:
     prov = dagtrace.DagProvenance(store_url)
     t0 = time.time() - RUNS - 10_000
     _bulk_load(prov.store, RUNS, t0)
-    stop, errors, written = threading.Event(), [], []
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    written: list[str] = []
 
     def writer() -> None:
         writer_prov = dagtrace.DagProvenance(store_url)
@@ -90,7 +92,7 @@ def test_prune_half_while_a_writer_keeps_recording(store_url: str) -> None:
     assert counts["node_executions"] == kept * 3 + len(written)
     assert counts["edge_traversals"] == kept * 2 + len(written)
     assert prov.get_run("r1") is None and prov.get_run("r1.c") is None  # with its sub-DAG run
-    assert prov.get_run("r0")["status"] == "running"  # type: ignore[index]
+    assert prov.get_run("r0")["status"] == "running"
     assert prov.get_run(f"r{RUNS - 1}") is not None
     assert all(prov.get_run(r) is not None for r in written[-5:])
     with prov.store._read() as cur:  # nothing orphaned

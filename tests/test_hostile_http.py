@@ -430,7 +430,7 @@ def test_a_client_gone_mid_body_is_one_log_line_not_a_traceback(db_path: Path) -
         assert httpx.get(f"{url}/healthz").status_code == 200
         proc.terminate()
         assert proc.wait(timeout=30) == 0
-        log = proc.stderr.read()  # type: ignore[union-attr]
+        log = proc.stderr.read()
     assert "Traceback" not in log and "ERROR" not in log, log
     gone = [line for line in log.splitlines() if "went away" in line]
     assert len(gone) == 1 and " INFO " in gone[0], log

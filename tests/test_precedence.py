@@ -7,7 +7,7 @@ says what the later write (or the later attempt) says.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -73,12 +73,12 @@ def start(**kw: Any) -> SpanRecord:
     return record
 
 
-def _row(location: str, kind: str) -> dict[str, Any]:
+def _row(location: str, kind: str) -> Mapping[str, Any]:
     store = dagtrace.open_store(location)
     try:
         if kind == c.KIND_RUN:
             run = store.get_run("r")
-            details = store.get_run_details("r") or {}
+            details: Mapping[str, Any] = store.get_run_details("r") or {}
             assert run is not None
             return {**run, **{k: details.get(k) for k in ("attempt", "close_reason", "span_id")}}
         (node,) = store.get_node_executions("r")

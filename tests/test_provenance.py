@@ -6,10 +6,10 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from scenarios import run_all
@@ -78,7 +78,7 @@ def test_child_runs_include_grandchildren(
     assert starts == sorted(starts)
     top = prov.inspect_run(scenario_runs["nested"])
     assert top is not None
-    grandchild = top.nodes["outer"].sub_dags["outer[2]"].nodes["deep"].sub_dags["deep[]"]  # type: ignore[index,union-attr]
+    grandchild = top.nodes["outer"].sub_dags["outer[2]"].nodes["deep"].sub_dags["deep[]"]
     assert grandchild.dag_nsref == "nested/outer[2]/deep[]"
     assert grandchild.nodes["shout"].status == "completed"
 
@@ -90,7 +90,7 @@ def test_pending_nodes_after_failure_and_pause(prov: dagtrace.DagProvenance) -> 
     prov.record_node_start("r", "b", '"x"')
     prov.fail_node_and_finish_run("r", "b", "Traceback: boom")
     assert prov.get_pending_nodes("r") == ["b"]
-    assert prov.get_run("r")["status"] == "failed"  # type: ignore[index]
+    assert prov.get_run("r")["status"] == "failed"
 
     prov.create_run("p", "ns", {})
     prov.record_node_start("p", "a", "{}")
@@ -125,7 +125,7 @@ def test_replay_skips_nodes_with_copied_outputs(
     assert nodes["load"]["status"] == nodes["words"]["status"] == "skipped"
     assert nodes["count"]["status"] == "completed"
     assert prov.get_node_output(replay, "words") == prov.get_node_output(original, "words")
-    assert prov.get_run(replay)["parent_run_id"] is None  # type: ignore[index]
+    assert prov.get_run(replay)["parent_run_id"] is None
 
 
 def test_load_io_fills_run_and_selected_nodes(
@@ -157,7 +157,9 @@ def test_unknown_ids_read_as_none_or_empty(prov: dagtrace.DagProvenance) -> None
 def test_payloads_that_are_not_json_serialisable(prov: dagtrace.DagProvenance) -> None:
     when = datetime(2026, 1, 2, tzinfo=UTC)
     prov.create_run("r", "ns", {"load": {"when": when, "model": dagtrace.IoPayload()}})
-    assert json.loads(prov.get_run("r")["source_inputs_json"]) == {  # type: ignore[index]
+    inputs = prov.get_run("r")["source_inputs_json"]
+    assert inputs is not None
+    assert json.loads(inputs) == {
         "load": {"when": str(when), "model": {"input_json": None, "output_json": None}}
     }
 
@@ -208,7 +210,7 @@ def test_list_runs_is_get_recent_runs_flat_with_node_counts(
         assert all(
             (r["started_at"], r["finished_at"]) == (get["started_at"], get["finished_at"])
             for r in flat
-            for get in [prov.get_run(r["run_id"]) or {}]
+            for get in [cast("Mapping[str, Any]", prov.get_run(r["run_id"]) or {})]
         )
     assert len(prov.store.list_runs(2)) == 2
 
@@ -248,7 +250,7 @@ def test_inspect_run_takes_a_bounded_number_of_queries(db_path: Path) -> None:
         parent, nsref = f"{parent}.0", f"{nsref}/m[0]"
     statements: list[str] = []
     prov.inspect_run("root")  # leaves one pooled reader connection
-    reader = prov.store._idle_readers[0]  # type: ignore[attr-defined]
+    reader = cast(dagtrace.SqliteStore, prov.store)._idle_readers[0]
     reader.set_trace_callback(statements.append)
     run = prov.inspect_run("root")
     reader.set_trace_callback(None)
@@ -292,10 +294,10 @@ def test_read_only_open_of_a_pre_initiator_lythonic_file(db_path: Path) -> None:
         for ddl in (
             dagtrace.store.schema.NODE_EXECUTIONS_DDL,
             dagtrace.store.schema.EDGE_TRAVERSALS_DDL,
-        ):  # type: ignore[attr-defined]
+        ):
             conn.execute(ddl)
     reader = dagtrace.DagProvenance(db_path, read_only=True)
-    assert reader.get_run("r")["initiated_by"] is None  # type: ignore[index]
+    assert reader.get_run("r")["initiated_by"] is None
     assert reader.get_recent_runs()[0].run_id == "r"
 
 
@@ -405,5 +407,5 @@ def test_timestamps_round_trip_to_the_microsecond(prov: dagtrace.DagProvenance) 
     tree = prov.inspect_run("t")
     assert tree is not None
     assert tree.started_at == datetime.fromtimestamp(started, UTC)
-    assert tree.nodes["n"].finished_at.microsecond == 654321  # type: ignore[union-attr]
+    assert tree.nodes["n"].finished_at.microsecond == 654321
     assert prov.get_edge_traversals("t")[0]["traversed_at"] == finished

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from otlp_helpers import protobuf_request
 from test_serve import serving
 
@@ -21,8 +22,8 @@ TESTS = Path(__file__).parent
 SECRET_INPUT = {"user": "ada", "password": "hunter2", "nested": [{"api_token": "t0k3n"}]}
 
 
-def _record_secret_run(provider: object, run_id: str = "s", inputs: object = None) -> None:
-    tracer = dagtrace.DagTracer(provider)  # type: ignore[arg-type]
+def _record_secret_run(provider: TracerProvider, run_id: str = "s", inputs: object = None) -> None:
+    tracer = dagtrace.DagTracer(provider)
     inputs = inputs if inputs is not None else {"login": SECRET_INPUT}
     with tracer.run("secrets", run_id=run_id, inputs=inputs) as run:
         with run.node("login", input=SECRET_INPUT, is_source=True) as node:
@@ -111,7 +112,9 @@ def test_forwarded_spans_are_redacted_and_the_store_is_exact(
     )
     assert "dag.redacted" not in plain["attributes"]
     prov = dagtrace.DagProvenance(db_path)
-    assert json.loads(prov.get_node_executions("s")[0]["input_json"]) == SECRET_INPUT  # exact
+    stored_input = prov.get_node_executions("s")[0]["input_json"]
+    assert stored_input is not None
+    assert json.loads(stored_input) == SECRET_INPUT  # exact
     assert "xyz" in (prov.get_node_output("s", "login") or "")
 
 
@@ -149,11 +152,12 @@ def test_query_api_and_forwarding_of_serve_are_redacted(
         assert "[REDACTED]" in answer
     assert "hunter2" not in received.read_text()
     prov = dagtrace.DagProvenance(db_path)
-    assert json.loads(prov.get_run("s")["source_inputs_json"]) == {"login": SECRET_INPUT}  # type: ignore[index]
+    inputs = prov.get_run("s")["source_inputs_json"]
+    assert inputs is not None
+    assert json.loads(inputs) == {"login": SECRET_INPUT}
 
 
-def _spans_with_secrets() -> list[object]:
-    from opentelemetry.sdk.trace import TracerProvider
+def _spans_with_secrets() -> list[ReadableSpan]:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -173,11 +177,13 @@ def test_store_policy_marks_changed_outputs_not_reusable(db_path: Path) -> None:
     prov = dagtrace.DagProvenance(db_path)
     login = next(n for n in prov.get_node_executions("s") if n["node_label"] == "login")
     assert login["output_json"] is None  # restart re-executes it rather than reuse it
-    assert "hunter2" not in (login["input_json"] or "") and "[REDACTED]" in login["input_json"]
+    stored_input = login["input_json"]
+    assert stored_input is not None
+    assert "hunter2" not in stored_input and "[REDACTED]" in stored_input
     assert prov.get_node_output("s", "plain") == "[3]"  # untouched output stays reusable
     with pytest.raises(dagtrace.NotReusableError, match="source inputs were not stored exactly"):
         prov.store.plan_replay("s", {"login"})  # secret run inputs: no replay at all
-    assert prov.get_run("s")["source_inputs_json"] is None  # type: ignore[index]
+    assert prov.get_run("s")["source_inputs_json"] is None
     with pytest.raises(dagtrace.NotReusableError, match=r"login.*cannot be reused"):
         prov.store.plan_replay("plain-inputs", {"plain"})
     plan = prov.store.plan_replay("plain-inputs", {"login", "plain"})

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from lythonic.compose.dag_runner import DagRunner
 from lythonic.compose.namespace import Dag
+from lythonic_dags import as_lythonic
 
 from dagtrace.lythonic import TracedProvenance
 from dagtrace.store.base import Store
@@ -38,7 +39,9 @@ def test_a_run_on_one_instance_reads_the_store_once(
         return original(self)
 
     monkeypatch.setattr(Store, "_read", counting)
-    result = asyncio.run(DagRunner(dag, provenance=prov).run({"n0": {"n": 0}}, dag_nsref="c"))
+    result = asyncio.run(
+        DagRunner(dag, provenance=as_lythonic(prov)).run({"n0": {"n": 0}}, dag_nsref="c")
+    )
     monkeypatch.undo()
     prov.close()
     assert result.status == "completed"

@@ -98,7 +98,7 @@ def test_nul_and_unpaired_surrogates_are_rejected_per_span(
         assert answer.status_code == 200
         assert answer.json()["partialSuccess"]["rejectedSpans"] == str(bad)
         with dagtrace.RemoteProvenance(url) as remote:
-            assert remote.get_run("run-1")["status"] == "completed"  # type: ignore[index]
+            assert remote.get_run("run-1")["status"] == "completed"
             stats = remote.stats()
     # 6 node spans and their 6 start markers were rejected; the other 6 nodes are stored
     assert bad == 12 and stats["node_executions"] == 12 - 6

@@ -37,7 +37,7 @@ JS = {"Content-Type": "application/json"}
 
 @contextmanager
 def serve_process(
-    db: Path, *args: str, prefix: tuple[str, ...] = ()
+    db: str | Path, *args: str, prefix: tuple[str, ...] = ()
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`dagtrace serve` on a free port (run through `prefix`, e.g. taskset); yields the
     process and its URL once it printed its ready line; stops it if still running."""
@@ -61,7 +61,7 @@ def serve_process(
 
 
 @contextmanager
-def serving(db: Path, *args: str) -> Iterator[str]:
+def serving(db: str | Path, *args: str) -> Iterator[str]:
     """`dagtrace serve` on a free port; yields its URL once it printed its ready line."""
     with serve_process(db, *args) as (_, url):
         yield url
@@ -110,7 +110,7 @@ def test_official_exporter_with_gzip_then_query_api_and_remote_provenance(
     remote = open_remote(server)
     local = dagtrace.DagProvenance(db_path, read_only=True)
     assert remote.get_run("run-1") == local.get_run("run-1")
-    assert remote.get_run("run-1")["status"] == "failed"  # type: ignore[index]
+    assert remote.get_run("run-1")["status"] == "failed"
     assert remote.get_pending_nodes("run-1") == ["publish"]
     assert remote.get_node_executions("run-1") == local.get_node_executions("run-1")
     assert remote.get_edge_traversals("run-1") == local.get_edge_traversals("run-1")
@@ -366,7 +366,7 @@ def test_sigterm_answers_and_stores_the_request_in_flight_then_exits_0(
         sender.join()
         assert answers == [200]
         assert proc.wait(timeout=30) == 0
-        log = proc.stderr.read()  # type: ignore[union-attr]
+        log = proc.stderr.read()
         assert " INFO dagtrace.serve.server: stopping: finishing the requests in hand" in log
         assert log.rstrip().endswith(" INFO dagtrace.serve.server: stopped"), log
     run = dagtrace.DagProvenance(db_path, read_only=True).get_run("run-1")
@@ -394,7 +394,7 @@ def test_forward_target_down_loses_nothing_in_the_store(db_path: Path) -> None:
         for _ in range(3):
             answer = httpx.post(f"{url}/v1/traces", content=protobuf_request(spans), headers=PB)
             assert answer.status_code == 200
-        assert open_remote(url).get_run("run-1")["status"] == "completed"  # type: ignore[index]
+        assert open_remote(url).get_run("run-1")["status"] == "completed"
 
 
 def test_a_forward_target_that_never_answers_holds_up_nothing_and_drops_the_oldest(
@@ -422,7 +422,7 @@ def test_a_forward_target_that_never_answers_holds_up_nothing_and_drops_the_olde
             assert _metric(url, "dagtrace_forward_queue_depth") == 1
             assert _metric(url, "dagtrace_forward_dropped_requests_total") == 2
             assert _metric(url, "dagtrace_forwarded_requests_total") == 0
-            assert open_remote(url).get_run("run-1")["status"] == "completed"  # type: ignore[index]
+            assert open_remote(url).get_run("run-1")["status"] == "completed"
 
 
 def test_forwarder_stop_drops_what_a_stuck_target_left_waiting_and_counts_it() -> None:
@@ -521,7 +521,7 @@ def test_default_ingest_workers_follow_the_cores_serve_may_use(db_path: Path) ->
     with serve_process(db_path, prefix=("taskset", "-c", "0")) as (proc, _):
         proc.terminate()
         proc.wait(timeout=30)
-        assert "ingest on a thread" in proc.stderr.read()  # type: ignore[union-attr]
+        assert "ingest on a thread" in proc.stderr.read()
 
 
 def test_serve_port_in_use_is_a_clear_error(server: str, db_path: Path) -> None:

@@ -22,6 +22,7 @@ from test_serve import serving
 
 import dagtrace
 from dagtrace import conventions as c
+from dagtrace._parents import KEEP_SECONDS
 from dagtrace.cli import main
 from dagtrace.serve.codec import decode_to_rows
 from dagtrace.store import parent_search as _parents
@@ -302,7 +303,7 @@ def test_child_and_parent_committed_at_once_on_postgres(
         assert held.wait(60)
         other = threading.Thread(target=write, args=(second, False))
         other.start()
-        trace_id = f"{spans['sub'].context.trace_id:032x}"  # type: ignore[union-attr]
+        trace_id = f"{spans['sub'].context.trace_id:032x}"
         while not done.is_set() and not _waits_for_its_lock(db, trace_id):
             done.wait(0.01)  # until the other committed or waits for the held one
         release.set()
@@ -353,7 +354,7 @@ def test_prune_and_age_remove_parent_search_rows(tmp_path: Path) -> None:
         post(url, [orphan["sub"]])
     store = dagtrace.open_store(db)
     with store.transaction() as writer:
-        old = _parents.KEEP_SECONDS + 60
+        old = KEEP_SECONDS + 60
         writer._cur.execute("UPDATE dagtrace_span_parents SET seen_at = seen_at - ?", (old,))
         writer._cur.execute("UPDATE dagtrace_parent_search SET seen_at = seen_at - ?", (old,))
     store.close()

@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from test_serve import recorded_spans, serving
 from traced_pipeline import run_pipeline
 
 import dagtrace
+from dagtrace import LiveSpanProcessor
 
 PB = {"Content-Type": "application/x-protobuf"}
 
@@ -63,7 +65,7 @@ def test_live_processor_keeps_the_program_running_when_the_file_is_deleted(
     db_path: Path,
 ) -> None:
     provider = dagtrace.configure(db_path)
-    processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
+    processor = cast(LiveSpanProcessor, provider._active_span_processor._span_processors[0])
     tracer = dagtrace.DagTracer(provider)
     run_pipeline(tracer, run_id="one")
     for suffix in ("", "-wal", "-shm"):
@@ -140,7 +142,7 @@ def test_disk_full_answers_503_and_recovers(tiny_disk: Path) -> None:
 def test_disk_full_never_raises_into_the_traced_program(tiny_disk: Path) -> None:
     db = tiny_disk / "live.db"
     provider = dagtrace.configure(db)
-    processor = provider._active_span_processor._span_processors[0]  # type: ignore[attr-defined]
+    processor = cast(LiveSpanProcessor, provider._active_span_processor._span_processors[0])
     tracer = dagtrace.DagTracer(provider)
     run_pipeline(tracer, run_id="fits")
     filler = _fill(tiny_disk, 4096)
@@ -252,7 +254,7 @@ def test_server_killed_mid_ingest_loses_and_duplicates_nothing(db_path: Path) ->
     restarted.stdout.close()
     assert sorted(acked) == sorted(bodies)
     prov = dagtrace.DagProvenance(db_path, read_only=True)
-    assert all(prov.get_run(r)["status"] == "completed" for r in acked)  # type: ignore[index]
+    assert all(prov.get_run(r)["status"] == "completed" for r in acked)
     assert prov.store.table_counts() == {
         "dag_runs": 45 * 7,
         "node_executions": 45 * 12,

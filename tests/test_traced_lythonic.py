@@ -20,6 +20,7 @@ import lythonic_dags as dags
 import pytest
 from lythonic.compose.dag_provenance import DagProvenance as LythonicProvenance
 from lythonic.compose.dag_runner import DagRunner
+from lythonic_dags import as_lythonic
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -147,14 +148,16 @@ def test_restarted_map_shows_the_latest_attempt_under_each_key(
 def test_replay_records_lineage_apart_from_parent(traced: TracedProvenance) -> None:
     run_ids = run_all(traced)
     original, replay = run_ids["linear"], run_ids["replay_of_linear"]
-    assert traced.get_run(replay)["parent_run_id"] is None  # type: ignore[index]
+    assert traced.get_run(replay)["parent_run_id"] is None
     details = traced.store.get_run_details(replay)
     assert details is not None
     assert (details["replay_of_run_id"], details["replay_root_run_id"]) == (original, original)
     assert traced.store.get_replays(original) == [replay]
     # replaying the replay: the root stays the first run of the chain
     with traced.replay_lineage(replay):
-        again = asyncio.run(DagRunner(dags.linear(), provenance=traced).replay(replay, {"words"}))
+        again = asyncio.run(
+            DagRunner(dags.linear(), provenance=as_lythonic(traced)).replay(replay, {"words"})
+        )
     chained = traced.store.get_run_details(again.run_id)
     assert chained is not None
     assert (chained["replay_of_run_id"], chained["replay_root_run_id"]) == (replay, original)
@@ -167,7 +170,7 @@ def test_one_trace_per_run_with_sub_dags_under_composite_nodes(db_path: Path) ->
     provider.add_span_processor(SimpleSpanProcessor(memory))
     traced = TracedProvenance(db_path, tracer_provider=provider)
     result = asyncio.run(
-        DagRunner(dags.nested(), provenance=traced).run(
+        DagRunner(dags.nested(), provenance=as_lythonic(traced)).run(
             {"load": {"text": "a b"}}, dag_nsref="nested"
         )
     )
@@ -181,10 +184,10 @@ def test_one_trace_per_run_with_sub_dags_under_composite_nodes(db_path: Path) ->
         for s in spans
         if s.name == "dag.run" and s.attributes.get("dag.run.parent_id") == result.run_id
     ]
-    assert len(sub_runs) == 2 and all(s.parent.span_id == outer.context.span_id for s in sub_runs)  # type: ignore[union-attr]
+    assert len(sub_runs) == 2 and all(s.parent.span_id == outer.context.span_id for s in sub_runs)
     deep = [s for s in spans if s.attributes.get("dag.nsref", "").endswith("/deep[]")]
-    assert all(by_id[s.parent.span_id].attributes["dag.node.label"] == "deep" for s in deep)  # type: ignore[union-attr]
-    assert traced.get_run(result.run_id)["status"] == "completed"  # type: ignore[index]
+    assert all(by_id[s.parent.span_id].attributes["dag.node.label"] == "deep" for s in deep)
+    assert traced.get_run(result.run_id)["status"] == "completed"
 
 
 def test_initiator_from_lythonic_context(traced: TracedProvenance) -> None:
@@ -192,13 +195,13 @@ def test_initiator_from_lythonic_context(traced: TracedProvenance) -> None:
 
     async def run() -> str:
         with initiated_by("u-7"):
-            result = await DagRunner(dags.called(), provenance=traced).run(
+            result = await DagRunner(dags.called(), provenance=as_lythonic(traced)).run(
                 {"load": {"text": "x"}}, dag_nsref="called"
             )
         return result.run_id
 
     run_id = asyncio.run(run())
-    assert traced.get_run(run_id)["initiated_by"] == "u-7"  # type: ignore[index]
+    assert traced.get_run(run_id)["initiated_by"] == "u-7"
     assert all(c.initiated_by == "u-7" for c in traced.get_child_runs(run_id))
 
 
@@ -245,11 +248,13 @@ def test_killed_lythonic_runner_is_closed_and_restarted(
     import killable_dag
 
     killable_dag.setup(str(log), kill_at="never")
-    result = asyncio.run(DagRunner(killable_dag.dag(), provenance=traced).restart(run.run_id))
+    result = asyncio.run(
+        DagRunner(killable_dag.dag(), provenance=as_lythonic(traced)).restart(run.run_id)
+    )
     assert result.status == "completed", result
     executed_after = log.read_text().split()[len(executed_before) :]
     finished_before = executed_before[:-1]  # the killed node had not finished
     assert not set(finished_before) & set(executed_after)  # nothing completed runs again
     assert executed_after[0] == kill_at
-    assert {n.status for n in traced.inspect_run(run.run_id).nodes.values()} == {"completed"}  # type: ignore[union-attr]
+    assert {n.status for n in traced.inspect_run(run.run_id).nodes.values()} == {"completed"}
     traced.close()
