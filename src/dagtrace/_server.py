@@ -107,6 +107,8 @@ class ServeConfig:
     """Serve on a non-loopback address without a token (refused otherwise)."""
     probe_interval: float = PROBE_INTERVAL
     """/readyz writes a probe when no write happened for this long."""
+    jaeger_url: str | None = None
+    """Jaeger UI base URL: the web view links runs and nodes to their traces there."""
 
     def __post_init__(self) -> None:
         if self.token is not None and (problem := token_problem(self.token)):
@@ -260,6 +262,17 @@ def create_app(
 
     _docs_routes(app, auth)
     _query_routes(app, store, auth, config.redaction)
+    from .serve.view import view_router  # the web view (issue 15)
+
+    app.include_router(
+        view_router(
+            store,
+            token=config.token,
+            jaeger_url=config.jaeger_url,
+            redaction=config.redaction,
+            read_only=config.read_only,
+        )
+    )
     _error_answers(app)
     return app
 

@@ -424,6 +424,13 @@ def stats(db: str, token: str | None) -> None:
     "(default: one per core it may run on, at most 8; on one core, or 0: a thread of "
     "the server does both).",
 )
+@click.option(
+    "--jaeger-url",
+    envvar=JAEGER_URL_ENV,
+    default=None,
+    show_envvar=True,
+    help="Jaeger UI base URL: the web view links runs and nodes to their traces there.",
+)
 def serve(
     db: str,
     host: str,
@@ -445,6 +452,7 @@ def serve(
     max_payload: int | None,
     log_level: str,
     decoders: int | None,
+    jaeger_url: str | None,
 ) -> None:
     """Receive OTLP/HTTP traces into the store and serve the query API.
 
@@ -501,6 +509,7 @@ def serve(
         read_only=read_only,
         insecure_no_token=insecure_no_token,
         probe_interval=readiness_probe_interval,
+        jaeger_url=jaeger_url,
     )
 
     def ready(url: str) -> None:

@@ -1,0 +1,1 @@
+"""The HTTP server package (placeholder; replaced at merge)."""
