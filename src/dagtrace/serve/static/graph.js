@@ -25,7 +25,8 @@ const DTGraph = (() => {
     g.setDefaultEdgeLabel(() => ({}));
     for (const node of run.nodes) {
       const subs = node.subs.length;
-      g.setNode("n:" + node.path, {width: nodeWidth(node.label), height: subs ? NODE_H + 14 : NODE_H, node});
+      const width = subs ? Math.max(nodeWidth(node.label), Math.min(340, 6.2 * subSummary(node).length + 30)) : nodeWidth(node.label);
+      g.setNode("n:" + node.path, {width, height: subs ? NODE_H + 14 : NODE_H, node});
       if (subs && state.open.has(node.path)) {
         for (const sub of node.subs) {
           const inner = layoutRun(sub.run, state);
