@@ -130,8 +130,8 @@ def view_router(
     )
     router = APIRouter(include_in_schema=False)
 
-    def page(name: str, status: int = 200, **context: Any) -> Response:
-        html = env.get_template(name).render(**context)
+    def page(template: str, status: int = 200, **context: Any) -> Response:
+        html = env.get_template(template).render(**context)
         return _secured(
             HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
         )
