@@ -8,6 +8,7 @@ from typing import Any
 
 from dagtrace._models import DagRun, EdgeTraversal, NodeExecution
 from dagtrace.serve import view_model as vm
+from dagtrace.serve import view_tree
 from dagtrace.serve.view_auth import CookieSigner, safe_next
 
 
@@ -52,7 +53,7 @@ def _run(
 
 
 def _data(run: DagRun) -> dict[str, Any]:
-    return vm.run_data(run, vm.Extras())
+    return view_tree.page_tree(view_tree.rows_of(run), run.run_id)
 
 
 def test_critical_path_steps_to_the_upstream_node_that_finished_last() -> None:
@@ -116,13 +117,13 @@ def test_a_map_over_more_than_20_sub_runs_is_aggregated_and_big_trees_start_coll
         for i in range(200)
     }
     run = _run({"m": ("failed", 0, 3)}, [], subs={"m": subs})
-    page = vm.page_data(run, vm.Extras())
+    page = vm.page_data(_data(run))
     (m,) = page["run"]["nodes"]
     assert m["aggregate"] == {"completed": 198, "failed": 2}
     assert page["node_count"] == 201 and page["collapsed"]
     few = _run({"m": ("completed", 0, 3)}, [], subs={"m": dict(list(subs.items())[2:22])})
-    assert vm.page_data(few, vm.Extras())["run"]["nodes"][0]["aggregate"] is None
-    assert not vm.page_data(few, vm.Extras())["collapsed"]
+    assert vm.page_data(_data(few))["run"]["nodes"][0]["aggregate"] is None
+    assert not vm.page_data(_data(few))["collapsed"]
 
 
 def test_compare_names_changes_durations_outputs_and_the_replayed_node() -> None:

@@ -173,8 +173,9 @@ def test_a_lythonic_file_read_only_reads_as_nulls(tmp_path: Path) -> None:
         assert not reads.has_extras(store)
         (row,) = reads.list_runs_page(store, reads.RunFilter()).runs
         assert row["run_id"] == "l1" and row["attempt"] is None
-        runs, nodes = reads.tree_extras(store, ["l1"])
-        assert runs["l1"]["trace_id"] is None and nodes[("l1", "a")]["span_id"] is None
+        tree = reads.tree_rows(store, "l1")
+        assert tree is not None and tree.runs[0]["trace_id"] is None
+        assert tree.nodes[0]["attempt"] is None and tree.nodes[0]["label"] == "a"
         assert reads.replays_of(store, "l1") == []
     finally:
         store.close()
@@ -185,3 +186,37 @@ def test_bad_cursors_decode_to_none_or_a_pair(cursor: str) -> None:
     decoded = reads.decode_cursor(cursor)
     assert decoded is None or isinstance(decoded[1], str)
     assert reads.decode_cursor(reads.encode_cursor(1.5, "x/y")) == (1.5, "x/y")
+
+
+def _placed_by_inspect(run: Any, prefix: str = "") -> dict[str, tuple[str, str]]:
+    """path of each node → (its run id, status), through inspect_run's sub_dags."""
+    found = {}
+    for label, node in run.nodes.items():
+        found[prefix + label] = (run.run_id, node.status)
+        for key, sub in (node.sub_dags or {}).items():
+            found.update(_placed_by_inspect(sub, prefix + key + "/"))
+    return found
+
+
+def _placed_by_view(data: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    from dagtrace.serve import view_model
+
+    return {n["path"]: (n["run_id"], n["status"]) for n in view_model.walk(data)}
+
+
+def test_the_view_places_sub_runs_where_inspect_run_does(tmp_path: Path) -> None:
+    from scenarios import run_all
+    from traced_pipeline import run_pipeline
+    from view_helpers import traced
+
+    from dagtrace.serve.view_tree import page_tree
+
+    db = tmp_path / "both.db"
+    traced(db, run_pipeline, run_id="traced-1")
+    with dagtrace.DagProvenance(db) as prov:
+        run_ids = [*run_all(prov).values(), "traced-1"]
+        for run_id in run_ids:
+            rows = reads.tree_rows(prov.store, run_id)
+            run = prov.inspect_run(run_id)
+            assert rows is not None and run is not None
+            assert _placed_by_view(page_tree(rows, run_id)) == _placed_by_inspect(run), run_id

@@ -17,15 +17,6 @@ from typing import Any
 
 from ._store import Store
 
-RUN_EXTRAS = (
-    "attempt",
-    "trace_id",
-    "span_id",
-    "replay_of_run_id",
-    "replay_root_run_id",
-    "close_reason",
-    "payload_error",
-)
 NODE_EXTRAS = ("attempt", "trace_id", "span_id", "payload_error")
 HISTORY_RUNS = 20
 """A node's history covers this many runs of its nsref (the issue's number)."""
@@ -185,29 +176,6 @@ def _add_node_counts(store: Store, cur: Any, rows: list[dict[str, Any]]) -> None
         by_id[run_id]["counts"][status] = n
 
 
-def tree_extras(
-    store: Store, run_ids: list[str]
-) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
-    """dagtrace's columns for these runs and their nodes: (run id → extras,
-    (run id, label) → extras). Empty dicts of NULLs on a lythonic file read-only."""
-    if not run_ids:
-        return {}, {}
-    in_ids, ids = store.dialect.in_list(run_ids)
-    with store._read() as cur:
-        cur.execute(
-            f"SELECT run_id, {_cols(store, RUN_EXTRAS)} FROM dag_runs WHERE run_id IN ({in_ids})",
-            (ids,),
-        )
-        runs = {r[0]: dict(zip(RUN_EXTRAS, r[1:], strict=True)) for r in cur.fetchall()}
-        cur.execute(
-            f"SELECT run_id, node_label, {_cols(store, NODE_EXTRAS)} FROM node_executions "
-            f"WHERE run_id IN ({in_ids})",
-            (ids,),
-        )
-        nodes = {(r[0], r[1]): dict(zip(NODE_EXTRAS, r[2:], strict=True)) for r in cur.fetchall()}
-    return runs, nodes
-
-
 def replays_of(store: Store, run_id: str) -> list[str]:
     """Runs that replay `run_id` (none on a lythonic file read-only)."""
     return store.get_replays(run_id) if has_extras(store) else []
@@ -301,3 +269,72 @@ def tree_fingerprint(store: Store, run_id: str) -> str | None:
         edges = cur.fetchone()
     text = json.dumps([runs, nodes, edges], default=str)
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+@dataclass
+class TreeRows:
+    """A run and all its descendants as raw rows, read in one snapshot: what the run
+    page draws, without building models (the cost of `inspect_run` on big trees)."""
+
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    """In start order: run_id, dag_nsref, parent_run_id, status, started_at,
+    finished_at, parent_node, attempt, trace_id."""
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    """run_id, label, status, started_at, finished_at, error, attempt, payload_error."""
+    edges: list[tuple[str, str, str]] = field(default_factory=list)
+    """(run id, upstream, downstream), in traversal order."""
+
+
+_TREE_RUN_KEYS = (
+    "run_id",
+    "dag_nsref",
+    "parent_run_id",
+    "status",
+    "started_at",
+    "finished_at",
+    "parent_node",
+    "attempt",
+    "trace_id",
+)
+_TREE_NODE_KEYS = (
+    "run_id",
+    "label",
+    "status",
+    "started_at",
+    "finished_at",
+    "error",
+    "attempt",
+    "payload_error",
+)
+
+
+def tree_rows(store: Store, run_id: str) -> TreeRows | None:
+    """The run `run_id` and its descendants (UNION: a corrupt parent cycle ends)."""
+    extras = _cols(store, ("attempt", "trace_id"))
+    with store._read() as cur:
+        cur.execute(
+            "WITH RECURSIVE tree AS (SELECT run_id FROM dag_runs WHERE run_id = ? UNION "
+            "SELECT d.run_id FROM dag_runs AS d JOIN tree AS t ON d.parent_run_id = t.run_id) "
+            "SELECT run_id, dag_nsref, parent_run_id, status, started_at, finished_at, "
+            f"{store.parent_node_column}, {extras} FROM dag_runs "
+            "WHERE run_id IN (SELECT run_id FROM tree) ORDER BY started_at, run_id",
+            (run_id,),
+        )
+        runs = [dict(zip(_TREE_RUN_KEYS, r, strict=True)) for r in cur.fetchall()]
+        if not runs:
+            return None
+        in_ids, ids = store.dialect.in_list([r["run_id"] for r in runs])
+        cur.execute(
+            "SELECT run_id, node_label, status, started_at, finished_at, error, "
+            f"{_cols(store, ('attempt', 'payload_error'))} FROM node_executions "
+            f"WHERE run_id IN ({in_ids})",
+            (ids,),
+        )
+        nodes = [dict(zip(_TREE_NODE_KEYS, r, strict=True)) for r in cur.fetchall()]
+        cur.execute(
+            "SELECT run_id, upstream_label, downstream_label FROM edge_traversals "
+            f"WHERE run_id IN ({in_ids}) ORDER BY traversed_at",
+            (ids,),
+        )
+        edges = [(r[0], r[1], r[2]) for r in cur.fetchall()]
+    return TreeRows(runs=runs, nodes=nodes, edges=edges)

@@ -28,6 +28,7 @@ from .._redact import Redaction
 from .._store import Store
 from . import view_model as vm
 from .view_auth import COOKIE, LIFETIME, CookieSigner, safe_next
+from .view_tree import page_tree
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -279,22 +280,9 @@ def _page_routes(
 
 
 def _run_tree(store: Store, run_id: str) -> dict[str, Any] | None:
-    """A run page's data: the tree with dagtrace's extras, critical path, root cause."""
-    run = store.inspect_run(run_id)
-    if run is None:
-        return None
-    ids = [run_id, *(r.run_id for r in _sub_runs(run.nodes.values()))]
-    runs, nodes = reads.tree_extras(store, ids)
-    return vm.page_data(run, vm.Extras(runs=runs, nodes=nodes))
-
-
-def _sub_runs(nodes: Any) -> list[Any]:
-    found = []
-    for node in nodes:
-        for sub in (node.sub_dags or {}).values():
-            found.append(sub)
-            found += _sub_runs(sub.nodes.values())
-    return found
+    """A run page's data: the tree, critical path, root cause."""
+    rows = reads.tree_rows(store, run_id)
+    return None if rows is None else vm.page_data(page_tree(rows, run_id))
 
 
 def _redacted_io(io: IoPayload, redaction: Redaction) -> IoPayload:
@@ -341,7 +329,8 @@ def _api_routes(router: APIRouter, store: Store, guard: _Guard, redaction: Redac
         data = _run_tree(store, run_id)
         if data is None:
             return _json({"detail": "no such run"}, 404)
-        data["version"] = reads.tree_fingerprint(store, run_id)
+        if data["run"]["status"] in ("running", "pending"):  # the base of its polling
+            data["version"] = reads.tree_fingerprint(store, run_id)
         return _json(data)
 
     @router.get("/view/api/runs/{run_id:segment}/nodes/{label:segment}")

@@ -17,98 +17,11 @@ import itertools
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-from .._models import DagRun, NodeExecution
-
-AGGREGATE_ABOVE = 20
-"""A composite node with more sub-runs than this is drawn aggregated (the issue's 20)."""
 COLLAPSE_ABOVE = 150
 """Sub-DAG clusters start collapsed when the tree holds more nodes than this: dagre
 lays out ~1,000 nodes per second on this machine's cores (bench_view.py)."""
-
-
-def epoch(value: Any) -> float | None:
-    """A datetime (or None) as epoch seconds, None for what JSON cannot hold."""
-    if value is None:
-        return None
-    seconds = float(value.timestamp())
-    return seconds if math.isfinite(seconds) else None
-
-
-@dataclass
-class Extras:
-    """dagtrace's columns beside the tree (`_view_reads.tree_extras`)."""
-
-    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    nodes: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-
-
-def _node_data(run: DagRun, node: NodeExecution, path: str, extras: Extras) -> dict[str, Any]:
-    extra = extras.nodes.get((run.run_id, node.node_label), {})
-    error = node.error or ""
-    return {
-        "label": node.node_label,
-        "path": path,
-        "run_id": run.run_id,
-        "status": node.status,
-        "started_at": epoch(node.started_at),
-        "finished_at": epoch(node.finished_at),
-        "attempt": extra.get("attempt"),
-        "error_line": error.strip().splitlines()[-1][:300] if error.strip() else None,
-        "not_reusable": bool(extra.get("payload_error")),
-        "is_source": node.is_source,
-        "is_sink": node.is_sink,
-        "subs": [],
-        "aggregate": None,
-    }
-
-
-def run_data(run: DagRun, extras: Extras, prefix: str = "") -> dict[str, Any]:
-    """One run of the tree as the page draws it, sub-runs nested under their nodes."""
-    extra = extras.runs.get(run.run_id, {})
-    nodes = []
-    edges = []
-    for label, node in sorted(run.nodes.items(), key=lambda kv: _start_key(kv[1])):
-        data = _node_data(run, node, prefix + label, extras)
-        for key, sub in sorted((node.sub_dags or {}).items(), key=lambda kv: _run_key(kv[1])):
-            data["subs"].append(
-                {"key": key, "path": prefix + key, "run": run_data(sub, extras, prefix + key + "/")}
-            )
-        if len(data["subs"]) > AGGREGATE_ABOVE:
-            data["aggregate"] = _counts(sub["run"]["status"] for sub in data["subs"])
-        nodes.append(data)
-        edges += [
-            [label, e.downstream_label] for e in node.edges if e.downstream_label in run.nodes
-        ]
-    return {
-        "run_id": run.run_id,
-        "prefix": prefix,
-        "nsref": run.dag_nsref,
-        "status": run.status,
-        "started_at": epoch(run.started_at),
-        "finished_at": epoch(run.finished_at),
-        "attempt": extra.get("attempt"),
-        "trace_id": extra.get("trace_id"),
-        "nodes": nodes,
-        "edges": edges,
-    }
-
-
-def _start_key(node: NodeExecution) -> tuple[float, str]:
-    return (epoch(node.started_at) or math.inf, node.node_label)
-
-
-def _run_key(run: DagRun) -> tuple[float, str]:
-    return (epoch(run.started_at) or math.inf, run.run_id)
-
-
-def _counts(statuses: Iterator[str] | list[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for status in statuses:
-        counts[status] = counts.get(status, 0) + 1
-    return counts
 
 
 def critical_path(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -183,10 +96,9 @@ def find_nodes(data: dict[str, Any], paths: set[str]) -> Iterator[dict[str, Any]
     return (n for n in walk(data) if n["path"] in paths)
 
 
-def page_data(run: DagRun, extras: Extras) -> dict[str, Any]:
-    """Everything the run page draws: the tree, critical path, root cause, and
-    whether clusters start collapsed."""
-    data = run_data(run, extras)
+def page_data(data: dict[str, Any]) -> dict[str, Any]:
+    """Everything the run page draws: the tree (`view_tree.page_tree`), critical
+    path, root cause, and whether clusters start collapsed."""
     total = sum(1 for _ in walk(data))
     critical, critical_edges = critical_path(data)
     return {
@@ -229,7 +141,7 @@ def compare(
     *,
     replayed_side: str | None = None,
 ) -> dict[str, Any]:
-    """The difference from run `a` to run `b` (both `run_data`): nodes added and
+    """The difference from run `a` to run `b` (both `view_tree.page_tree`): nodes added and
     removed, status changes, duration changes largest first, outputs changed or not,
     and, when one replays the other (`replayed_side` "a" or "b"), the nodes the
     replay executed again (not skipped)."""
