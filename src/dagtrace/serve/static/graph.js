@@ -18,6 +18,13 @@ const DTGraph = (() => {
     return `${node.label} × ${node.subs.length}: ${parts.join(", ")}`;
   }
 
+  function subText(node, state) {
+    let sub = node.status;
+    if (state.rootCause === node.path) sub = "root cause · " + sub;
+    if (node.not_reusable) sub += " · not reusable";
+    return sub;
+  }
+
   /** Layout of one run: {w, h, g}; open sub-runs become cluster boxes of their own layout. */
   function layoutRun(run, state) {
     const g = new dagre.graphlib.Graph({multigraph: false});
@@ -25,7 +32,8 @@ const DTGraph = (() => {
     g.setDefaultEdgeLabel(() => ({}));
     for (const node of run.nodes) {
       const subs = node.subs.length;
-      const width = subs ? Math.max(nodeWidth(node.label), Math.min(340, 6.2 * subSummary(node).length + 30)) : nodeWidth(node.label);
+      let width = Math.max(nodeWidth(node.label), Math.min(260, 6.2 * subText(node, state).length + 34));
+      if (subs) width = Math.max(width, Math.min(340, 6.2 * subSummary(node).length + 30));
       g.setNode("n:" + node.path, {width, height: subs ? NODE_H + 14 : NODE_H, node});
       if (subs && state.open.has(node.path)) {
         for (const sub of node.subs) {
@@ -58,9 +66,7 @@ const DTGraph = (() => {
     gEl.append(DT.svg("rect", {class: "box", width: w, height: h, rx: 6, ry: 6}));
     gEl.append(DT.svg("text", {class: "icon", x: 8, y: 16, text: DT.icon(node.status)}));
     gEl.append(DT.svg("text", {class: "label", x: 24, y: 16, text: short(node.label, Math.floor((w - 30) / 7.2))}));
-    let sub = node.status;
-    if (state.rootCause === node.path) sub = "root cause · " + sub;
-    if (node.not_reusable) sub += " · not reusable";
+    const sub = subText(node, state);
     gEl.append(DT.svg("text", {class: "sub", x: 24, y: 31, text: short(sub, Math.floor((w - 30) / 6))}));
     if (node.subs.length) {
       const open = state.open.has(node.path);
@@ -109,7 +115,7 @@ const DTGraph = (() => {
     const laidOut = performance.now();
     const root = DT.svg("svg", {class: "dag", width: Math.max(lay.w, 200), height: Math.max(lay.h, 60), "data-node-count": data.node_count});
     const defs = DT.svg("defs");
-    const marker = DT.svg("marker", {id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 5, markerHeight: 5, orient: "auto-start-reverse"});
+    const marker = DT.svg("marker", {id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 9, markerHeight: 9, markerUnits: "userSpaceOnUse", orient: "auto-start-reverse"});
     marker.append(DT.svg("path", {d: "M0,0 L10,5 L0,10 z", class: "arrow"}));
     defs.append(marker);
     root.append(defs);
