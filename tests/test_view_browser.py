@@ -91,13 +91,20 @@ def test_run_page_draws_every_node_and_the_failed_nodes_error(tmp_path: Path) ->
             _expect()(upper).to_have_attribute("data-node-label", "upper")
             _expect()(upper).to_have_attribute("data-status", "completed")
         assert "root-cause" in (_node(page, "publish").get_attribute("class") or "")
+        _expect()(page.locator("svg.dag path.edge.critical")).to_have_count(3)  # and in shout[2]
         _node(page, "publish").click()
         _expect()(page.locator("#node-error")).to_contain_text("publish endpoint refused")
         _expect()(page.locator(".root-cause-mark")).to_be_visible()
+        _expect()(page.locator("svg.history rect")).to_have_count(1)  # its nsref's last runs
         assert "node=publish" in page.url  # the selection is in the URL
         page.click("#tab-timeline")
         _expect()(page.locator('.gantt .row[data-path="publish"] .bar.s-failed')).to_be_visible()
+        _expect()(page.locator(".gantt .bar.critical")).to_have_count(6)
         assert "tab=timeline" in page.url
+        width = page.locator(".gantt .chart").bounding_box()["width"]
+        page.click("#zoom-in")
+        _expect()(page.locator(".gantt .chart")).to_have_css("--zoom", "2")
+        assert page.locator(".gantt .chart").bounding_box()["width"] > 1.5 * width
         page.go_back()  # the back button returns to the graph
         _expect()(page.locator("#graph")).to_be_visible()
         assert not page.errors and not page.dialogs
@@ -156,6 +163,33 @@ def test_a_run_written_by_another_process_goes_running_to_completed_without_relo
         writer.stdout.close()
 
 
+def test_runs_page_updates_a_running_run_in_place(tmp_path: Path) -> None:
+    db = tmp_path / "live.db"
+    dagtrace.DagProvenance(db).close()
+    writer = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "view_live_writer.py"), str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdin is not None and writer.stdout is not None
+    try:
+        assert writer.stdout.readline().strip() == "STARTED"
+        with serving(db) as url, browser_page() as page:
+            page.goto(url + "/")
+            row = page.locator('tr[data-run-id="live-run"]')
+            _expect()(row).to_have_attribute("data-status", "running")
+            writer.stdin.write("go\n")
+            writer.stdin.flush()
+            assert writer.stdout.readline().strip() == "DONE"
+            _expect()(row).to_have_attribute("data-status", "completed")
+            _expect()(row.locator(".c-counts")).to_contain_text("2 completed")
+    finally:
+        writer.stdin.close()
+        writer.wait(timeout=30)
+        writer.stdout.close()
+
+
 def test_compare_page_names_the_replayed_node(tmp_path: Path) -> None:
     db = _example_store(tmp_path)
     store = dagtrace.DagProvenance(db)
@@ -169,6 +203,8 @@ def test_compare_page_names_the_replayed_node(tmp_path: Path) -> None:
         _expect()(page.locator("#status-changes")).to_contain_text("split")
         _expect()(page.locator("#durations tbody tr").first).to_be_visible()
         assert f"a={original.run_id}" in page.url
+        page.locator('button.show-diff[data-path="publish"]').click()
+        _expect()(page.locator("#node-diff")).to_contain_text("SPANS BECOME PROVENANCE")
 
 
 def test_with_a_token_the_view_asks_for_it_first(tmp_path: Path) -> None:

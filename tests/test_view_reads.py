@@ -86,6 +86,10 @@ def test_node_history_previous_run_and_fingerprint(store_url: str) -> None:
         prov.complete_node_with_edges("live", "a", "1", [])
         assert len({before, started, reads.tree_fingerprint(store, "live")}) == 3
         assert reads.tree_fingerprint(store, "nope") is None
+        tree = reads.tree_rows(store, ids[0])
+        assert tree is not None and [n["label"] for n in tree.nodes] == ["a", "b"]
+        assert tree.edges == [(ids[0], "a", "b")] and tree.runs[0]["status"] == "failed"
+        assert reads.tree_rows(store, "nope") is None
 
 
 def test_runs_by_id_and_node_row(store_url: str) -> None:
