@@ -177,3 +177,13 @@ def test_login_redirects_only_to_this_server() -> None:
     assert safe_next("/runs/x?tab=timeline") == "/runs/x?tab=timeline"
     for bad in ("//evil.example", "https://evil.example", "/\\evil", "", None, "runs"):
         assert safe_next(bad) == "/"
+
+
+def test_a_node_whose_payload_was_not_stored_exactly_is_marked_not_reusable() -> None:
+    rows = view_tree.rows_of(_run({"a": ("completed", 0, 1), "b": ("completed", 1, 2)}, []))
+    rows.nodes[0]["payload_error"] = "dag.node.output cut to 32 of 410 bytes"
+    rows.nodes[1]["started_at"] = float("nan")  # an odd stored time: no NaN in JSON
+    data = view_tree.page_tree(rows, "r")
+    marks = {n["label"]: n["not_reusable"] for n in data["nodes"]}
+    assert marks == {"a": True, "b": False}
+    assert data["nodes"][1]["started_at"] is None

@@ -46,6 +46,9 @@ def test_pages_forbid_inline_script_and_link_to_jaeger(tmp_path: Path) -> None:
         assert f'href="http://jaeger.test:16686/trace/{trace_id}"' in page
         data = httpx.get(url + "/view/api/runs/run-1").json()
         assert data["root_cause"] == "publish"
+        sub_id = data["run"]["nodes"][1]["subs"][0]["run"]["run_id"]
+        sub_page = httpx.get(url + f"/runs/{sub_id}").text
+        assert 'href="/runs/run-1"' in sub_page  # the parent run
         assert data["critical"][-1] == "publish"
         static = httpx.get(url + "/view/static/dagre.min.js")
         assert static.headers["content-type"].startswith("text/javascript")

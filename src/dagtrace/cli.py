@@ -457,7 +457,8 @@ def serve(
     """Receive OTLP/HTTP traces into the store and serve the query API.
 
     POST /v1/traces (protobuf or JSON, gzip) · GET /api/v1/runs … (OpenAPI at /docs)
-    · /healthz · /readyz · /metrics · the web view at / (runs, graphs, compare). A 200 means the request's rows are committed.
+    · /healthz · /readyz · /metrics · the web view at / (runs, graphs, compare).
+    A 200 means the request's rows are committed.
     Exits 2 for an unusable token or an exposed --host without one, 4 when the store
     cannot be opened or (SQLite, without --read-only) written.
 
