@@ -151,3 +151,22 @@ def test_the_wheel_holds_the_templates_and_static_files(tmp_path: Path) -> None:
     ]
     assert expected and set(expected) <= names
     assert "dagtrace/serve/static/dagre.min.js" in names
+
+
+def test_run_ids_and_labels_that_are_not_path_safe_open(tmp_path: Path) -> None:
+    def odd_run(tracer: Any) -> None:
+        with tracer.run("odd", run_id="a/b?c#d %2F ..") as run:
+            with run.node("x/y?.", input=1, is_source=True) as n:
+                n.set_output(2)
+
+    db = tmp_path / "odd.db"
+    traced(db, odd_run)
+    with serving(db) as url:
+        href = re.search(r'href="(/runs/[^"]+)"', httpx.get(url + "/").text)
+        assert href is not None
+        assert httpx.get(url + href.group(1)).status_code == 200
+        api = "/view/api/runs/" + href.group(1).removeprefix("/runs/")
+        data = httpx.get(url + api).json()
+        assert data["run"]["run_id"] == "a/b?c#d %2F .."
+        node = httpx.get(url + api + "/nodes/x%2Fy%3F%2E").json()
+        assert node["label"] == "x/y?." and node["output"]["preview"] == "2"
