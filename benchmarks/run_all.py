@@ -22,6 +22,7 @@ BENCHMARKS = [
     ["bench_bridge.py"],
     ["bridge_budget.py"],
     ["bench_serve.py"],
+    ["bench_view.py"],
 ]
 
 

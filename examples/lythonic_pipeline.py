@@ -5,7 +5,8 @@
 1. runs a DAG whose map node fans out over a sub-DAG, and whose `publish` node fails;
 2. fixes the cause and restarts the same run id (completed nodes are not run again);
 3. replays `publish` alone as a new run, recording which run it replays;
-4. prints each run as a tree with statuses, durations and trace ids.
+4. prints each run as a tree with statuses, durations and trace ids, and how to open
+   them in the web view (`dagtrace serve --db dagtrace.db`, then http://127.0.0.1:4319/).
 
 Every provenance write is an OpenTelemetry span; with `--forward` (or
 OTEL_EXPORTER_OTLP_ENDPOINT) the same spans go to Jaeger or a Collector.
@@ -84,6 +85,10 @@ async def main(db: str, forward: str | None) -> None:
         "To see the same runs in Jaeger: start Jaeger (OTLP on 4318, UI on 16686), run this\n"
         "again with --forward http://localhost:4318/v1/traces, then open\n"
         f"http://localhost:16686/trace/<trace id> (this run's latest attempt: {trace_id})."
+    )
+    print(
+        f"\nTo open these runs in the web view: dagtrace serve --db {db}\n"
+        f"then browse http://127.0.0.1:4319/ (this run: http://127.0.0.1:4319/runs/{first.run_id})."
     )
 
 

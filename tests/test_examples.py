@@ -27,6 +27,8 @@ def test_lythonic_example_fails_restarts_and_replays(db_path: Path) -> None:
     assert "1. first run: failed at 'publish'" in output
     assert "ConnectionError: the publishing endpoint refused" in output
     assert "attempt 2" in output and "↷ fetch  [skipped]" in output
+    assert f"dagtrace serve --db {db_path}" in output  # how to open the runs in the web view
+    assert "http://127.0.0.1:4319/runs/" in output
     prov = dagtrace.DagProvenance(db_path)
     top = prov.get_recent_runs(limit=10, status="completed")
     first = next(

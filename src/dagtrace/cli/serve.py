@@ -20,6 +20,7 @@ from ..settings import (
     DEFAULT_MAX_BODY,
     DEFAULT_PORT,
     DEFAULT_QUEUE,
+    JAEGER_URL_ENV,
     TOKEN_ENV,
 )
 from ..store.base import Store
@@ -172,6 +173,13 @@ from .common import (
     "(default: one per core it may run on, at most 8; on one core, or 0: a thread of "
     "the server does both).",
 )
+@click.option(
+    "--jaeger-url",
+    envvar=JAEGER_URL_ENV,
+    default=None,
+    show_envvar=True,
+    help="Jaeger UI base URL: the web view links runs and nodes to their traces there.",
+)
 def serve(
     db: str,
     host: str,
@@ -193,11 +201,13 @@ def serve(
     max_payload: int | None,
     log_level: str,
     decoders: int | None,
+    jaeger_url: str | None,
 ) -> None:
     """Receive OTLP/HTTP traces into the store and serve the query API.
 
     POST /v1/traces (protobuf or JSON, gzip) · GET /api/v1/runs … (OpenAPI at /docs)
-    · /healthz · /readyz · /metrics. A 200 means the request's rows are committed.
+    · /healthz · /readyz · /metrics · the web view at / (runs, graphs, compare).
+    A 200 means the request's rows are committed.
     Exits 2 for an unusable token or an exposed --host without one, 4 when the store
     cannot be opened or (SQLite, without --read-only) written.
 
@@ -250,6 +260,7 @@ def serve(
         read_only=read_only,
         insecure_no_token=insecure_no_token,
         probe_interval=readiness_probe_interval,
+        jaeger_url=jaeger_url,
     )
 
     def ready(url: str) -> None:

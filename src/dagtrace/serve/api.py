@@ -29,7 +29,7 @@ def _found(value: Any, what: str) -> Any:
     return value
 
 
-def _redacted_run(run: DagRun, redaction: Redaction) -> DagRun:
+def redacted_run(run: DagRun, redaction: Redaction) -> DagRun:
     if run.io is not None:
         run.io = IoPayload(
             input_json=redaction.payload(run.io.input_json),
@@ -86,7 +86,7 @@ def inspect(served: Reads, run_id: str, io: bool = False) -> DagRun:
     run = _found(served.store.inspect_run(run_id), "run")
     if io:
         served.store.load_io(run)
-        _redacted_run(run, served.config.redaction)
+        redacted_run(run, served.config.redaction)
     return run  # type: ignore[no-any-return]
 
 

@@ -19,6 +19,7 @@ from .metrics import Metrics
 from .readiness import Readiness
 from .routing import RawPathRouting
 from .state import Served
+from .view import view_router
 
 
 def create_app(
@@ -54,6 +55,15 @@ def create_app(
     app.include_router(ops.probes)
     app.include_router(ops.router, dependencies=guard)
     app.include_router(api.router, dependencies=guard)
+    app.include_router(
+        view_router(
+            store,
+            token=config.token,
+            jaeger_url=config.jaeger_url,
+            redaction=config.redaction,
+            read_only=config.read_only,
+        )
+    )
     install_error_answers(app)
     return app
 

@@ -43,6 +43,8 @@ class ServeConfig:
     """Serve on a non-loopback address without a token (refused otherwise)."""
     probe_interval: float = PROBE_INTERVAL
     """/readyz writes a probe when no write happened for this long."""
+    jaeger_url: str | None = None
+    """Jaeger UI base URL: the web view links runs and nodes to their traces there."""
 
     def __post_init__(self) -> None:
         if self.token is not None and (problem := token_problem(self.token)):
