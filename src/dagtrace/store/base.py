@@ -171,21 +171,12 @@ class Store(StoreReads, ABC):
 
     # -- writes --------------------------------------------------------------------------
 
-    @contextmanager
-    def transaction(self) -> Iterator[Writer]:
+    def transaction(self) -> AbstractContextManager[Writer]:
         """One write transaction: committed on exit, rolled back (nothing written) on error.
 
         Deferred records ride along, so they are never older than the newest commit.
         """
-        pending = self.deferred.take()
-        try:
-            with self._transaction() as writer:
-                if pending:
-                    writer.apply_records(pending)
-                yield writer
-        except BaseException:
-            self.deferred.give_back(pending)
-            raise
+        return _Transaction(self)
 
     def write_records(
         self,
@@ -321,6 +312,46 @@ class Store(StoreReads, ABC):
         """Plan a replay of a finished run: rerun `rerun_nodes` (and, with `from_failure`,
         every node that did not complete), reuse the other outputs."""
         return plan_replay(self, run_id, rerun_nodes, from_failure=from_failure)
+
+
+class _Transaction:
+    """`Store.transaction()`: a class, not a generator; every drop-in call runs one."""
+
+    __slots__ = ("_inner", "_pending", "_store")
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __enter__(self) -> Writer:
+        deferred = self._store.deferred
+        self._pending = pending = deferred.take()
+        self._inner = inner = self._store._transaction()
+        try:
+            writer = inner.__enter__()
+        except BaseException:
+            deferred.give_back(pending)
+            raise
+        if pending:
+            try:
+                writer.apply_records(pending)
+            except BaseException as e:
+                try:
+                    inner.__exit__(type(e), e, e.__traceback__)  # rolled back
+                finally:
+                    deferred.give_back(pending)
+                raise
+        return writer
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
+    ) -> None:
+        try:
+            self._inner.__exit__(kind, error, tb)
+        except BaseException:
+            self._store.deferred.give_back(self._pending)
+            raise
+        if error is not None:
+            self._store.deferred.give_back(self._pending)
 
 
 def _reopen(cls: type[Store], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Store:

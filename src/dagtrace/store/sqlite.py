@@ -112,6 +112,7 @@ class SqliteStore(Store):
         """Forget all connections (at start, and in a forked child: never reuse the parent's)."""
         self._lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
+        self._writes: Writer  # the Writer of the writer connection, made with it
         self._idle_readers: list[sqlite3.Connection] = []
         self._all_readers: list[sqlite3.Connection] = []
         self._file_id: tuple[int, int] | None = None
@@ -172,6 +173,7 @@ class SqliteStore(Store):
             raise StoreError("the store was opened read-only", location=self.location)
         if self._writer is None:
             self._writer = self._connect(read_only=False)
+            self._writes = Writer(self._writer.cursor(), SQLITE)  # one per connection
             self._file_id = self._current_file_id()
         return self._writer
 
@@ -389,7 +391,7 @@ class _Transaction:
         except BaseException:
             store._lock.release()
             raise
-        return Writer(conn.cursor(), SQLITE)
+        return store._writes
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
