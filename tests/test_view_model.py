@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dagtrace._models import DagRun, EdgeTraversal, NodeExecution
-from dagtrace.serve import view_model as vm
-from dagtrace.serve import view_tree
-from dagtrace.serve.view_auth import CookieSigner, safe_next
+from dagtrace.serve.view import model as vm
+from dagtrace.serve.view import tree as view_tree
+from dagtrace.serve.view.auth import CookieSigner, safe_next
 
 
 def _t(seconds: float) -> datetime:

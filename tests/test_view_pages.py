@@ -143,14 +143,14 @@ def test_the_wheel_holds_the_templates_and_static_files(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     (wheel,) = (tmp_path / "dist").glob("dagtrace-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    package = ROOT / "src" / "dagtrace" / "serve"
+    package = ROOT / "src" / "dagtrace" / "serve" / "view"
     expected = [
-        f"dagtrace/serve/{folder}/{f.name}"
+        f"dagtrace/serve/view/{folder}/{f.name}"
         for folder in ("templates", "static")
         for f in (package / folder).iterdir()
     ]
     assert expected and set(expected) <= names
-    assert "dagtrace/serve/static/dagre.min.js" in names
+    assert "dagtrace/serve/view/static/dagre.min.js" in names
 
 
 def test_run_ids_and_labels_that_are_not_path_safe_open(tmp_path: Path) -> None:

@@ -208,7 +208,7 @@ def _placed_by_inspect(run: Any, prefix: str = "") -> dict[str, tuple[str, str]]
 
 
 def _placed_by_view(data: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    from dagtrace.serve import view_model
+    from dagtrace.serve.view import model as view_model
 
     return {n["path"]: (n["run_id"], n["status"]) for n in view_model.walk(data)}
 
@@ -218,7 +218,7 @@ def test_the_view_places_sub_runs_where_inspect_run_does(tmp_path: Path) -> None
     from traced_pipeline import run_pipeline
     from view_helpers import traced
 
-    from dagtrace.serve.view_tree import page_tree
+    from dagtrace.serve.view.tree import page_tree
 
     db = tmp_path / "both.db"
     traced(db, run_pipeline, run_id="traced-1")

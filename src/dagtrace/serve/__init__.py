@@ -25,7 +25,7 @@ Map of the package (a request's way: server → routing → auth → a router �
                   RemoteProvenance (`_remote.py`) requests them by: add a route there too
     ops.py        /healthz, /readyz (readiness.py), /metrics (metrics.py), the API docs
     otlp.py       the OTLP/HTTP receiver, POST /v1/traces: limits, answers, error bodies
-    view.py       (the web view, with templates/ and static/: pages, not under /api/v1)
+    view/         the web view: pages (not under /api/v1), templates/, static/
 
   Ingestion (a new receiver, e.g. OTLP/gRPC or a queue, is a module like otlp.py that
   hands each body to the same `Ingestion`)

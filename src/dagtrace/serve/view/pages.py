@@ -21,14 +21,14 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
 
-from .._models import IoPayload, NodeExecution, seconds_between
-from .._paths import segment
-from .._redact import Redaction
-from ..store import view_reads as reads
-from ..store.base import Store
-from . import view_model as vm
-from .view_auth import COOKIE, LIFETIME, CookieSigner, safe_next
-from .view_tree import page_tree
+from ..._models import IoPayload, NodeExecution, seconds_between
+from ..._paths import segment
+from ..._redact import Redaction
+from ...store import view_reads as reads
+from ...store.base import Store
+from . import model as vm
+from .auth import COOKIE, LIFETIME, CookieSigner, safe_next
+from .tree import page_tree
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -53,7 +53,9 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
     """Every file of `static/`, read once: served from memory, no path from a request
     ever touches the file system."""
     files: dict[str, tuple[bytes, str]] = {}
-    for entry in (importlib.resources.files(__package__ or "dagtrace.serve") / "static").iterdir():
+    for entry in (
+        importlib.resources.files(__package__ or "dagtrace.serve.view") / "static"
+    ).iterdir():
         suffix = "." + entry.name.rsplit(".", 1)[-1]
         if entry.is_file() and suffix in _TYPES:
             files[entry.name] = (entry.read_bytes(), _TYPES[suffix])
@@ -120,7 +122,7 @@ def view_router(
     guard = _Guard(token)
     static = _static_files()
     versions = {n: hashlib.sha256(b).hexdigest()[:10] for n, (b, _) in static.items()}
-    env = Environment(loader=PackageLoader("dagtrace.serve", "templates"), autoescape=True)
+    env = Environment(loader=PackageLoader("dagtrace.serve.view", "templates"), autoescape=True)
     env.filters.update(when=_when, seg=segment)
     env.globals.update(
         duration=_duration,
@@ -287,8 +289,8 @@ def _run_tree(store: Store, run_id: str) -> dict[str, Any] | None:
 
 def _redacted_io(io: IoPayload, redaction: Redaction) -> IoPayload:
     """The payloads as the JSON API shows them: its own redaction, reused."""
-    from .._models import DagRun
-    from .api import redacted_run
+    from ..._models import DagRun
+    from ..api import redacted_run
 
     node = NodeExecution(node_label="n", status="completed", io=io)
     run = DagRun(run_id="r", dag_nsref="n", status="completed", started_at=datetime.now(UTC))

@@ -14,8 +14,8 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from .._models import DagRun
-from ..store.view_reads import TreeRows
+from ..._models import DagRun
+from ...store.view_reads import TreeRows
 
 AGGREGATE_ABOVE = 20
 """A composite node with more sub-runs than this is drawn aggregated (the issue's 20)."""

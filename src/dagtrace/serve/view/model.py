@@ -97,7 +97,7 @@ def find_nodes(data: dict[str, Any], paths: set[str]) -> Iterator[dict[str, Any]
 
 
 def page_data(data: dict[str, Any]) -> dict[str, Any]:
-    """Everything the run page draws: the tree (`view_tree.page_tree`), critical
+    """Everything the run page draws: the tree (`tree.page_tree`), critical
     path, root cause, and whether clusters start collapsed."""
     total = sum(1 for _ in walk(data))
     critical, critical_edges = critical_path(data)
@@ -141,7 +141,7 @@ def compare(
     *,
     replayed_side: str | None = None,
 ) -> dict[str, Any]:
-    """The difference from run `a` to run `b` (both `view_tree.page_tree`): nodes added and
+    """The difference from run `a` to run `b` (both `tree.page_tree`): nodes added and
     removed, status changes, duration changes largest first, outputs changed or not,
     and, when one replays the other (`replayed_side` "a" or "b"), the nodes the
     replay executed again (not skipped)."""
