@@ -61,6 +61,22 @@ def test_deleted_file_is_refused_until_restored_and_restarted(
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
+def test_a_store_that_only_read_so_far_refuses_a_deleted_file(db_path: Path) -> None:
+    """An existing, current file is opened without a write (no migration needed): its
+    first read already pins the file, so a deletion is refused, not read stale, and no
+    empty file is made at the path."""
+    dagtrace.DagProvenance(db_path).close()
+    prov = dagtrace.DagProvenance(db_path)
+    assert prov.get_recent_runs() == []
+    db_path.unlink()  # the database file alone: its -shm stays as it was
+    with pytest.raises(dagtrace.StoreError, match="database file was deleted"):
+        prov.get_recent_runs()
+    with pytest.raises(dagtrace.StoreError, match="database file was deleted"):
+        prov.create_run("r", "ns", {})
+    assert not db_path.exists()
+    prov.close()
+
+
 def test_live_processor_keeps_the_program_running_when_the_file_is_deleted(
     db_path: Path,
 ) -> None:

@@ -47,6 +47,7 @@ from ._models import safe_json_dumps
 from ._provenance import ProvenanceReads
 from .bridge import LiveSpanProcessor, is_bug, report_bug
 from .records import EdgeRow
+from .settings import DB_ENV, DEFAULT_DB  # noqa: F401  (this module's names before 0.1)
 from .store import ReplayPlan, Store, open_store
 
 _log = logging.getLogger(__name__)

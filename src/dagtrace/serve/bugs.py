@@ -3,7 +3,8 @@ nor a rejected span (`SpanRejected`): a decoder, mapping or redaction error, say
 
 Each is logged with its traceback and counted (`bugs` in `/api/v1/stats`). The one who
 met it then re-raises in strict mode (`settings.strict()`, the test suite) so that the
-bug fails loudly (a 500, a dead thread); otherwise it answers as for a store failure."""
+bug fails loudly (a dead thread, a test failing on the 500); otherwise the receiver
+answers 500, never a retryable 503: the same request would meet the same bug again."""
 
 from __future__ import annotations
 

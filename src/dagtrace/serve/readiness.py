@@ -23,13 +23,11 @@ _log = logging.getLogger(__name__)
 
 PROBE_INTERVAL = 5.0
 
-_PROBE_SQL = "UPDATE dagtrace_meta SET value = value WHERE key = 'schema_version'"
-
 
 def probe_write(store: Store) -> None:
     """A write transaction that changes no value; raises StoreError when it fails."""
     with store.transaction() as writer:
-        writer._cur.execute(_PROBE_SQL)
+        writer.probe()
 
 
 class Readiness:

@@ -5,6 +5,7 @@
     deferred.py  `DeferredWrites`: records written with the next transaction, or by
                  a flusher thread within 50 ms
     reads.py     `StoreReads`: lythonic's reads and dagtrace's own, once for all backends
+    view_reads.py  the web view's reads (pages of runs, tree rows, node history)
     replay.py    `ReplayPlan`: what a replay reuses and what it reruns
     rows.py      span records as row tuples, each write with its version
     writer.py    `Writer`: the statements that write rows, in one transaction

@@ -202,6 +202,7 @@ class Store(StoreReads, ABC):
         parents: ParentFacts | None = None,
     ) -> None:
         """`write_records` for rows already built (by a decoding process, say)."""
+        self._check_process()
         for attempt in range(1, self._RETRIES + 1):
             pending = self.deferred.take()
             try:
@@ -323,6 +324,7 @@ class _Transaction:
         self._store = store
 
     def __enter__(self) -> Writer:
+        self._store._check_process()  # a forked child takes none of its parent's records
         deferred = self._store.deferred
         self._pending = pending = deferred.take()
         self._inner = inner = self._store._transaction()

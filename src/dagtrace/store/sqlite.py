@@ -144,6 +144,8 @@ class SqliteStore(Store):
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.Error as e:
             raise StoreError(f"cannot open the SQLite database: {e}", location=self.location) from e
+        if self._file_id is None:  # the file our first connection, of any kind, opened
+            self._file_id = self._current_file_id()
         return conn
 
     def _use_wal(self, conn: sqlite3.Connection) -> None:
@@ -174,7 +176,6 @@ class SqliteStore(Store):
         if self._writer is None:
             self._writer = self._connect(read_only=False)
             self._writes = Writer(self._writer.cursor(), SQLITE)  # one per connection
-            self._file_id = self._current_file_id()
         return self._writer
 
     def _current_file_id(self) -> tuple[int, int] | None:

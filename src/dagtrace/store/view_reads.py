@@ -2,9 +2,9 @@
 list, per-run extras (attempts, span ids, lineage), one node's payloads, a node's
 history over the runs of its nsref, and a cheap fingerprint of a run tree for polling.
 
-Plain functions over a `Store` (its read snapshot, `?` placeholders, which both
-backends take), so they can move into the store package unchanged. A lythonic file
-served read-only lacks dagtrace's extra columns: those read as NULL there.
+Plain functions over a `Store` (its read snapshot, `?` placeholders, which every
+backend takes), apart from `StoreReads` because only the view calls them. A lythonic
+file served read-only lacks dagtrace's extra columns: those read as NULL there.
 """
 
 from __future__ import annotations

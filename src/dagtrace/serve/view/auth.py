@@ -14,7 +14,7 @@ import base64
 import hashlib
 import hmac
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 COOKIE = "dagtrace_view"
 LIFETIME = 12 * 3600
@@ -26,7 +26,7 @@ _CONTEXT = b"dagtrace web view cookie v1"
 class CookieSigner:
     """Makes and checks view cookies for one token."""
 
-    token: str
+    token: str = field(repr=False)  # never in a log line or a traceback
 
     def _key(self) -> bytes:
         return hmac.new(self.token.encode(), _CONTEXT, hashlib.sha256).digest()
@@ -45,7 +45,7 @@ class CookieSigner:
         if not value or value.count(".") != 1:
             return False
         expires_text, mac = value.split(".")
-        if not expires_text.isdigit() or len(expires_text) > 12:
+        if not (expires_text.isascii() and expires_text.isdigit()) or len(expires_text) > 12:
             return False
         expires = int(expires_text)
         if expires < (now if now is not None else time.time()):
