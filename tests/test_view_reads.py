@@ -143,7 +143,7 @@ def _as_schema_6(store_url: str) -> None:
 
 
 def test_schema_7_adds_the_nsref_index_to_a_schema_6_store(store_url: str) -> None:
-    assert _schema.SCHEMA_VERSION == 7
+    assert _schema.SCHEMA_VERSION >= 7
     dagtrace.DagProvenance(store_url).close()
     assert _has_index(store_url)
     _as_schema_6(store_url)
@@ -229,3 +229,19 @@ def test_the_view_places_sub_runs_where_inspect_run_does(tmp_path: Path) -> None
             run = prov.inspect_run(run_id)
             assert rows is not None and run is not None
             assert _placed_by_view(page_tree(rows, run_id)) == _placed_by_inspect(run), run_id
+
+
+def test_runs_changed_since_reads_index_ranges_only(tmp_path: Path) -> None:
+    """Schema 8: what `dagtrace tail` re-reads costs the same on any size of store: no
+    step of its plan reads every top-level run (an OR of the three conditions did)."""
+    from dagtrace.store.reads import CHANGED_RUNS_SQL
+
+    db = tmp_path / "plan.db"
+    dagtrace.DagProvenance(db).close()
+    with sqlite3.connect(db) as conn:
+        plan = [r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {CHANGED_RUNS_SQL}", (0.0, 0.0))]
+    conn.close()
+    steps = [step for step in plan if "dag_runs" in step]
+    # each a range: running runs, or started / finished after the time; never every
+    # top-level run (`parent_run_id=?` alone), as the OR of the three conditions was
+    assert len(steps) == 3 and all("status=?" in s or ">?" in s for s in steps), plan

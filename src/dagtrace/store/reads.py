@@ -59,6 +59,16 @@ def _tree(seed_sql: str, initiated_by: str) -> str:
     )
 
 
+CHANGED_RUNS_SQL = (
+    "SELECT run_id, started_at FROM dag_runs WHERE parent_run_id IS NULL AND status = 'running' "
+    "UNION SELECT run_id, started_at FROM dag_runs WHERE parent_run_id IS NULL AND started_at > ? "
+    "UNION SELECT run_id, started_at FROM dag_runs WHERE parent_run_id IS NULL AND finished_at > ? "
+    "ORDER BY started_at"
+)
+"""`runs_changed_since`: three index ranges (schema 8); an OR of the three conditions
+scanned every top-level run (8× slower at 1,000,000 runs than at 100,000)."""
+
+
 class StoreReads:
     """Every read of a store; `Store` inherits them, backends inherit `Store`."""
 
@@ -137,12 +147,7 @@ class StoreReads:
         seconds), oldest first: the runs whose tree may have changed, which is all a
         follower (`dagtrace tail`) needs to re-read."""
         with self._read() as cur:
-            cur.execute(
-                "SELECT run_id FROM dag_runs WHERE parent_run_id IS NULL "
-                "AND (status = 'running' OR started_at > ? OR finished_at > ?) "
-                "ORDER BY started_at",
-                (since, since),
-            )
+            cur.execute(CHANGED_RUNS_SQL, (since, since))
             return [r[0] for r in cur.fetchall()]
 
     def get_replays(self, run_id: str) -> list[str]:

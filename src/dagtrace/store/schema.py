@@ -14,7 +14,7 @@ from ..exceptions import StoreError
 if TYPE_CHECKING:
     from .writer import Cursor, Dialect
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """Bumped whenever a migration step is added below."""
 
 DAG_RUNS_DDL = """\
@@ -171,10 +171,14 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS dagtrace_span_parents_seen ON dagtrace_span_parents (seen_at)",
     # schema 7: the web view's runs of one nsref, newest first (a node's history)
     "CREATE INDEX IF NOT EXISTS dagtrace_runs_nsref_started ON dag_runs (dag_nsref, started_at)",
+    # schema 8: top-level runs finished lately (`runs_changed_since`, `dagtrace tail`)
+    "CREATE INDEX IF NOT EXISTS dagtrace_runs_parent_finished "
+    "ON dag_runs (parent_run_id, finished_at)",
 )
 """What the reads filter and sort on: recent, by status, child runs, replays of a run;
 and what the parent search of sub-DAG runs looks up (schema 6); runs of one nsref by
-start (schema 7: the web view's node history, the previous run of an nsref)."""
+start (schema 7: the web view's node history, the previous run of an nsref); top-level
+runs by finish (schema 8: what changed lately)."""
 
 RETIRED_INDEXES = ("dagtrace_runs_parent",)
 """Indexes of older versions that a newer one covers: the migration drops them."""
