@@ -59,8 +59,10 @@ def _median_seconds(fn: Callable[[], object], repeat: int) -> float:
 def _dataset(
     runs: int,
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """`runs` runs of 5 nodes and 4 edges, and run `big` with 1,000 nodes and 100 sub-DAG
-    runs of 5 nodes: rows of dag_runs, node_executions and edge_traversals."""
+    """`runs` runs of 5 nodes and 4 edges, and run `big`: 1,000 nodes and 999 edges (a
+    chain from its map node `m`), `m` mapped over 100 sub-DAG runs of 10 nodes and 9
+    edges each (the shape of issue #16 and bench_view.py): rows of dag_runs,
+    node_executions and edge_traversals."""
     t0 = 1_700_000_000.0
     labels = [f"step{j}" for j in range(5)]
     run_rows: list[tuple[Any, ...]] = []
@@ -89,44 +91,49 @@ def _dataset(
             edge_rows.append((f"run{i}", labels[j], labels[j + 1], t0 + i + j / 10 + 0.06))
     big = t0 + runs / 2
     run_rows.append(("big", "bench/big", None, "completed", big, big + 60, "{}", "{}", None))
-    for k in range(1000):
+    big_labels = ["m", *(f"node{k}" for k in range(1, 1000))]
+    for k, label in enumerate(big_labels):
+        start = big + k / 100
         node_rows.append(
             (
                 "big",
-                "m" if k == 0 else f"node{k}",
+                label,
                 "completed",
-                0,
-                0,
+                int(k == 0),
+                int(k == 999),
                 PAYLOAD,
                 PAYLOAD,
-                big + k / 100,
-                big + k / 100 + 0.005,
+                start,
+                start + 0.005,
                 None,
             )
         )
-    edge_rows.extend(
-        ("big", f"node{k}", f"node{k + 1}", big + k / 100 + 0.006) for k in range(1, 999)
-    )
+        if k:
+            edge_rows.append(("big", big_labels[k - 1], label, start - 0.004))
+    sub_labels = [f"s{j}" for j in range(10)]
     for c in range(100):
         child, start = f"big.{c}", big + c / 10
         run_rows.append(
             (child, f"bench/big/m[{c}]", "big", "completed", start, start + 1, "{}", "{}", None)
         )
-        node_rows.extend(
-            (
-                child,
-                lb,
-                "completed",
-                0,
-                0,
-                PAYLOAD,
-                PAYLOAD,
-                start + j / 100,
-                start + j / 100 + 0.001,
-                None,
+        for j, label in enumerate(sub_labels):
+            at = start + j / 100
+            node_rows.append(
+                (
+                    child,
+                    label,
+                    "completed",
+                    int(j == 0),
+                    int(j == 9),
+                    PAYLOAD,
+                    PAYLOAD,
+                    at,
+                    at + 0.001,
+                    None,
+                )
             )
-            for j, lb in enumerate(labels)
-        )
+            if j:
+                edge_rows.append((child, sub_labels[j - 1], label, at - 0.0005))
     return run_rows, node_rows, edge_rows
 
 

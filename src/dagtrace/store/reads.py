@@ -9,17 +9,20 @@ tree loads in four queries whatever its depth or width.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime, tzinfo
+from operator import itemgetter
 from typing import Any, cast
 
 from .._models import (
+    FIELD_SETS,
+    SLOT_SETTERS,
     DagRun,
     EdgeTraversal,
     IoPayload,
     NodeExecution,
     epoch_to_datetime,
-    trusted,
 )
 from ..records import EdgeRow, NodeRow, RunDetails, RunRow, RunSummary, SilentRun
 from . import schema
@@ -27,9 +30,6 @@ from .writer import Cursor, Dialect
 
 _RUN_COLUMNS = ("run_id", "dag_nsref", "parent_run_id", "status", "started_at", "finished_at")
 _NODE_COLUMNS = "run_id, node_label, status, is_source, is_sink, started_at, finished_at, error"
-
-
-_from_epoch = epoch_to_datetime
 
 
 def _newest_runs(
@@ -292,61 +292,23 @@ class StoreReads:
             return {}
         in_runs, ids = self.dialect.in_list([r[0] for r in run_rows])
         cur.execute(
-            f"SELECT {_NODE_COLUMNS} FROM node_executions WHERE run_id IN ({in_runs})",
-            (ids,),
+            f"SELECT {_NODE_COLUMNS} FROM node_executions WHERE run_id IN ({in_runs})", (ids,)
         )
-        # Rows of our own schema need no re-validation: most of the cost of a big tree.
-        nodes_by_run: dict[str, dict[str, NodeExecution]] = {}
-        for run_id, label, status, is_source, is_sink, started, finished, error in cur.fetchall():
-            nodes_by_run.setdefault(run_id, {})[label] = trusted(
-                NodeExecution,
-                {
-                    "node_label": label,
-                    "status": status,
-                    "is_source": bool(is_source),
-                    "is_sink": bool(is_sink),
-                    "started_at": None if started is None else _from_epoch(started),
-                    "finished_at": None if finished is None else _from_epoch(finished),
-                    "error": error,
-                    "edges": [],
-                    "sub_dags": None,
-                    "io": None,
-                },
-            )
-        cur.execute(
-            "SELECT run_id, upstream_label, downstream_label, traversed_at "
-            f"FROM edge_traversals WHERE run_id IN ({in_runs}) ORDER BY traversed_at",
-            (ids,),
-        )
-        no_nodes: dict[str, NodeExecution] = {}
-        for run_id, upstream, downstream, at in cur.fetchall():
-            node = nodes_by_run.get(run_id, no_nodes).get(upstream)
-            if node is not None:
-                node.edges.append(
-                    trusted(
-                        EdgeTraversal,
-                        {
-                            "downstream_label": downstream,
-                            "traversed_at": _from_epoch(at),
-                        },
-                    )
-                )
-        runs: dict[str, DagRun] = {}
-        for run_id, nsref, parent, status, started, finished, initiator in run_rows:
-            runs[run_id] = trusted(
-                DagRun,
-                {
-                    "run_id": run_id,
-                    "dag_nsref": nsref,
-                    "parent_run_id": parent,
-                    "status": status,
-                    "started_at": _from_epoch(started),
-                    "finished_at": None if finished is None else _from_epoch(finished),
-                    "initiated_by": initiator,
-                    "nodes": nodes_by_run.get(run_id, {}),
-                    "io": None,
-                },
-            )
+        node_rows = cur.fetchall()
+        edges_sql = f"SELECT {_EDGE_COLUMNS} FROM edge_traversals WHERE run_id IN ({in_runs})"
+        cur.execute(edges_sql, (ids,))
+        edge_rows = cur.fetchall()
+        try:
+            # Each node's edges by time, ties by downstream label: lythonic's order
+            # (SQLite's sort is stable over its scan of the primary key), on every
+            # backend; sorted here rather than in SQL, which cost a temporary B-tree.
+            edge_rows.sort(key=_EDGE_ORDER)
+            runs = _build(run_rows, node_rows, edge_rows, _from_timestamp)
+        except (OverflowError, ValueError, OSError, TypeError):
+            # A time no datetime shows (or TEXT among the REALs, which Python cannot
+            # sort): clamped, and the edges in the order SQL gives them.
+            cur.execute(f"{edges_sql} ORDER BY traversed_at", (ids,))
+            runs = _build(run_rows, node_rows, cur.fetchall(), _clamped)
         places = {run.run_id: _nsref_place(run, runs) for run in runs.values()}
         unplaced = [
             r for r in runs.values() if places[r.run_id] is None and r.parent_run_id in runs
@@ -420,3 +382,89 @@ def _nsref_place(child: DagRun, runs: dict[str, DagRun]) -> tuple[str, str] | No
     bracket = key.find("[")
     label = key[:bracket] if bracket >= 0 else key
     return (label, key) if label in parent.nodes else None
+
+
+_EDGE_COLUMNS = "run_id, upstream_label, downstream_label, traversed_at"
+_EDGE_ORDER = itemgetter(3, 2)
+_from_timestamp = datetime.fromtimestamp
+
+
+def _clamped(epoch: Any, _tz: tzinfo) -> datetime | None:
+    return epoch_to_datetime(epoch)
+
+
+def _build(
+    run_rows: list[Any],
+    node_rows: list[Any],
+    edge_rows: list[Any],
+    at: Callable[[Any, tzinfo], datetime | None],
+) -> dict[str, DagRun]:
+    """`DagRun` models of the rows, keyed by run id in the order of `run_rows`, their
+    nodes and edges attached (not their sub-DAGs). `at(epoch, UTC)` makes the datetimes.
+
+    Rows of our own schema need no validation: each model is built as `model(**fields)`
+    would build it, minus the validation (`_models.trusted`, inlined here: these loops
+    are most of the cost of a big tree's read).
+    """
+    new, utc = object.__new__, UTC
+    set_dict, set_fields_set, set_extra, set_private = SLOT_SETTERS
+    node_fields = FIELD_SETS[NodeExecution]
+    edge_fields = FIELD_SETS[EdgeTraversal]
+    run_fields = FIELD_SETS[DagRun]
+    nodes_by_run: dict[str, dict[str, NodeExecution]] = {}
+    for run_id, label, status, is_source, is_sink, started, finished, error in node_rows:
+        node = new(NodeExecution)
+        set_dict(
+            node,
+            {
+                "node_label": label,
+                "status": status,
+                "is_source": bool(is_source),
+                "is_sink": bool(is_sink),
+                "started_at": None if started is None else at(started, utc),
+                "finished_at": None if finished is None else at(finished, utc),
+                "error": error,
+                "edges": [],
+                "sub_dags": None,
+                "io": None,
+            },
+        )
+        set_fields_set(node, node_fields)
+        set_extra(node, None)
+        set_private(node, None)
+        run_nodes = nodes_by_run.get(run_id)
+        if run_nodes is None:
+            run_nodes = nodes_by_run[run_id] = {}
+        run_nodes[label] = node
+    no_nodes: dict[str, NodeExecution] = {}
+    for run_id, upstream, downstream, traversed in edge_rows:
+        upstream_node = nodes_by_run.get(run_id, no_nodes).get(upstream)
+        if upstream_node is not None:  # as lythonic: an edge from no node is dropped
+            edge = new(EdgeTraversal)
+            set_dict(edge, {"downstream_label": downstream, "traversed_at": at(traversed, utc)})
+            set_fields_set(edge, edge_fields)
+            set_extra(edge, None)
+            set_private(edge, None)
+            upstream_node.edges.append(edge)
+    runs: dict[str, DagRun] = {}
+    for run_id, nsref, parent, status, started, finished, initiator in run_rows:
+        run = new(DagRun)
+        set_dict(
+            run,
+            {
+                "run_id": run_id,
+                "dag_nsref": nsref,
+                "parent_run_id": parent,
+                "status": status,
+                "started_at": at(started, utc),
+                "finished_at": None if finished is None else at(finished, utc),
+                "initiated_by": initiator,
+                "nodes": nodes_by_run.get(run_id) or {},
+                "io": None,
+            },
+        )
+        set_fields_set(run, run_fields)
+        set_extra(run, None)
+        set_private(run, None)
+        runs[run_id] = run
+    return runs
