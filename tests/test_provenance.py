@@ -432,7 +432,7 @@ def test_edges_of_a_node_come_by_time_then_downstream_label(prov: dagtrace.DagPr
     assert sub is not None and parent is not None
     for run in (
         sub,
-        parent.nodes["m"].sub_dags["m[0]"],  # type: ignore[index]
+        parent.nodes["m"].sub_dags["m[0]"],
         prov.get_child_runs("p")[0],
         next(r for r in prov.get_recent_runs(5) if r.run_id == "r"),
     ):
