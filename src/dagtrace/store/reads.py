@@ -242,14 +242,20 @@ class StoreReads:
         self, limit: int = 20, status: str | None = None, *, top_level: bool = False
     ) -> list[DagRun]:
         """Newest first; `top_level` leaves out sub-DAG runs (they stay nested)."""
-        seed, params = _newest_runs("run_id", limit, status, top_level)
+        columns = ", ".join((*_RUN_COLUMNS, self.initiated_by_column))
+        newest, params = _newest_runs(columns, limit, status, top_level)
         with self._read() as cur:
-            cur.execute(seed, params)
-            top = [r[0] for r in cur.fetchall()]
-            if not top:
+            cur.execute(newest, params)
+            top_rows = cur.fetchall()
+            if not top_rows:
                 return []
+            top = [r[0] for r in top_rows]
             in_top, ids = self.dialect.in_list(top)
-            runs = self._load_tree(cur, in_top, (ids,))
+            cur.execute(f"SELECT 1 FROM dag_runs WHERE parent_run_id IN ({in_top}) LIMIT 1", (ids,))
+            if cur.fetchone() is None:  # no sub-DAG runs below: these rows are the trees
+                runs = self._load_runs(cur, top_rows, in_top, ids)
+            else:
+                runs = self._load_tree(cur, in_top, (ids,))
         return [runs[r] for r in top if r in runs]
 
     def get_active_runs(self) -> list[DagRun]:
@@ -291,6 +297,13 @@ class StoreReads:
         if not run_rows:
             return {}
         in_runs, ids = self.dialect.in_list([r[0] for r in run_rows])
+        return self._load_runs(cur, run_rows, in_runs, ids)
+
+    def _load_runs(
+        self, cur: Cursor, run_rows: list[Any], in_runs: str, ids: Any
+    ) -> dict[str, DagRun]:
+        """The runs of `run_rows`, keyed by id in their order, with their nodes and edges,
+        each sub-run under its composite node (`in_runs`, `ids`: their ids in SQL)."""
         cur.execute(
             f"SELECT {_NODE_COLUMNS} FROM node_executions WHERE run_id IN ({in_runs})", (ids,)
         )
