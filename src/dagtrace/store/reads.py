@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, tzinfo
-from operator import itemgetter
 from typing import Any, cast
 
 from .._models import (
@@ -253,7 +252,7 @@ class StoreReads:
             in_top, ids = self.dialect.in_list(top)
             cur.execute(f"SELECT 1 FROM dag_runs WHERE parent_run_id IN ({in_top}) LIMIT 1", (ids,))
             if cur.fetchone() is None:  # no sub-DAG runs below: these rows are the trees
-                runs = self._load_runs(cur, top_rows, in_top, ids)
+                runs = self._load_runs(cur, top_rows, in_top, ids, nested=False)
             else:
                 runs = self._load_tree(cur, in_top, (ids,))
         return [runs[r] for r in top if r in runs]
@@ -300,10 +299,11 @@ class StoreReads:
         return self._load_runs(cur, run_rows, in_runs, ids)
 
     def _load_runs(
-        self, cur: Cursor, run_rows: list[Any], in_runs: str, ids: Any
+        self, cur: Cursor, run_rows: list[Any], in_runs: str, ids: Any, *, nested: bool = True
     ) -> dict[str, DagRun]:
-        """The runs of `run_rows`, keyed by id in their order, with their nodes and edges,
-        each sub-run under its composite node (`in_runs`, `ids`: their ids in SQL)."""
+        """The runs of `run_rows`, keyed by id in their order, with their nodes and edges
+        (`in_runs`, `ids`: their ids in SQL), and unless not `nested` (none is another's
+        sub-run) each sub-run under its composite node, a later row winning a key."""
         cur.execute(
             f"SELECT {_NODE_COLUMNS} FROM node_executions WHERE run_id IN ({in_runs})", (ids,)
         )
@@ -314,14 +314,21 @@ class StoreReads:
         try:
             # Each node's edges by time, ties by downstream label: lythonic's order
             # (SQLite's sort is stable over its scan of the primary key), on every
-            # backend; sorted here rather than in SQL, which cost a temporary B-tree.
-            edge_rows.sort(key=_EDGE_ORDER)
+            # backend; sorted here, as the rows come (time and downstream label first),
+            # rather than in SQL, which cost a temporary B-tree.
+            edge_rows.sort()
             runs = _build(run_rows, node_rows, edge_rows, _from_timestamp)
         except (OverflowError, ValueError, OSError, TypeError):
             # A time no datetime shows (or TEXT among the REALs, which Python cannot
             # sort): clamped, and the edges in the order SQL gives them.
             cur.execute(f"{edges_sql} ORDER BY traversed_at", (ids,))
             runs = _build(run_rows, node_rows, cur.fetchall(), _clamped)
+        if nested:
+            self._nest(cur, runs)
+        return runs
+
+    def _nest(self, cur: Cursor, runs: dict[str, DagRun]) -> None:
+        """Each sub-run under its parent's composite node, in the order of `runs`."""
         places = {run.run_id: _nsref_place(run, runs) for run in runs.values()}
         unplaced = [
             r for r in runs.values() if places[r.run_id] is None and r.parent_run_id in runs
@@ -335,7 +342,6 @@ class StoreReads:
                 if node.sub_dags is None:
                     node.sub_dags = {}
                 node.sub_dags[place[1]] = run
-        return runs
 
     def _places_by_parent_node(
         self, cur: Cursor, children: list[DagRun], runs: dict[str, DagRun]
@@ -397,8 +403,7 @@ def _nsref_place(child: DagRun, runs: dict[str, DagRun]) -> tuple[str, str] | No
     return (label, key) if label in parent.nodes else None
 
 
-_EDGE_COLUMNS = "run_id, upstream_label, downstream_label, traversed_at"
-_EDGE_ORDER = itemgetter(3, 2)
+_EDGE_COLUMNS = "traversed_at, downstream_label, run_id, upstream_label"
 _from_timestamp = datetime.fromtimestamp
 
 
@@ -450,7 +455,7 @@ def _build(
             run_nodes = nodes_by_run[run_id] = {}
         run_nodes[label] = node
     no_nodes: dict[str, NodeExecution] = {}
-    for run_id, upstream, downstream, traversed in edge_rows:
+    for traversed, downstream, run_id, upstream in edge_rows:
         upstream_node = nodes_by_run.get(run_id, no_nodes).get(upstream)
         if upstream_node is not None:  # as lythonic: an edge from no node is dropped
             edge = new(EdgeTraversal)
