@@ -253,7 +253,7 @@ READS = [
         lambda p: p.get_child_runs("big"),
         path(Routes.RUN_CHILDREN, run_id="big"),
         {},
-        "SELECT run_id FROM dag_runs WHERE parent_run_id = 'big'",
+        "SELECT run_id FROM dag_runs WHERE parent_run_id = 'big' ORDER BY started_at",
     ),
     Read(
         "inspect_run",
@@ -289,7 +289,9 @@ class Bound:
             ids = json.dumps([r[0] for r in runs])
         else:
             ids = self.ids
-            cur.execute(f"SELECT {_RUN_FIELDS} FROM dag_runs {_BY_IDS}", (ids,))
+            cur.execute(  # in the order of `ids` (start order)
+                f"SELECT {_RUN_FIELDS} FROM json_each(?) JOIN dag_runs ON run_id = value", (ids,)
+            )
             runs = cur.fetchall()
         cur.execute(
             "SELECT run_id, node_label, status, is_source, is_sink, started_at, finished_at, "
@@ -307,16 +309,24 @@ class Bound:
     def construct(self) -> dict[str, DagRun]:
         """The models of `self.rows` as lythonic nests them, built the least costly way
         known: no validation, each model's `__dict__` and pydantic's three slots set
-        through BaseModel's own slot descriptors."""
+        through BaseModel's own slot descriptors, nodes and edge lists found by plain
+        dict lookups (rows come grouped by run)."""
         run_rows, node_rows, edge_rows = self.rows
         new, utc, at = object.__new__, UTC, datetime.fromtimestamp
         set_dict, set_fields, set_extra, set_private = _SLOTS
-        node_fields, edge_fields, run_fields = (
-            set(m.model_fields) for m in (NodeExecution, EdgeTraversal, DagRun)
-        )
+        node_fields, edge_fields, run_fields = _FIELDS
         nodes: dict[str, dict[str, NodeExecution]] = {}
+        edge_lists: dict[str, dict[str, list[EdgeTraversal]]] = {}
+        run_nodes: dict[str, NodeExecution] = {}
+        run_edges: dict[str, list[EdgeTraversal]] = {}
+        last = None
         for run_id, label, status, source, sink, started, finished, error in node_rows:
+            if run_id != last:
+                last = run_id
+                run_nodes = nodes[run_id] = {}
+                run_edges = edge_lists[run_id] = {}
             node = new(NodeExecution)
+            edges = run_edges[label] = []
             set_dict(
                 node,
                 {
@@ -327,7 +337,7 @@ class Bound:
                     "started_at": at(started, utc),
                     "finished_at": at(finished, utc),
                     "error": error,
-                    "edges": [],
+                    "edges": edges,
                     "sub_dags": None,
                     "io": None,
                 },
@@ -335,17 +345,14 @@ class Bound:
             set_fields(node, node_fields)
             set_extra(node, None)
             set_private(node, None)
-            if run_id in nodes:
-                nodes[run_id][label] = node
-            else:
-                nodes[run_id] = {label: node}
+            run_nodes[label] = node
         for run_id, upstream, downstream, traversed in sorted(edge_rows, key=itemgetter(3)):
             edge = new(EdgeTraversal)
             set_dict(edge, {"downstream_label": downstream, "traversed_at": at(traversed, utc)})
             set_fields(edge, edge_fields)
             set_extra(edge, None)
             set_private(edge, None)
-            nodes[run_id][upstream].edges.append(edge)
+            edge_lists[run_id][upstream].append(edge)
         runs: dict[str, DagRun] = {}
         for run_id, nsref, parent, status, started, finished, initiator in run_rows:
             run = new(DagRun)
@@ -367,14 +374,13 @@ class Bound:
             set_extra(run, None)
             set_private(run, None)
             runs[run_id] = run
-        for run in runs.values():  # our sub-runs' nsrefs are `{parent}/m[{i}]`
-            if run.parent_run_id in runs:
-                parent_run = runs[run.parent_run_id]
-                key = run.dag_nsref[len(parent_run.dag_nsref) + 1 :]
-                node = parent_run.nodes[key[: key.index("[")]]
+        for run_id, nsref, parent, *_ in run_rows:  # sub-run nsrefs: `{parent}/m[{i}]`
+            if parent in runs:
+                key = nsref[len(runs[parent].dag_nsref) + 1 :]
+                node = nodes[parent][key[: key.index("[")]]
                 if node.sub_dags is None:
                     node.sub_dags = {}
-                node.sub_dags[key] = run
+                node.sub_dags[key] = runs[run_id]
         return runs
 
     def datetimes(self) -> None:
@@ -390,12 +396,18 @@ class Bound:
             at(row[4], utc)
             at(row[5], utc)
 
+    def answer(self, read: Read) -> list[DagRun]:
+        """What `construct` builds, as the read returns it (checked against lythonic)."""
+        runs = self.construct()
+        return [runs["big"]] if read.name == "inspect_run" else list(runs.values())
+
     def counts(self) -> str:
         runs, nodes, edges = self.rows
         times = 2 * len(runs) + 2 * len(nodes) + len(edges)
         return f"{len(runs)} runs, {len(nodes)} nodes, {len(edges)} edges, {times} datetimes"
 
 
+_FIELDS = tuple(set(m.model_fields) for m in (NodeExecution, EdgeTraversal, DagRun))
 _SLOTS = tuple(
     BaseModel.__dict__[name].__set__
     for name in (
@@ -459,8 +471,9 @@ def _serve(db: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, line.split("listening on ")[1].split()[0]
 
 
-def _check_answers(arms: Arms, read: Read) -> None:
+def _check_answers(arms: Arms, read: Read, bound: Bound) -> None:
     theirs = [r.model_dump() for r in _as_list(read.call(arms.lythonic))]
+    assert [r.model_dump() for r in bound.answer(read)] == theirs, f"{read.name}: bound differs"
     for arm in (arms.dagtrace, arms.remote):
         ours = [r.model_dump() for r in _as_list(read.call(arm))]
         assert ours == theirs, f"{read.name}: {type(arm).__name__} and lythonic disagree"
@@ -503,7 +516,7 @@ def main() -> None:
         )
         bounds = {read.name: Bound(workdir / "dr.db", read) for read in READS}
         for read in READS:
-            _check_answers(arms, read)
+            _check_answers(arms, read, bounds[read.name])
         figures: dict[str, list[dict[str, float]]] = {read.name: [] for read in READS}
         for r in range(rounds):
             print(f"round {r + 1}/{rounds} …", flush=True)

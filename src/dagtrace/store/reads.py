@@ -329,14 +329,22 @@ class StoreReads:
 
     def _nest(self, cur: Cursor, runs: dict[str, DagRun]) -> None:
         """Each sub-run under its parent's composite node, in the order of `runs`."""
-        places = {run.run_id: _nsref_place(run, runs) for run in runs.values()}
-        unplaced = [
-            r for r in runs.values() if places[r.run_id] is None and r.parent_run_id in runs
-        ]
-        if unplaced:  # sub-runs whose nsref does not name their composite node
+        places: dict[str, tuple[str, str]] = {}
+        unplaced: list[DagRun] = []
+        for run in runs.values():
+            parent_id = run.parent_run_id
+            if parent_id in runs:
+                place = _nsref_place(run, runs[parent_id])
+                if place is None:  # its nsref does not name its composite node
+                    unplaced.append(run)
+                else:
+                    places[run.run_id] = place
+        if unplaced:
             places.update(self._places_by_parent_node(cur, unplaced, runs))
+        if not places:
+            return
         for run in runs.values():  # start order: a later run under the same key wins
-            place = places[run.run_id]
+            place = places.get(run.run_id)
             if place is not None:
                 node = runs[run.parent_run_id or ""].nodes[place[0]]
                 if node.sub_dags is None:
@@ -387,12 +395,11 @@ def _descends(run_id: str, ancestor: DagRun, runs: dict[str, DagRun]) -> bool:
     return False
 
 
-def _nsref_place(child: DagRun, runs: dict[str, DagRun]) -> tuple[str, str] | None:
+def _nsref_place(child: DagRun, parent: DagRun) -> tuple[str, str] | None:
     """(node label, key) of `child` under its parent's composite node, as lythonic finds
     it: the key is the child's nsref past `{parent nsref}/`, the node label the key up to
     its `[` (`chunks[0]` → `chunks`); None if the nsref names no node of the parent."""
-    parent = runs.get(child.parent_run_id or "")
-    if parent is None or parent is child:
+    if parent is child:
         return None
     prefix = parent.dag_nsref + "/"
     if not child.dag_nsref.startswith(prefix):
@@ -422,7 +429,8 @@ def _build(
 
     Rows of our own schema need no validation: each model is built as `model(**fields)`
     would build it, minus the validation (`_models.trusted`, inlined here: these loops
-    are most of the cost of a big tree's read).
+    are most of the cost of a big tree's read). Edges go into lists kept aside, not
+    through `node.edges`: a model's attributes are slower to reach than a dict's items.
     """
     new, utc = object.__new__, UTC
     set_dict, set_fields_set, set_extra, set_private = SLOT_SETTERS
@@ -430,8 +438,20 @@ def _build(
     edge_fields = FIELD_SETS[EdgeTraversal]
     run_fields = FIELD_SETS[DagRun]
     nodes_by_run: dict[str, dict[str, NodeExecution]] = {}
+    edges_by_run: dict[str, dict[str, list[EdgeTraversal]]] = {}
+    run_nodes: dict[str, NodeExecution] = {}
+    run_edges: dict[str, list[EdgeTraversal]] = {}
+    last_run = None
     for run_id, label, status, is_source, is_sink, started, finished, error in node_rows:
+        if run_id != last_run:  # rows come by run: one lookup per run, not per node
+            last_run = run_id
+            if run_id in nodes_by_run:
+                run_nodes, run_edges = nodes_by_run[run_id], edges_by_run[run_id]
+            else:
+                run_nodes = nodes_by_run[run_id] = {}
+                run_edges = edges_by_run[run_id] = {}
         node = new(NodeExecution)
+        edges = run_edges[label] = []
         set_dict(
             node,
             {
@@ -442,7 +462,7 @@ def _build(
                 "started_at": None if started is None else at(started, utc),
                 "finished_at": None if finished is None else at(finished, utc),
                 "error": error,
-                "edges": [],
+                "edges": edges,
                 "sub_dags": None,
                 "io": None,
             },
@@ -450,20 +470,18 @@ def _build(
         set_fields_set(node, node_fields)
         set_extra(node, None)
         set_private(node, None)
-        run_nodes = nodes_by_run.get(run_id)
-        if run_nodes is None:
-            run_nodes = nodes_by_run[run_id] = {}
         run_nodes[label] = node
-    no_nodes: dict[str, NodeExecution] = {}
     for traversed, downstream, run_id, upstream in edge_rows:
-        upstream_node = nodes_by_run.get(run_id, no_nodes).get(upstream)
-        if upstream_node is not None:  # as lythonic: an edge from no node is dropped
-            edge = new(EdgeTraversal)
-            set_dict(edge, {"downstream_label": downstream, "traversed_at": at(traversed, utc)})
-            set_fields_set(edge, edge_fields)
-            set_extra(edge, None)
-            set_private(edge, None)
-            upstream_node.edges.append(edge)
+        try:
+            edges = edges_by_run[run_id][upstream]
+        except KeyError:  # as lythonic: an edge from no node is dropped
+            continue
+        edge = new(EdgeTraversal)
+        set_dict(edge, {"downstream_label": downstream, "traversed_at": at(traversed, utc)})
+        set_fields_set(edge, edge_fields)
+        set_extra(edge, None)
+        set_private(edge, None)
+        edges.append(edge)
     runs: dict[str, DagRun] = {}
     for run_id, nsref, parent, status, started, finished, initiator in run_rows:
         run = new(DagRun)
