@@ -3,7 +3,12 @@ dagtrace's own, written once for every backend.
 
 A backend supplies `_read()` (a cursor in one read snapshot) and its `dialect`; the
 SQL here uses `?` placeholders, which the PostgreSQL cursor translates. A whole sub-DAG
-tree loads in four queries whatever its depth or width.
+tree loads in three queries (its runs, their nodes, their edges) whatever its depth or
+width, a fourth when a sub-run's nsref does not name its composite node.
+
+What a big tree's read costs is fetching its rows and building its models (the models
+are built unvalidated, `_build`); `benchmarks/bench_store.py` measures both apart as
+the bound of each read.
 """
 
 from __future__ import annotations
