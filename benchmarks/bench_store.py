@@ -15,7 +15,8 @@ The reads run in --rounds interleaved rounds. In each, every read goes through
 lythonic, the drop-in dagtrace.DagProvenance, RemoteProvenance and the raw query API
 (the HTTP GET of its JSON, unparsed) of a `dagtrace serve` process on the drop-in's
 file, so a slow spell of the machine hits every arm of a round; ratios are printed per
-round and for the medians. Each round also measures what bounds each read: the raw
+round and for the medians (each call starts with the cyclic GC's young generations
+collected, off the clock). Each round also measures what bounds each read: the raw
 sqlite3 fetch of exactly the rows its answer holds (run, node and edge rows by their
 ids, known in advance: no search of the sub-DAG tree, no read transaction) plus the
 least construction of lythonic's pydantic models from them (no validation: each
@@ -26,6 +27,7 @@ node's edges sorted by time, each sub-run under its composite node).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import shutil
 import sqlite3
@@ -404,7 +406,11 @@ class Bound:
     def counts(self) -> str:
         runs, nodes, edges = self.rows
         times = 2 * len(runs) + 2 * len(nodes) + len(edges)
-        return f"{len(runs)} runs, {len(nodes)} nodes, {len(edges)} edges, {times} datetimes"
+        values = 7 * len(runs) + 8 * len(nodes) + 4 * len(edges)
+        return (
+            f"{len(runs)} runs, {len(nodes)} nodes, {len(edges)} edges: {values} values "
+            f"fetched, {len(runs) + len(nodes) + len(edges)} models, {times} datetimes"
+        )
 
 
 _FIELDS = tuple(set(m.model_fields) for m in (NodeExecution, EdgeTraversal, DagRun))
@@ -431,7 +437,10 @@ ARMS = ("lythonic", "dagtrace", "Remote", "API", "bound SQL", "bound models", "d
 
 def _round(read: Read, arms: Arms, bound: Bound, slow: int, fast: int) -> dict[str, float]:
     """One round of one read: ms per call in every arm, the median of `fast` calls
-    (`slow` of lythonic's), the arms taking turns call by call."""
+    (`slow` of lythonic's). The arms take turns call by call, in an order that rotates
+    (none always runs after the same other), and each call starts with the cyclic GC's
+    young generations empty (collected off the clock): an arm pays for the collections
+    its own allocations cause, not for another's."""
     calls: dict[str, Callable[[], object]] = {
         "lythonic": lambda: read.call(arms.lythonic),
         "dagtrace": lambda: read.call(arms.dagtrace),
@@ -444,13 +453,16 @@ def _round(read: Read, arms: Arms, bound: Bound, slow: int, fast: int) -> dict[s
     samples: dict[str, list[float]] = {arm: [] for arm in calls}
     for call in calls.values():
         call()  # warm caches the same way for every arm
+    order = list(calls)
     clock = time.perf_counter
     for i in range(fast):
-        for arm, call in calls.items():
+        turn = i % len(order)
+        for arm in order[turn:] + order[:turn]:
             if arm == "lythonic" and i % max(fast // slow, 1):
                 continue
+            gc.collect(1)
             start = clock()
-            call()
+            calls[arm]()
             samples[arm].append(clock() - start)
     return {arm: statistics.median(values) * 1000 for arm, values in samples.items()}
 
