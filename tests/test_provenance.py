@@ -409,3 +409,66 @@ def test_timestamps_round_trip_to_the_microsecond(prov: dagtrace.DagProvenance) 
     assert tree.started_at == datetime.fromtimestamp(started, UTC)
     assert tree.nodes["n"].finished_at.microsecond == 654321
     assert prov.get_edge_traversals("t")[0]["traversed_at"] == finished
+
+
+def test_edges_of_a_node_come_by_time_then_downstream_label(prov: dagtrace.DagProvenance) -> None:
+    """Edges recorded at the same time (a node's edges from one span) come in lythonic's
+    order, by downstream label, on every backend and whatever order they were written in;
+    in inspect_run, get_recent_runs and get_child_runs alike."""
+    prov.create_run("p", "ns", {})
+    prov.record_node_start("p", "m", "{}")
+    prov.create_run("r", "ns/m[0]", {}, parent_run_id="p")
+    prov.record_node_start("r", "a", "{}")
+    prov.complete_node_with_edges("r", "a", "1", [("a", d) for d in ("c", "e", "B", "b", "d")])
+    with prov.store.transaction() as writer:
+        writer.cursor.execute(
+            "UPDATE edge_traversals SET traversed_at = "
+            "CASE downstream_label WHEN 'd' THEN 5.0 ELSE 7.0 END WHERE run_id = ?",
+            ("r",),
+        )
+    expected = ["d", "B", "b", "c", "e"]
+    sub = prov.inspect_run("r")
+    parent = prov.inspect_run("p")
+    assert sub is not None and parent is not None
+    for run in (
+        sub,
+        parent.nodes["m"].sub_dags["m[0]"],
+        prov.get_child_runs("p")[0],
+        next(r for r in prov.get_recent_runs(5) if r.run_id == "r"),
+    ):
+        assert [e.downstream_label for e in run.nodes["a"].edges] == expected
+    if isinstance(prov.store, dagtrace.SqliteStore):
+        from lythonic.compose.dag_provenance import DagProvenance as LythonicProvenance
+
+        theirs = LythonicProvenance(prov.store.path).inspect_run("r")
+        assert theirs is not None and theirs.model_dump() == sub.model_dump()
+
+
+def test_edges_from_no_stored_node_are_left_out_as_lythonic_does(
+    prov: dagtrace.DagProvenance,
+) -> None:
+    """An edge whose upstream node has no row (a file another tool wrote), or in a run
+    with no node at all, is in no tree: lythonic attaches edges to their upstream node."""
+    prov.create_run("r", "ns", {})
+    prov.record_node_start("r", "a", "{}")
+    prov.complete_node_with_edges("r", "a", "1", [("a", "b")])
+    prov.create_run("bare", "ns", {})
+    with prov.store.transaction() as writer:
+        writer.cursor.executemany(
+            "INSERT INTO edge_traversals (run_id, upstream_label, downstream_label, "
+            "traversed_at) VALUES (?, ?, ?, ?)",
+            [("r", "ghost", "a", 1.0), ("bare", "x", "y", 2.0)],
+        )
+    recent = {run.run_id: run for run in prov.get_recent_runs(5)}
+    for run in (prov.inspect_run("r"), recent["r"]):
+        assert run is not None and list(run.nodes) == ["a"]
+        assert [e.downstream_label for e in run.nodes["a"].edges] == ["b"]
+    for run in (prov.inspect_run("bare"), recent["bare"]):
+        assert run is not None and run.nodes == {}
+    if isinstance(prov.store, dagtrace.SqliteStore):
+        from lythonic.compose.dag_provenance import DagProvenance as LythonicProvenance
+
+        theirs = LythonicProvenance(prov.store.path)
+        assert [r.model_dump() for r in theirs.get_recent_runs(5)] == [
+            r.model_dump() for r in prov.get_recent_runs(5)
+        ]

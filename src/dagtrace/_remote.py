@@ -6,6 +6,7 @@ and replay by reading the shared store directly.)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -45,6 +46,12 @@ class RemoteProvenance:
 
     def _get(self, path: str, **params: Any) -> Any:
         """GET JSON; None for 404; StoreError when the server cannot be used."""
+        raw = self._get_raw(path, **params)
+        return None if raw is None else json.loads(raw)
+
+    def _get_raw(self, path: str, **params: Any) -> bytes | None:
+        """GET the JSON body unparsed (run trees are validated straight from it, which
+        skips building dicts first); None for 404; StoreError as `_get`."""
         try:
             response = self._client.get(
                 path, params={k: v for k, v in params.items() if v is not None}
@@ -60,7 +67,7 @@ class RemoteProvenance:
             )
         if response.status_code >= 400:
             raise StoreError(f"server answered HTTP {response.status_code}", location=self.url)
-        return response.json()
+        return response.content
 
     def get_run(self, run_id: str) -> RunRow | None:
         return cast(RunRow | None, self._get(path(Routes.RUN_RECORD, run_id=run_id)))
@@ -82,8 +89,8 @@ class RemoteProvenance:
         return cast(list[EdgeRow], self._get(path(Routes.RUN_EDGES, run_id=run_id)) or [])
 
     def inspect_run(self, run_id: str, *, io: bool = False) -> DagRun | None:
-        found = self._get(path(Routes.RUN, run_id=run_id), io=str(io).lower())
-        return DagRun.model_validate(found) if found else None
+        found = self._get_raw(path(Routes.RUN, run_id=run_id), io=str(io).lower())
+        return None if found is None else DagRun.model_validate_json(found)
 
     def load_io(self, dag_run: DagRun, node_labels: Sequence[str] | None = None) -> None:
         """Populate `io` on `dag_run` and its nodes (all, or `node_labels`)."""
@@ -100,16 +107,18 @@ class RemoteProvenance:
     def get_recent_runs(
         self, limit: int = 20, status: str | None = None, *, top_level: bool = False
     ) -> list[DagRun]:
-        found = self._get(Routes.RUNS, limit=limit, status=status, all=str(not top_level).lower())
-        return _RUNS.validate_python(found or [])
+        found = self._get_raw(
+            Routes.RUNS, limit=limit, status=status, all=str(not top_level).lower()
+        )
+        return [] if found is None else _RUNS.validate_json(found)
 
     def get_active_runs(self) -> list[DagRun]:
-        return _RUNS.validate_python(self._get(Routes.ACTIVE_RUNS) or [])
+        found = self._get_raw(Routes.ACTIVE_RUNS)
+        return [] if found is None else _RUNS.validate_json(found)
 
     def get_child_runs(self, parent_run_id: str) -> list[DagRun]:
-        return _RUNS.validate_python(
-            self._get(path(Routes.RUN_CHILDREN, run_id=parent_run_id)) or []
-        )
+        found = self._get_raw(path(Routes.RUN_CHILDREN, run_id=parent_run_id))
+        return [] if found is None else _RUNS.validate_json(found)
 
     def list_runs(
         self, limit: int = 20, status: str | None = None, *, top_level: bool = True

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import Response
+from pydantic import TypeAdapter
 
 from .._models import DagRun, IoPayload, raw_times
 from .._paths import Routes
@@ -21,6 +23,17 @@ from .state import Served, served
 router = APIRouter()
 
 Reads = Annotated[Served, Depends(served)]
+
+_RUNS = TypeAdapter(list[DagRun])
+
+
+def _json(value: DagRun | list[DagRun]) -> Response:
+    """Run trees as JSON, serialized by pydantic-core in one pass. (Returned as models,
+    FastAPI would check them against `response_model`, turn them into Python dicts and
+    lists, then those into JSON: three times the time on a big tree. `response_model`
+    stays on the routes for the OpenAPI document.)"""
+    data = value.model_dump_json() if isinstance(value, DagRun) else _RUNS.dump_json(value)
+    return Response(content=data, media_type="application/json")
 
 
 def _found(value: Any, what: str) -> Any:
@@ -50,15 +63,15 @@ def recent_runs(
     limit: int = Query(20, ge=1, le=10_000),
     status: str | None = None,
     all: bool = Query(False, description="Include sub-DAG runs (they are nested anyway)."),
-) -> list[DagRun]:
+) -> Response:
     """Recent runs, newest first, as `get_recent_runs`; top-level runs unless `all`."""
-    return served.store.get_recent_runs(limit, status, top_level=not all)
+    return _json(served.store.get_recent_runs(limit, status, top_level=not all))
 
 
 @router.get(route(Routes.ACTIVE_RUNS), response_model=list[DagRun])
-def active_runs(served: Reads) -> list[DagRun]:
+def active_runs(served: Reads) -> Response:
     """Running runs, as `get_active_runs`."""
-    return served.store.get_active_runs()
+    return _json(served.store.get_active_runs())
 
 
 @router.get(route(Routes.RUN_SUMMARIES))
@@ -81,13 +94,13 @@ def changed_runs(
 
 
 @router.get(route(Routes.RUN), response_model=DagRun)
-def inspect(served: Reads, run_id: str, io: bool = False) -> DagRun:
+def inspect(served: Reads, run_id: str, io: bool = False) -> Response:
     """One run with nodes, edges and sub-DAG runs, as `inspect_run` (+ `load_io`)."""
     run = _found(served.store.inspect_run(run_id), "run")
     if io:
         served.store.load_io(run)
         redacted_run(run, served.config.redaction)
-    return run  # type: ignore[no-any-return]
+    return _json(run)
 
 
 @router.get(route(Routes.RUN_RECORD))
@@ -124,9 +137,9 @@ def edges(served: Reads, run_id: str) -> list[dict[str, Any]]:
 
 
 @router.get(route(Routes.RUN_CHILDREN), response_model=list[DagRun])
-def children(served: Reads, run_id: str) -> list[DagRun]:
+def children(served: Reads, run_id: str) -> Response:
     """All descendant runs, as `get_child_runs`."""
-    return served.store.get_child_runs(run_id)
+    return _json(served.store.get_child_runs(run_id))
 
 
 @router.get(route(Routes.RUN_PENDING))

@@ -3,23 +3,30 @@ dagtrace's own, written once for every backend.
 
 A backend supplies `_read()` (a cursor in one read snapshot) and its `dialect`; the
 SQL here uses `?` placeholders, which the PostgreSQL cursor translates. A whole sub-DAG
-tree loads in four queries whatever its depth or width.
+tree loads in three queries (its runs, their nodes, their edges) whatever its depth or
+width, a fourth when a sub-run's nsref does not name its composite node.
+
+What a big tree's read costs is fetching its rows and building its models (the models
+are built unvalidated, `_build`); `benchmarks/bench_store.py` measures both apart as
+the bound of each read.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime, tzinfo
 from typing import Any, cast
 
 from .._models import (
+    FIELD_SETS,
+    SLOT_SETTERS,
     DagRun,
     EdgeTraversal,
     IoPayload,
     NodeExecution,
     epoch_to_datetime,
-    trusted,
 )
 from ..records import EdgeRow, NodeRow, RunDetails, RunRow, RunSummary, SilentRun
 from . import schema
@@ -27,9 +34,6 @@ from .writer import Cursor, Dialect
 
 _RUN_COLUMNS = ("run_id", "dag_nsref", "parent_run_id", "status", "started_at", "finished_at")
 _NODE_COLUMNS = "run_id, node_label, status, is_source, is_sink, started_at, finished_at, error"
-
-
-_from_epoch = epoch_to_datetime
 
 
 def _newest_runs(
@@ -247,14 +251,20 @@ class StoreReads:
         self, limit: int = 20, status: str | None = None, *, top_level: bool = False
     ) -> list[DagRun]:
         """Newest first; `top_level` leaves out sub-DAG runs (they stay nested)."""
-        seed, params = _newest_runs("run_id", limit, status, top_level)
+        columns = ", ".join((*_RUN_COLUMNS, self.initiated_by_column))
+        newest, params = _newest_runs(columns, limit, status, top_level)
         with self._read() as cur:
-            cur.execute(seed, params)
-            top = [r[0] for r in cur.fetchall()]
-            if not top:
+            cur.execute(newest, params)
+            top_rows = cur.fetchall()
+            if not top_rows:
                 return []
+            top = [r[0] for r in top_rows]
             in_top, ids = self.dialect.in_list(top)
-            runs = self._load_tree(cur, in_top, (ids,))
+            cur.execute(f"SELECT 1 FROM dag_runs WHERE parent_run_id IN ({in_top}) LIMIT 1", (ids,))
+            if cur.fetchone() is None:  # no sub-DAG runs below: these rows are the trees
+                runs = self._load_runs(cur, top_rows, in_top, ids, nested=False)
+            else:
+                runs = self._load_tree(cur, in_top, (ids,))
         return [runs[r] for r in top if r in runs]
 
     def get_active_runs(self) -> list[DagRun]:
@@ -296,76 +306,60 @@ class StoreReads:
         if not run_rows:
             return {}
         in_runs, ids = self.dialect.in_list([r[0] for r in run_rows])
+        return self._load_runs(cur, run_rows, in_runs, ids)
+
+    def _load_runs(
+        self, cur: Cursor, run_rows: list[Any], in_runs: str, ids: Any, *, nested: bool = True
+    ) -> dict[str, DagRun]:
+        """The runs of `run_rows`, keyed by id in their order, with their nodes and edges
+        (`in_runs`, `ids`: their ids in SQL), and unless not `nested` (none is another's
+        sub-run) each sub-run under its composite node, a later row winning a key."""
         cur.execute(
-            f"SELECT {_NODE_COLUMNS} FROM node_executions WHERE run_id IN ({in_runs})",
-            (ids,),
+            f"SELECT {_NODE_COLUMNS} FROM node_executions WHERE run_id IN ({in_runs})", (ids,)
         )
-        # Rows of our own schema need no re-validation: most of the cost of a big tree.
-        nodes_by_run: dict[str, dict[str, NodeExecution]] = {}
-        for run_id, label, status, is_source, is_sink, started, finished, error in cur.fetchall():
-            nodes_by_run.setdefault(run_id, {})[label] = trusted(
-                NodeExecution,
-                {
-                    "node_label": label,
-                    "status": status,
-                    "is_source": bool(is_source),
-                    "is_sink": bool(is_sink),
-                    "started_at": None if started is None else _from_epoch(started),
-                    "finished_at": None if finished is None else _from_epoch(finished),
-                    "error": error,
-                    "edges": [],
-                    "sub_dags": None,
-                    "io": None,
-                },
-            )
-        cur.execute(
-            "SELECT run_id, upstream_label, downstream_label, traversed_at "
-            f"FROM edge_traversals WHERE run_id IN ({in_runs}) ORDER BY traversed_at",
-            (ids,),
-        )
-        no_nodes: dict[str, NodeExecution] = {}
-        for run_id, upstream, downstream, at in cur.fetchall():
-            node = nodes_by_run.get(run_id, no_nodes).get(upstream)
-            if node is not None:
-                node.edges.append(
-                    trusted(
-                        EdgeTraversal,
-                        {
-                            "downstream_label": downstream,
-                            "traversed_at": _from_epoch(at),
-                        },
-                    )
-                )
-        runs: dict[str, DagRun] = {}
-        for run_id, nsref, parent, status, started, finished, initiator in run_rows:
-            runs[run_id] = trusted(
-                DagRun,
-                {
-                    "run_id": run_id,
-                    "dag_nsref": nsref,
-                    "parent_run_id": parent,
-                    "status": status,
-                    "started_at": _from_epoch(started),
-                    "finished_at": None if finished is None else _from_epoch(finished),
-                    "initiated_by": initiator,
-                    "nodes": nodes_by_run.get(run_id, {}),
-                    "io": None,
-                },
-            )
-        places = {run.run_id: _nsref_place(run, runs) for run in runs.values()}
-        unplaced = [
-            r for r in runs.values() if places[r.run_id] is None and r.parent_run_id in runs
-        ]
-        if unplaced:  # sub-runs whose nsref does not name their composite node
+        node_rows = cur.fetchall()
+        edges_sql = f"SELECT {_EDGE_COLUMNS} FROM edge_traversals WHERE run_id IN ({in_runs})"
+        cur.execute(edges_sql, (ids,))
+        edge_rows = cur.fetchall()
+        try:
+            # Each node's edges by time, ties by downstream label: lythonic's order
+            # (SQLite's sort is stable over its scan of the primary key), on every
+            # backend; sorted here, as the rows come (time and downstream label first),
+            # rather than in SQL, which cost a temporary B-tree.
+            edge_rows.sort()
+            runs = _build(run_rows, node_rows, edge_rows, _from_timestamp)
+        except (OverflowError, ValueError, OSError, TypeError):
+            # A time no datetime shows (or TEXT among the REALs, which Python cannot
+            # sort): clamped, and the edges in the order SQL gives them.
+            cur.execute(f"{edges_sql} ORDER BY traversed_at", (ids,))
+            runs = _build(run_rows, node_rows, cur.fetchall(), _clamped)
+        if nested:
+            self._nest(cur, runs)
+        return runs
+
+    def _nest(self, cur: Cursor, runs: dict[str, DagRun]) -> None:
+        """Each sub-run under its parent's composite node, in the order of `runs`."""
+        places: dict[str, tuple[str, str]] = {}
+        unplaced: list[DagRun] = []
+        for run in runs.values():
+            parent_id = run.parent_run_id
+            if parent_id in runs:
+                place = _nsref_place(run, runs[parent_id])
+                if place is None:  # its nsref does not name its composite node
+                    unplaced.append(run)
+                else:
+                    places[run.run_id] = place
+        if unplaced:
             places.update(self._places_by_parent_node(cur, unplaced, runs))
+        if not places:
+            return
         for run in runs.values():  # start order: a later run under the same key wins
-            place = places[run.run_id]
+            place = places.get(run.run_id)
             if place is not None:
                 node = runs[run.parent_run_id or ""].nodes[place[0]]
                 if node.sub_dags is None:
                     node.sub_dags = {}
                 node.sub_dags[place[1]] = run
-        return runs
 
     def _places_by_parent_node(
         self, cur: Cursor, children: list[DagRun], runs: dict[str, DagRun]
@@ -411,12 +405,11 @@ def _descends(run_id: str, ancestor: DagRun, runs: dict[str, DagRun]) -> bool:
     return False
 
 
-def _nsref_place(child: DagRun, runs: dict[str, DagRun]) -> tuple[str, str] | None:
+def _nsref_place(child: DagRun, parent: DagRun) -> tuple[str, str] | None:
     """(node label, key) of `child` under its parent's composite node, as lythonic finds
     it: the key is the child's nsref past `{parent nsref}/`, the node label the key up to
     its `[` (`chunks[0]` → `chunks`); None if the nsref names no node of the parent."""
-    parent = runs.get(child.parent_run_id or "")
-    if parent is None or parent is child:
+    if parent is child:
         return None
     prefix = parent.dag_nsref + "/"
     if not child.dag_nsref.startswith(prefix):
@@ -425,3 +418,99 @@ def _nsref_place(child: DagRun, runs: dict[str, DagRun]) -> tuple[str, str] | No
     bracket = key.find("[")
     label = key[:bracket] if bracket >= 0 else key
     return (label, key) if label in parent.nodes else None
+
+
+_EDGE_COLUMNS = "traversed_at, downstream_label, run_id, upstream_label"
+_from_timestamp = datetime.fromtimestamp
+
+
+def _clamped(epoch: Any, _tz: tzinfo) -> datetime | None:
+    return epoch_to_datetime(epoch)
+
+
+def _build(
+    run_rows: list[Any],
+    node_rows: list[Any],
+    edge_rows: list[Any],
+    at: Callable[[Any, tzinfo], datetime | None],
+) -> dict[str, DagRun]:
+    """`DagRun` models of the rows, keyed by run id in the order of `run_rows`, their
+    nodes and edges attached (not their sub-DAGs). `at(epoch, UTC)` makes the datetimes.
+
+    Rows of our own schema need no validation: each model is built as `model(**fields)`
+    would build it, minus the validation (`_models.trusted`, inlined here: these loops
+    are most of the cost of a big tree's read). Edges go into lists kept aside, not
+    through `node.edges`: a model's attributes are slower to reach than a dict's items.
+    """
+    new, utc = object.__new__, UTC
+    set_dict, set_fields_set, set_extra, set_private = SLOT_SETTERS
+    node_fields = FIELD_SETS[NodeExecution]
+    edge_fields = FIELD_SETS[EdgeTraversal]
+    run_fields = FIELD_SETS[DagRun]
+    nodes_by_run: dict[str, dict[str, NodeExecution]] = {}
+    edges_by_run: dict[str, dict[str, list[EdgeTraversal]]] = {}
+    run_nodes: dict[str, NodeExecution] = {}
+    run_edges: dict[str, list[EdgeTraversal]] = {}
+    last_run = None
+    for run_id, label, status, is_source, is_sink, started, finished, error in node_rows:
+        if run_id != last_run:  # rows come by run: one lookup per run, not per node
+            last_run = run_id
+            if run_id in nodes_by_run:
+                run_nodes, run_edges = nodes_by_run[run_id], edges_by_run[run_id]
+            else:
+                run_nodes = nodes_by_run[run_id] = {}
+                run_edges = edges_by_run[run_id] = {}
+        node = new(NodeExecution)
+        edges = run_edges[label] = []
+        set_dict(
+            node,
+            {
+                "node_label": label,
+                "status": status,
+                "is_source": bool(is_source),
+                "is_sink": bool(is_sink),
+                "started_at": None if started is None else at(started, utc),
+                "finished_at": None if finished is None else at(finished, utc),
+                "error": error,
+                "edges": edges,
+                "sub_dags": None,
+                "io": None,
+            },
+        )
+        set_fields_set(node, node_fields)
+        set_extra(node, None)
+        set_private(node, None)
+        run_nodes[label] = node
+    for traversed, downstream, run_id, upstream in edge_rows:
+        try:
+            edges = edges_by_run[run_id][upstream]
+        except KeyError:  # as lythonic: an edge from no node is dropped
+            continue
+        edge = new(EdgeTraversal)
+        set_dict(edge, {"downstream_label": downstream, "traversed_at": at(traversed, utc)})
+        set_fields_set(edge, edge_fields)
+        set_extra(edge, None)
+        set_private(edge, None)
+        edges.append(edge)
+    runs: dict[str, DagRun] = {}
+    for run_id, nsref, parent, status, started, finished, initiator in run_rows:
+        run = new(DagRun)
+        set_dict(
+            run,
+            {
+                "run_id": run_id,
+                "dag_nsref": nsref,
+                "parent_run_id": parent,
+                "status": status,
+                "started_at": at(started, utc),
+                "finished_at": None if finished is None else at(finished, utc),
+                "initiated_by": initiator,
+                "nodes": nodes_by_run.get(run_id) or {},
+                "io": None,
+            },
+        )
+        set_fields_set(run, run_fields)
+        set_extra(run, None)
+        set_private(run, None)
+        runs[run_id] = run
+    return runs
