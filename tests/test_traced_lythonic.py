@@ -258,3 +258,20 @@ def test_killed_lythonic_runner_is_closed_and_restarted(
     assert executed_after[0] == kill_at
     assert {n.status for n in traced.inspect_run(run.run_id).nodes.values()} == {"completed"}
     traced.close()
+
+
+def test_a_long_lived_instance_keeps_nothing_of_finished_runs(traced: TracedProvenance) -> None:
+    """A service running DAGs for days through one TracedProvenance: each run's open
+    handles and remembered edges go when the run finishes (they used to pile up)."""
+
+    async def run_many() -> list[str]:
+        runner = DagRunner(dags.called(), provenance=as_lythonic(traced))
+        return [
+            (await runner.run({"load": {"text": "a b"}}, dag_nsref="called")).run_id
+            for _ in range(5)
+        ]
+
+    run_ids = asyncio.run(run_many())
+    assert all(traced.get_run(r)["status"] == "completed" for r in run_ids)
+    assert all(traced.get_edge_traversals(r) for r in run_ids)
+    assert (traced._runs, traced._nodes, traced._edges) == ({}, {}, {})

@@ -212,7 +212,7 @@ class TracedProvenance(ProvenanceReads):
         downstream = [d for _, d in edges]
         with self._lock:
             node = self._nodes.get((run_id, node_label))
-            seen = self._edges.setdefault(run_id, set())
+            seen = self._edges.setdefault(run_id, set())  # until the run ends or pauses here
         if len(set(edges)) < len(edges) or seen.intersection(edges):
             self._refuse(f"complete_node_with_edges: an edge of {node_label!r} repeats")
             return
@@ -276,7 +276,9 @@ class TracedProvenance(ProvenanceReads):
                 _log.error("dagtrace: counting a refused write failed: %s", e)
 
     def _pop_run(self, run_id: str) -> RunHandle | None:
+        """Forget a run that ends or pauses here: later writes on it go the stored way."""
         with self._lock:
+            self._edges.pop(run_id, None)
             return self._runs.pop(run_id, None)
 
     def _run(self, run_id: str, call: str) -> RunHandle | None:
