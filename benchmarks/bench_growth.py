@@ -21,8 +21,8 @@ order alternating, so a slow spell of this shared machine hits every size):
 The ratio largest/smallest store is taken per round; its median is checked against 1.5×.
 
 On PostgreSQL a second pass adds `--pg-options` to the URL (default: no JIT, a plan per
-call). On both backends runs_changed_since's query is timed in raw SQL as it is and with
-the index that would bound it (added, timed, dropped).
+call). On both backends runs_changed_since's query is timed in raw SQL as it was before
+schema 8 (one OR, no index bounds it) and as it is now (three index ranges).
 
 Ingest: bench_serve's senders and request mix (512 spans a request, sub-runs naming
 no parent, non-DAG spans), into a `dagtrace serve` on an empty store and one on the
@@ -68,6 +68,7 @@ from bench_store import _bulk_load, _bulk_load_postgres, _drop_schema, _fresh_sc
 from view_helpers import serving
 
 import dagtrace
+from dagtrace.store.reads import CHANGED_RUNS_SQL
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 PG_OPTIONS = "-cjit=off -cplan_cache_mode=force_custom_plan"
@@ -297,28 +298,19 @@ def _read_figures(
 
 # -- runs_changed_since: the query as it is, and with an index and a UNION ----------------
 
-CHANGED_NOW = (
+CHANGED_BEFORE = (
     "SELECT run_id FROM dag_runs WHERE parent_run_id IS NULL "
     "AND (status = 'running' OR started_at > ? OR finished_at > ?) ORDER BY started_at"
 )
-"""Store.runs_changed_since's query: `finished_at` has no index, so every top-level run
-is read (SQLite walks dagtrace_runs_parent_started for parent_run_id IS NULL,
-PostgreSQL scans the table)."""
-CHANGED_INDEX = "CREATE INDEX growth_runs_parent_finished ON dag_runs (parent_run_id, finished_at)"
-CHANGED_UNION = (
-    "SELECT run_id FROM (SELECT run_id, started_at FROM dag_runs "
-    "WHERE parent_run_id IS NULL AND status = 'running' "
-    "UNION SELECT run_id, started_at FROM dag_runs WHERE parent_run_id IS NULL AND started_at > ? "
-    "UNION SELECT run_id, started_at FROM dag_runs WHERE parent_run_id IS NULL AND finished_at > ?"
-    ") AS changed ORDER BY started_at"
-)
-"""The same rows, each branch an index range: status_started, parent_started, and
-(parent_run_id, finished_at)."""
+"""Store.runs_changed_since's query before schema 8: one OR of the three conditions,
+which no index bounds (SQLite walks every top-level run, PostgreSQL scans the table)."""
 
 
-def _changed_fix(backend: str, stores: dict[int, str], rounds: int) -> dict[str, dict[str, float]]:
-    """Raw SQL on the same stores, interleaved: the query as it is, then with the index
-    added (and dropped afterwards: the ingest below sees the schema as shipped)."""
+def _changed_before_after(
+    backend: str, stores: dict[int, str], rounds: int
+) -> dict[str, dict[str, float]]:
+    """Raw SQL on the same stores (schema 8, as shipped), interleaved: the query before
+    schema 8, and the one `runs_changed_since` runs now (`CHANGED_RUNS_SQL`)."""
     sizes = sorted(stores)
     conns: dict[int, Any] = {}
     for n in sizes:
@@ -338,25 +330,15 @@ def _changed_fix(backend: str, stores: dict[int, str], rounds: int) -> dict[str,
 
     try:
         reads: list[Read] = [
-            ("as shipped (no index on finished_at)", lambda n: run(n, CHANGED_NOW), 5)
+            ("before schema 8 (one OR)", lambda n: run(n, CHANGED_BEFORE), 5),
+            ("shipped (three index ranges)", lambda n: run(n, CHANGED_RUNS_SQL), 15),
         ]
-        before = _interleaved(sizes, reads, rounds)
-        for n in sizes:
-            conns[n].execute(CHANGED_INDEX)
-            if backend == "PostgreSQL":
-                conns[n].execute("ANALYZE dag_runs")
-        reads = [
-            ("+ index, same query", lambda n: run(n, CHANGED_NOW), 5),
-            ("+ index, UNION of three ranges", lambda n: run(n, CHANGED_UNION), 15),
-        ]
-        after = _interleaved(sizes, reads, rounds)
-        for n in sizes:
-            conns[n].execute("DROP INDEX growth_runs_parent_finished")
+        figures = _interleaved(sizes, reads, rounds)
     finally:
         for conn in conns.values():
             conn.close()
-    title = f"{backend}, runs_changed_since's query in raw SQL, with index {CHANGED_INDEX[13:]}"
-    return _report(title, sizes, {**before, **after}, READ_LIMIT)
+    title = f"{backend}, runs_changed_since's query in raw SQL, before and since schema 8"
+    return _report(title, sizes, figures, READ_LIMIT)
 
 
 # -- ingest ---------------------------------------------------------------------------
@@ -530,9 +512,9 @@ def _all_reads(
             figures["PostgreSQL tuned"] = _read_figures(
                 f"PostgreSQL, options={pg_options}", tuned, {}, rounds
             )
-    figures["SQLite changed_since fix"] = _changed_fix("SQLite", sqlite, rounds)
+    figures["SQLite changed_since"] = _changed_before_after("SQLite", sqlite, rounds)
     if postgres:
-        figures["PostgreSQL changed_since fix"] = _changed_fix("PostgreSQL", postgres, rounds)
+        figures["PostgreSQL changed_since"] = _changed_before_after("PostgreSQL", postgres, rounds)
     return figures
 
 
