@@ -38,7 +38,9 @@ class JournalStore(Store):
             self._migrate()
 
     @classmethod
-    def from_url(cls, url: str, *, read_only: bool, durability: Durability) -> JournalStore:
+    def from_url(
+        cls, url: str, *, read_only: bool, durability: Durability, batched_writes: bool = False
+    ) -> JournalStore:
         return cls(url.removeprefix(f"{SCHEME}://"), read_only=read_only)
 
     def _reopen_args(self) -> tuple[tuple[Any, ...], dict[str, Any]]:

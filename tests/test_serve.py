@@ -12,13 +12,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from conftest import receiver_process
+from lythonic.compose.dag_provenance import DagProvenance as LythonicProvenance
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -583,3 +584,26 @@ def test_a_dead_decoder_answers_503_then_new_ones_decode(db_path: Path) -> None:
             httpx.post(f"{url}/v1/traces", content=body, headers=PB).status_code for _ in range(3)
         ]
         assert codes[0] in (200, 503) and codes[-1] == 200  # never a 500, and it recovers
+
+
+def _page_size(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+
+def test_a_file_serve_creates_has_pages_for_batches_and_an_existing_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    """serve writes hundreds of spans a transaction: 8 KiB pages (fewer, fuller page
+    writes); the in-process classes commit a node at a time: 2 KiB. Either file works
+    for the other, and lythonic reads both."""
+    served, in_process = tmp_path / "served.db", tmp_path / "in-process.db"
+    dagtrace.DagProvenance(in_process).close()
+    body = protobuf_request(recorded_spans())
+    for db in (served, in_process):
+        with serving(db) as url:
+            headers = {"Content-Type": "application/x-protobuf"}
+            assert httpx.post(f"{url}/v1/traces", content=body, headers=headers).status_code == 200
+    assert (_page_size(served), _page_size(in_process)) == (8192, 2048)
+    for db in (served, in_process):
+        assert LythonicProvenance(db).get_run("run-1")["status"] == "completed"

@@ -65,12 +65,12 @@ def open_reader(db: str, token: str | None) -> Store | RemoteProvenance:
     return open_local(db)
 
 
-def open_local(db: str, *, read_only: bool = True) -> Store:
+def open_local(db: str, *, read_only: bool = True, batched_writes: bool = False) -> Store:
     if db.startswith(("http://", "https://")):
         fail("this command needs the store itself, not a server URL", EXIT_USAGE)
     if read_only and "://" not in db and not os.path.exists(db):
         fail(f"no store at {db} (set --db or {DB_ENV})", EXIT_UNREACHABLE)
-    return open_store(db, read_only=read_only)
+    return open_store(db, read_only=read_only, batched_writes=batched_writes)
 
 
 def when(dt: datetime | None) -> str:

@@ -234,7 +234,7 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     if not read_only:
         _check_file_writable(db)
-    store = open_local(db, read_only=read_only)
+    store = open_local(db, read_only=read_only, batched_writes=True)
     if not read_only:
         _check_writable(store)
     redaction = Redaction(

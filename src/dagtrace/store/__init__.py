@@ -57,9 +57,12 @@ def open_store(
     *,
     read_only: bool = False,
     durability: Durability = "process",
+    batched_writes: bool = False,
 ) -> Store:
     """Open the store `target` names: a file path, a `sqlite:///path` or a
-    `postgresql://` URL (`durability` applies to SQLite)."""
+    `postgresql://` URL. `durability` and `batched_writes` (writes will come hundreds
+    of spans at a time, as in `dagtrace serve`: a new file gets larger pages) apply to
+    SQLite."""
     text = os.fspath(target)
     scheme = text.split("://", 1)[0] if "://" in text else "sqlite"
     backend = BACKENDS.get(scheme)
@@ -72,4 +75,6 @@ def open_store(
         )
     module, _, name = backend.partition(":")
     store_class: type[Store] = getattr(importlib.import_module(module), name)
-    return store_class.from_url(text, read_only=read_only, durability=durability)
+    return store_class.from_url(
+        text, read_only=read_only, durability=durability, batched_writes=batched_writes
+    )

@@ -10,7 +10,9 @@ are the two examples, `tests/journal_backend.py` a third):
 - class attribute `dialect` (a `Dialect`: what differs in its SQL);
 - `__init__`: set `location` (for messages; never a password) and `read_only`, call
   `super().__init__()`, then `self._migrate()` unless read-only;
-- `from_url(url, *, read_only, durability)`: open the store a URL of its scheme names;
+- `from_url(url, *, read_only, durability, batched_writes)`: open the store a URL of
+  its scheme names (`batched_writes`: writes will come hundreds of spans at a time, a
+  hint);
 - `_transaction()`: a `Writer` inside one write transaction, committed on exit,
   rolled back on error; driver errors become `StoreError`;
 - `_reading()`: a cursor inside one read snapshot (`?` placeholders);
@@ -97,8 +99,11 @@ class Store(StoreReads, ABC):
 
     @classmethod
     @abstractmethod
-    def from_url(cls, url: str, *, read_only: bool, durability: Durability) -> Store:
-        """The store `url` names (`open_store` calls this for the backend's schemes)."""
+    def from_url(
+        cls, url: str, *, read_only: bool, durability: Durability, batched_writes: bool = False
+    ) -> Store:
+        """The store `url` names (`open_store` calls this for the backend's schemes);
+        `batched_writes` is a hint a backend may ignore."""
 
     @abstractmethod
     def _transaction(self) -> AbstractContextManager[Writer]:

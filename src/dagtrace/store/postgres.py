@@ -248,7 +248,9 @@ class PostgresStore(Store):
             self._migrate()
 
     @classmethod
-    def from_url(cls, url: str, *, read_only: bool, durability: Durability) -> PostgresStore:
+    def from_url(
+        cls, url: str, *, read_only: bool, durability: Durability, batched_writes: bool = False
+    ) -> PostgresStore:
         """A `postgresql://` URL; every commit is durable on the server (`durability`
         is SQLite's)."""
         return cls(url, read_only=read_only)
