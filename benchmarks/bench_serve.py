@@ -10,7 +10,8 @@ default durability. The mix (unless --plain): 8 of the nodes are composite nodes
 calling a service (a non-DAG `GET` span) that runs a sub-DAG run naming no parent (2
 nodes), and 16 nodes make a non-DAG database span: serve finds each sub-run's parent
 through the `GET` span. Meanwhile a reader times `inspect_run` of a 500-node run through
-the query API.
+the query API; the same reads, made again alone afterwards, measure the reader's share
+of the server CPU, so ingest's own CPU per span is printed too.
 
 Before the servers start, what that parent resolution costs the store's write, in
 process (`--resolution-requests` of the same requests): each request written without
@@ -290,6 +291,16 @@ def _forwarded(url: str) -> int:
     return 0
 
 
+def _reads_alone_cpu(url: str, count: int, pids: list[int]) -> float:
+    """Server CPU seconds of `count` probe reads with nothing else going on: the
+    reader's share of what was measured while ingesting (-1 without /proc)."""
+    before = _cpu_seconds(pids)
+    with httpx.Client(timeout=60) as client:
+        for _ in range(count):
+            assert client.get(f"{url}/api/v1/runs/probe-0").status_code == 200
+    return _cpu_seconds(pids) - before if before >= 0 else -1.0
+
+
 def _cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds of these processes and their children (Linux /proc);
     -1 where /proc is not there."""
@@ -464,6 +475,7 @@ def main() -> None:
         for p in senders:
             p.join()
         resolved = _resolved_sub_runs(db)
+        reads_cpu = _reads_alone_cpu(url, len(latencies), [s.pid for s in servers])
     finally:
         for server in servers:
             server.terminate()
@@ -483,13 +495,19 @@ def main() -> None:
         f"{args.senders} senders, {args.servers} server(s), {store}: {elapsed:.2f} s"
     )
     print(
-        f"ingest: {total / elapsed:,.0f} spans/s   (floor ≥ 20,000; payload "
+        f"ingest: {total / elapsed:,.0f} spans/s   (floor ≥ 40,000 on SQLite; payload "
         f"{args.payload_bytes} B per span)"
     )
+    ingest_cpu = cpu_used - max(reads_cpu, 0.0)
     if cpu_before >= 0:
         print(
             f"server CPU: {cpu_used / total * 1e6:.0f} µs per span (servers and their ingest "
-            f"workers, reader included; steadier than spans/s on a shared machine)"
+            f"workers, the reader's reads included; steadier than spans/s on a shared machine)"
+        )
+        print(
+            f"server CPU of ingest alone: {ingest_cpu / total * 1e6:.0f} µs per span (floor "
+            f"≤ 35 on SQLite): the same {len(latencies)} reads, made again alone afterwards, "
+            f"took {reads_cpu * 1e3:.0f} ms of server CPU"
         )
     if args.forward:
         print(f"forwarded to the sink by then: {forwarded} of {len(codes)} requests")
@@ -524,6 +542,9 @@ def main() -> None:
             f"nodes/s in process; serve ingests {total / elapsed / lythonic_rate:.1f}× that"
         )
     figures: dict[str, float] = {"spans_per_s": round(total / elapsed)}
+    if cpu_before >= 0:
+        figures["cpu_us_per_span"] = round(cpu_used / total * 1e6, 1)
+        figures["ingest_cpu_us_per_span"] = round(ingest_cpu / total * 1e6, 1)
     if resolution:
         figures["resolution_ms_per_request"] = round(
             resolution["whole, with"] - resolution["whole, without"], 3
