@@ -103,21 +103,24 @@ async def read_body(
         if declared > limit:
             raise TooLarge()
         held.ensure(declared)
-    out = bytearray()
     gunzip = _Gunzip(limit) if gzipped else None
     received = 0
+    parts: list[bytes] = []  # joined once: growing one buffer copied it again and again
+    out = bytearray()  # what gunzip gives
     async for chunk in chunks:
         received += len(chunk)
         if received > limit:
             raise TooLarge()
         if gunzip is None:
-            out += chunk
+            parts.append(chunk)
+            held.ensure(received)
         else:
             gunzip.feed(chunk, out)
-        held.ensure(len(out))
+            held.ensure(len(out))
     if gunzip is not None:
         gunzip.finish()
-    return bytes(out)
+        return bytes(out)
+    return b"".join(parts)
 
 
 class _Gunzip:
