@@ -19,6 +19,7 @@ HERE = Path(__file__).parent
 
 BENCHMARKS = [
     ["bench_store.py"],
+    ["bench_runner.py"],
     ["bench_bridge.py"],
     ["bridge_budget.py"],
     ["bench_serve.py"],
