@@ -301,6 +301,24 @@ def _reads_alone_cpu(url: str, count: int, pids: list[int]) -> float:
     return _cpu_seconds(pids) - before if before >= 0 else -1.0
 
 
+def _postgres_cpu_seconds() -> float:
+    """User + system CPU seconds of every PostgreSQL process on this machine (the
+    postmaster, its backends, WAL writer, checkpointer...); -1 without /proc."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return -1.0
+    ticks, total = float(os.sysconf("SC_CLK_TCK")), 0.0
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        if text.split(" (", 1)[1].startswith("postgres)"):
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def _cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds of these processes and their children (Linux /proc);
     -1 where /proc is not there."""
@@ -463,12 +481,14 @@ def main() -> None:
 
         reader = threading.Thread(target=read_while_ingesting)
         cpu_before = _cpu_seconds([s.pid for s in servers])
+        pg_before = _postgres_cpu_seconds() if postgres else -1.0
         start = time.perf_counter()
         go.set()
         reader.start()
         codes = [code for _ in senders for code in results.get()]
         elapsed = time.perf_counter() - start
         cpu_used = _cpu_seconds([s.pid for s in servers]) - cpu_before
+        pg_used = _postgres_cpu_seconds() - pg_before if pg_before >= 0 else -1.0
         forwarded = sum(_forwarded(u) for u in urls) if args.forward else 0
         stop.set()
         reader.join()
@@ -509,6 +529,13 @@ def main() -> None:
             f"≤ 35 on SQLite): the same {len(latencies)} reads, made again alone afterwards, "
             f"took {reads_cpu * 1e3:.0f} ms of server CPU"
         )
+    if pg_used >= 0:
+        print(
+            f"PostgreSQL's processes meanwhile: {pg_used / total * 1e6:.0f} µs per span; "
+            f"ingest alone plus PostgreSQL: {(ingest_cpu + pg_used) / total * 1e6:.0f} µs per "
+            "span (floor: ≤ 1.5× SQLite's ingest alone; the reads' share of PostgreSQL's "
+            "time is left in)"
+        )
     if args.forward:
         print(f"forwarded to the sink by then: {forwarded} of {len(codes)} requests")
     if not args.plain:
@@ -545,6 +572,8 @@ def main() -> None:
     if cpu_before >= 0:
         figures["cpu_us_per_span"] = round(cpu_used / total * 1e6, 1)
         figures["ingest_cpu_us_per_span"] = round(ingest_cpu / total * 1e6, 1)
+    if pg_used >= 0:
+        figures["postgres_cpu_us_per_span"] = round(pg_used / total * 1e6, 1)
     if resolution:
         figures["resolution_ms_per_request"] = round(
             resolution["whole, with"] - resolution["whole, without"], 3
