@@ -50,6 +50,9 @@ def test_bad_text_raises_before_any_write(tmp_path: Path, make: str, bad: str) -
                 prov.get_edge_traversals("r"),
             )
             assert after == before, name
+        with pytest.raises(ValueError, match=r"^edges\[1\]\[0\] must be text"):
+            prov.complete_node_with_edges("r", "a", "1", [("a", "b"), (bad, "c")])
+        assert prov.get_edge_traversals("r") == before[2]
         assert [r.run_id for r in prov.get_recent_runs()] == ["r"]
     finally:
         prov.close()

@@ -247,10 +247,21 @@ def check_text(**arguments: str | None) -> None:
     """Raise `ValueError` for an argument no store keeps as given (NUL, an unpaired
     surrogate), before anything is written."""
     for name, value in arguments.items():
-        if value is not None and not (isinstance(value, str) and _storable(value)):
+        if value is None or (value.__class__ is str and value.isascii() and "\x00" not in value):
+            continue  # the common case, checked in one line
+        if not (isinstance(value, str) and _storable(value)):
             raise ValueError(
                 f"{name} must be text without NUL or unpaired surrogates: {value!r:.80}"
             )
+
+
+def check_edges(edges: Sequence[tuple[str, str]]) -> None:
+    """`check_text` for every label of lythonic's `edges` argument, named `edges[i][j]`
+    (the names are only made for a label that fails: this runs once per node)."""
+    for i, edge in enumerate(edges):
+        for j, label in enumerate(edge):
+            if not (label.__class__ is str and label.isascii() and "\x00" not in label):
+                check_text(**{f"edges[{i}][{j}]": label})
 
 
 def _storable(text: str) -> bool:

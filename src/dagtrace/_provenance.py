@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ._initiator import current_initiator
-from ._mapping import check_text
+from ._mapping import check_edges, check_text
 from ._models import DagRun, safe_json_dumps
 from .records import EdgeRow, NodeRow, RunRow
 from .store import Durability, SqliteStore, Store, open_store
@@ -165,7 +165,7 @@ class DagProvenance(ProvenanceReads):
     ) -> None:
         """Record node completion and all outgoing edge traversals in one transaction."""
         check_text(run_id=run_id, node_label=node_label, output_json=output_json)
-        check_text(**{f"edges[{i}][{j}]": x for i, e in enumerate(edges) for j, x in enumerate(e)})
+        check_edges(edges)
         with self.store.transaction() as w:
             w.complete_node(run_id, node_label, output_json)
             w.insert_edges(run_id, edges)

@@ -42,7 +42,7 @@ from ._configure import configure
 from ._handles import NodeHandle, RunHandle
 from ._initiator import current_initiator
 from ._instrument import DagTracer, plan_links, span_context
-from ._mapping import NOT_FINISHED, check_text
+from ._mapping import NOT_FINISHED, check_edges, check_text
 from ._models import safe_json_dumps
 from ._provenance import ProvenanceReads
 from .bridge import LiveSpanProcessor, is_bug, report_bug
@@ -208,18 +208,18 @@ class TracedProvenance(ProvenanceReads):
         self, run_id: str, node_label: str, output_json: str, edges: list[tuple[str, str]]
     ) -> None:
         check_text(run_id=run_id, node_label=node_label, output_json=output_json)
-        check_text(**{f"edges[{i}][{j}]": x for i, e in enumerate(edges) for j, x in enumerate(e)})
+        check_edges(edges)
         downstream = [d for _, d in edges]
         with self._lock:
-            node = self._nodes.get((run_id, node_label))
             seen = self._edges.setdefault(run_id, set())  # until the run ends or pauses here
-        if len(set(edges)) < len(edges) or seen.intersection(edges):
+            repeated = len(set(edges)) < len(edges) or not seen.isdisjoint(edges)
+            node = None if repeated else self._nodes.pop((run_id, node_label), None)
+            if node is not None:
+                seen.update(edges)
+        if repeated:
             self._refuse(f"complete_node_with_edges: an edge of {node_label!r} repeats")
             return
         if node is not None:
-            with self._lock:
-                self._nodes.pop((run_id, node_label), None)
-                seen.update(edges)
             node.set_output_json(output_json)
             node.edge(*downstream)
             node.finish()

@@ -184,7 +184,8 @@ class LiveSpanProcessor(SpanProcessor):
                     self._started.pop(span_id, None)
             if self._open_runs:
                 self._open_runs.pop(span_id, None)
-            parents = ParentFacts()
+            # only a run span can tell a sub-run's parent: a node's end allocates no facts
+            parents = ParentFacts() if attributes.get(c.KIND) == c.KIND_RUN else None
             record = self._record(span, ended=True, attributes=attributes, parents=parents)
             if record is not None:
                 self._write_or_keep(record, "recording a span end", parents)

@@ -111,14 +111,16 @@ def map_span(
         else ()
     )
     if resolver is not None:
-        if record.kind == c.KIND_NODE and record.span_id and record.label:
-            resolver.saw_node(record.span_id, record.run_id, record.label)
-        resolver.resolve(
-            record,
-            parents if parents is not None else ParentFacts(),
-            link_traces,
-            keep_searching=ended,
-        )
+        if record.kind == c.KIND_NODE:
+            if record.span_id and record.label:
+                resolver.saw_node(record.span_id, record.run_id, record.label)
+        else:
+            resolver.resolve(
+                record,
+                parents if parents is not None else ParentFacts(),
+                link_traces,
+                keep_searching=ended,
+            )
     elif parents is not None:
         parents.saw_record(record, link_traces)
     if record.dropped_events:
