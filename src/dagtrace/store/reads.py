@@ -28,6 +28,7 @@ from .._models import (
     NodeExecution,
     epoch_to_datetime,
 )
+from .._subruns import Linked, Place, nsref_place, parent_node_places
 from ..records import EdgeRow, NodeRow, RunDetails, RunRow, RunSummary, SilentRun
 from . import schema
 from .writer import Cursor, Dialect
@@ -339,12 +340,13 @@ class StoreReads:
 
     def _nest(self, cur: Cursor, runs: dict[str, DagRun]) -> None:
         """Each sub-run under its parent's composite node, in the order of `runs`."""
-        places: dict[str, tuple[str, str]] = {}
+        places: dict[str, Place] = {}
         unplaced: list[DagRun] = []
         for run in runs.values():
             parent_id = run.parent_run_id
-            if parent_id in runs:
-                place = _nsref_place(run, runs[parent_id])
+            parent = runs.get(parent_id or "")
+            if parent is not None and parent is not run:
+                place = nsref_place(run.dag_nsref, parent.dag_nsref, parent.nodes)
                 if place is None:  # its nsref does not name its composite node
                     unplaced.append(run)
                 else:
@@ -363,11 +365,9 @@ class StoreReads:
 
     def _places_by_parent_node(
         self, cur: Cursor, children: list[DagRun], runs: dict[str, DagRun]
-    ) -> dict[str, tuple[str, str]]:
-        """(node label, key) of sub-runs linked to a composite node by their stored
-        `parent_node_label` (`dag.run.parent_node`) rather than by their nsref: the
-        nsref's last segment if it is `{label}[{key}]`; else `{label}[]` when the node
-        has one such sub-DAG (one nsref; restarts replace it); else the run id."""
+    ) -> dict[str, Place]:
+        """Places of sub-runs whose nsref names no node of their parent, by their stored
+        `parent_node_label` (`_subruns.parent_node_places`)."""
         in_children, ids = self.dialect.in_list([r.run_id for r in children])
         cur.execute(
             f"SELECT run_id, {self.parent_node_column} FROM dag_runs "
@@ -375,23 +375,12 @@ class StoreReads:
             (ids,),
         )
         labels = dict(cur.fetchall())
-        linked: dict[tuple[str, str], list[DagRun]] = {}
-        places: dict[str, tuple[str, str]] = {}
-        for child in children:
-            label = labels.get(child.run_id)
-            parent_id = child.parent_run_id or ""
-            if not label or label not in runs[parent_id].nodes or _descends(parent_id, child, runs):
-                continue
-            tail = child.dag_nsref.rsplit("/", 1)[-1]
-            if tail.startswith(label + "[") and tail.endswith("]"):
-                places[child.run_id] = (label, tail)
-            else:
-                linked.setdefault((parent_id, label), []).append(child)
-        for (_, label), linked_children in linked.items():
-            single = len({child.dag_nsref for child in linked_children}) == 1
-            for child in linked_children:
-                places[child.run_id] = (label, f"{label}[]" if single else child.run_id)
-        return places
+        return parent_node_places(
+            Linked(child.run_id, child.dag_nsref, parent_id, label)
+            for child in children
+            for label, parent_id in ((labels.get(child.run_id), child.parent_run_id or ""),)
+            if label and label in runs[parent_id].nodes and not _descends(parent_id, child, runs)
+        )
 
 
 def _descends(run_id: str, ancestor: DagRun, runs: dict[str, DagRun]) -> bool:
@@ -403,21 +392,6 @@ def _descends(run_id: str, ancestor: DagRun, runs: dict[str, DagRun]) -> bool:
         seen.add(run_id)
         run_id = runs[run_id].parent_run_id or ""
     return False
-
-
-def _nsref_place(child: DagRun, parent: DagRun) -> tuple[str, str] | None:
-    """(node label, key) of `child` under its parent's composite node, as lythonic finds
-    it: the key is the child's nsref past `{parent nsref}/`, the node label the key up to
-    its `[` (`chunks[0]` → `chunks`); None if the nsref names no node of the parent."""
-    if parent is child:
-        return None
-    prefix = parent.dag_nsref + "/"
-    if not child.dag_nsref.startswith(prefix):
-        return None
-    key = child.dag_nsref[len(prefix) :]
-    bracket = key.find("[")
-    label = key[:bracket] if bracket >= 0 else key
-    return (label, key) if label in parent.nodes else None
 
 
 _EDGE_COLUMNS = "traversed_at, downstream_label, run_id, upstream_label"

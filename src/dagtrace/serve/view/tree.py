@@ -2,8 +2,7 @@
 
 `inspect_run` builds pydantic models with datetimes for every node, most of the time
 of a 2,000-node page; the page needs plain numbers. Sub-DAG runs are placed under
-their composite node exactly as `inspect_run` places them (`store.reads._nsref_place`,
-`_places_by_parent_node`; `tests/test_view_model.py` checks both agree): by the
+their composite node by the rule `inspect_run` uses (`dagtrace._subruns`): by the
 nsref `{parent nsref}/{label}[{key}]`, else by the stored parent node, a later run
 under the same key replacing an earlier one.
 """
@@ -15,13 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..._models import DagRun
+from ..._subruns import Linked, Place, nsref_place, parent_node_places
 from ...store.view_reads import TreeRows
 
 AGGREGATE_ABOVE = 20
 """A composite node with more sub-runs than this is drawn aggregated (the issue's 20)."""
-
-Place = tuple[str, str]
-"""(the composite node's label in the parent run, the sub-run's key)."""
 
 
 def number(value: Any) -> float | None:
@@ -33,44 +30,28 @@ def number(value: Any) -> float | None:
     return seconds if math.isfinite(seconds) else None
 
 
-def _nsref_place(run: dict[str, Any], parent: dict[str, Any], labels: set[str]) -> Place | None:
-    prefix = parent["dag_nsref"] + "/"
-    if not run["dag_nsref"].startswith(prefix):
-        return None
-    key = run["dag_nsref"][len(prefix) :]
-    bracket = key.find("[")
-    label = key[:bracket] if bracket >= 0 else key
-    return (label, key) if label in labels else None
-
-
 def places(rows: TreeRows, root_id: str) -> dict[str, Place]:
-    """run id → where it hangs in its parent, for every placed sub-run of `root_id`."""
+    """run id → where it hangs in its parent, for every placed sub-run of `root_id`, in
+    start order (as `inspect_run` nests them: a later run under the same key wins)."""
     runs = {r["run_id"]: r for r in rows.runs}
     labels: dict[str, set[str]] = {}
     for node in rows.nodes:
         labels.setdefault(node["run_id"], set()).add(node["label"])
     found: dict[str, Place] = {}
-    linked: dict[Place, list[dict[str, Any]]] = {}
+    linked: list[Linked] = []
     for run in rows.runs:
         parent = runs.get(run["parent_run_id"] or "")
         if parent is None or parent is run or run["run_id"] == root_id:
             continue
         parent_labels = labels.get(parent["run_id"], set())
-        place = _nsref_place(run, parent, parent_labels)
+        place = nsref_place(run["dag_nsref"], parent["dag_nsref"], parent_labels)
         label = run["parent_node"]
-        if place is None and label and label in parent_labels:
-            tail = run["dag_nsref"].rsplit("/", 1)[-1]
-            if tail.startswith(label + "[") and tail.endswith("]"):
-                place = (label, tail)
-            else:
-                linked.setdefault((parent["run_id"], label), []).append(run)
         if place is not None:
             found[run["run_id"]] = place
-    for (_, label), children in linked.items():
-        single = len({child["dag_nsref"] for child in children}) == 1
-        for child in children:
-            found[child["run_id"]] = (label, f"{label}[]" if single else child["run_id"])
-    return found
+        elif label and label in parent_labels:
+            linked.append(Linked(run["run_id"], run["dag_nsref"], parent["run_id"], label))
+    found.update(parent_node_places(linked))
+    return {r["run_id"]: found[r["run_id"]] for r in rows.runs if r["run_id"] in found}
 
 
 def page_tree(rows: TreeRows, root_id: str) -> dict[str, Any]:
