@@ -88,8 +88,12 @@ def decode_request(body: bytes, *, json_encoded: bool) -> DecodedRequest:
                 )
         else:
             decoded.records.append(record)
+            links = parts.links
             parents.saw_record(
-                record, [t.hex() if len(t) == 16 else None for t, s in parts.links if len(s) == 8]
+                record,
+                [t.hex() if len(t) == 16 else None for t, s in links if len(s) == 8]
+                if links
+                else (),
             )
     return decoded
 
@@ -188,6 +192,10 @@ def _pb_attributes(items: Any) -> dict[str, Any]:
             text = value.string_value
             if text:
                 out[key] = text
+                continue
+            number = value.int_value  # a payload's byte length; 0 for any other kind
+            if number:
+                out[key] = number
                 continue
             kind = value.WhichOneof("value")
             if kind == "int_value":  # the payloads' byte lengths

@@ -47,12 +47,13 @@ def row_version(attempt: int, rank: int, written_ns: int, span_id: str | None) -
     zero-length span after its start; the span id breaks the remaining ties, and the
     same span delivered twice has the same version (a duplicate changes nothing).
     """
-    return bytearray(
-        attempt.to_bytes(4, "big")
-        + written_ns.to_bytes(9, "big")
-        + _RANKS[rank]
-        + (bytes.fromhex(span_id) if span_id else b"")
+    return _version(
+        attempt.to_bytes(4, "big"), written_ns, _RANKS[rank], bytes.fromhex(span_id or "")
     )
+
+
+def _version(attempt: bytes, written_ns: int, rank: bytes, span_id: bytes) -> bytearray:
+    return bytearray(attempt + written_ns.to_bytes(9, "big") + rank + span_id)
 
 
 _RANKS = (b"\x00", b"\x01")
@@ -109,10 +110,13 @@ def rows_for(records: Iterable[SpanRecord]) -> Rows:
         if r.heartbeat:
             rows.beats[r.run_id] = max(rows.beats.get(r.run_id, 0.0), r.started_at)
             continue
-        versions = (
+        attempt, span_bytes = r.attempt.to_bytes(4, "big"), bytes.fromhex(r.span_id or "")
+        versions = (  # row_version's, each part made once
             None,
-            row_version(r.attempt, 0, r.started_ns, r.span_id),
-            row_version(r.attempt, 1, r.written_ns, r.span_id) if r.phase != PHASE_START else None,
+            _version(attempt, r.started_ns, _RANKS[0], span_bytes),
+            _version(attempt, r.written_ns, _RANKS[1], span_bytes)
+            if r.phase != PHASE_START
+            else None,
         )
         own = r.change is None
         trace_id, span_id = (r.trace_id, r.span_id) if own else (None, None)
