@@ -291,14 +291,18 @@ def _forwarded(url: str) -> int:
     return 0
 
 
-def _reads_alone_cpu(url: str, count: int, pids: list[int]) -> float:
-    """Server CPU seconds of `count` probe reads with nothing else going on: the
-    reader's share of what was measured while ingesting (-1 without /proc)."""
-    before = _cpu_seconds(pids)
+def _reads_alone_cpu(url: str, count: int, pids: list[int], postgres: bool) -> tuple[float, float]:
+    """Server CPU seconds (and PostgreSQL's, if `postgres`) of `count` probe reads with
+    nothing else going on: the reader's share of what was measured while ingesting
+    (-1 without /proc)."""
+    before, pg_before = _cpu_seconds(pids), _postgres_cpu_seconds() if postgres else -1.0
     with httpx.Client(timeout=60) as client:
         for _ in range(count):
             assert client.get(f"{url}/api/v1/runs/probe-0").status_code == 200
-    return _cpu_seconds(pids) - before if before >= 0 else -1.0
+    return (
+        _cpu_seconds(pids) - before if before >= 0 else -1.0,
+        _postgres_cpu_seconds() - pg_before if pg_before >= 0 else -1.0,
+    )
 
 
 def _postgres_cpu_seconds() -> float:
@@ -495,7 +499,9 @@ def main() -> None:
         for p in senders:
             p.join()
         resolved = _resolved_sub_runs(db)
-        reads_cpu = _reads_alone_cpu(url, len(latencies), [s.pid for s in servers])
+        reads_cpu, pg_reads_cpu = _reads_alone_cpu(
+            url, len(latencies), [s.pid for s in servers], postgres
+        )
     finally:
         for server in servers:
             server.terminate()
@@ -530,11 +536,13 @@ def main() -> None:
             f"took {reads_cpu * 1e3:.0f} ms of server CPU"
         )
     if pg_used >= 0:
+        pg_ingest = pg_used - max(pg_reads_cpu, 0.0)
         print(
-            f"PostgreSQL's processes meanwhile: {pg_used / total * 1e6:.0f} µs per span; "
-            f"ingest alone plus PostgreSQL: {(ingest_cpu + pg_used) / total * 1e6:.0f} µs per "
-            "span (floor: ≤ 1.5× SQLite's ingest alone; the reads' share of PostgreSQL's "
-            "time is left in)"
+            f"PostgreSQL's processes meanwhile: {pg_used / total * 1e6:.0f} µs per span, "
+            f"{pg_ingest / total * 1e6:.0f} without the reads' share ({pg_reads_cpu * 1e3:.0f} "
+            f"ms alone); ingest alone plus PostgreSQL: "
+            f"{(ingest_cpu + pg_ingest) / total * 1e6:.0f} µs per span (floor: ≤ 1.5× "
+            "SQLite's ingest alone)"
         )
     if args.forward:
         print(f"forwarded to the sink by then: {forwarded} of {len(codes)} requests")
@@ -574,6 +582,9 @@ def main() -> None:
         figures["ingest_cpu_us_per_span"] = round(ingest_cpu / total * 1e6, 1)
     if pg_used >= 0:
         figures["postgres_cpu_us_per_span"] = round(pg_used / total * 1e6, 1)
+        figures["postgres_ingest_cpu_us_per_span"] = round(
+            (pg_used - max(pg_reads_cpu, 0.0)) / total * 1e6, 1
+        )
     if resolution:
         figures["resolution_ms_per_request"] = round(
             resolution["whole, with"] - resolution["whole, without"], 3
