@@ -153,9 +153,12 @@ def _protobuf_spans(body: bytes) -> Iterator[_Parts]:
         request = ExportTraceServiceRequest.FromString(body)
     except (DecodeError, ValueError, RuntimeError) as e:
         raise UndecodableRequest(f"not an ExportTraceServiceRequest: {e}") from e
-    for resource_spans in request.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
+    # Repeated fields are sliced before a loop: iterating one goes through the old
+    # sequence protocol, which ends each loop with a formatted IndexError (~5 a span,
+    # 2,000-3,000 instructions each); a slice is a list made in C.
+    for resource_spans in request.resource_spans[:]:
+        for scope_spans in resource_spans.scope_spans[:]:
+            for span in scope_spans.spans[:]:
                 status = span.status
                 yield _Parts(  # positionally: this runs once per span received
                     span.trace_id,
@@ -166,12 +169,12 @@ def _protobuf_spans(body: bytes) -> Iterator[_Parts]:
                     _pb_attributes(span.attributes),
                     [
                         SpanEvent(name, e.time_unix_nano, _pb_attributes(e.attributes))
-                        for e in span.events
+                        for e in span.events[:]
                         if (name := e.name) in _EVENTS_READ
                     ],
                     status.code == STATUS_CODE_ERROR,
                     status.message,
-                    [(link.trace_id, link.span_id) for link in span.links],
+                    [(link.trace_id, link.span_id) for link in span.links[:]],
                     span.dropped_events_count,
                 )
 
@@ -184,7 +187,7 @@ _ATTRIBUTE_PREFIXES = ("dag.", "exception.")
 def _pb_attributes(items: Any) -> dict[str, Any]:
     """Only the attributes the mapping reads: a DAG span's, not a library's."""
     out = {}
-    for kv in items:
+    for kv in items[:]:  # a list: see _protobuf_spans
         key = kv.key
         if key.startswith(_ATTRIBUTE_PREFIXES):
             value = kv.value
@@ -211,13 +214,13 @@ def pb_value(value: AnyValue, kind: str | None) -> Any:
     if kind == "array_value":
         return [
             text or pb_value(v, v.WhichOneof("value"))
-            for v in value.array_value.values
+            for v in value.array_value.values[:]
             for text in (v.string_value,)
         ]
     if kind == "kvlist_value":
         return {
             kv.key: pb_value(kv.value, kv.value.WhichOneof("value"))
-            for kv in value.kvlist_value.values
+            for kv in value.kvlist_value.values[:]
         }
     return getattr(value, kind)
 
