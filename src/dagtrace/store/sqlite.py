@@ -23,10 +23,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..exceptions import StoreError
 from . import base
@@ -40,7 +40,7 @@ _log = logging.getLogger(__name__)
 # raises and formats an AttributeError it then drops: ~2,500 instructions for each NULL
 # bound (a node row binds about four). An adapter registered for None is found at once,
 # and `{}.get` (a C function: `{}.get(None)` is None) binds the same NULL.
-sqlite3.register_adapter(type(None), {}.get)
+sqlite3.register_adapter(type(None), cast(Callable[[None], None], {}.get))
 
 _SYNCHRONOUS: dict[str, str] = {"process": "NORMAL", "power": "FULL"}
 
