@@ -1,0 +1,128 @@
+"""Instructions per node and per span, counted by valgrind: steady where timing is not.
+
+    python benchmarks/count_instructions.py [--nodes 1000] [--requests 10]
+
+On a shared machine, CPU time moves ±5% from run to run, which hides a change of a few
+percent. Instructions do not move. Each figure is a program run under valgrind's
+callgrind twice, doing the work N times and zero times, and the difference divided by N.
+Valgrind runs the program about 50 times slower; the whole script takes a few minutes.
+
+- the live path, per node, as lythonic's DagRunner calls it (record_node_start, then
+  complete_node_with_edges with one edge): `TracedProvenance`, `dagtrace.DagProvenance`,
+  and bench_runner's two bound arms (raw sqlite3; the bare SDK plus one raw commit);
+- serve's work per span on bench_serve's requests (512 spans, the mix), in process: the
+  decode (protobuf to rows) alone, then decode and the store's write.
+
+Needs `valgrind` on the PATH (Debian: apt-get install valgrind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+_CHILD = r"""
+import gc, pickle, sys, tempfile
+from pathlib import Path
+sys.path.insert(0, {here!r})
+what, n = sys.argv[1], int(sys.argv[2])
+where = Path(tempfile.mkdtemp())
+if what in ("traced", "drop-in", "raw sqlite3", "bare SDK + raw"):
+    import dagtrace
+    from bench_runner import RawSqlite, RawTraced
+    from dagtrace.lythonic import TracedProvenance
+    make = {{"traced": TracedProvenance, "drop-in": dagtrace.DagProvenance,
+             "raw sqlite3": RawSqlite, "bare SDK + raw": RawTraced}}[what]
+    p = make(where / "store.db")
+    p.create_run("r", "bench", {{"a": 1}})
+    for i in range(n):
+        p.record_node_start("r", f"n{{i}}", '{{"n": 1}}', False, False)
+        p.complete_node_with_edges("r", f"n{{i}}", "2", [(f"n{{i}}", f"n{{i + 1}}")])
+    p.finish_run("r", "completed", None)
+    p.close()
+else:
+    from dagtrace.serve.codec import decode_to_rows
+    from dagtrace.serve.ingest import collect_less_often
+    from dagtrace.store import open_store
+    collect_less_often()  # as in serve's ingest workers
+    bodies = pickle.loads(Path(sys.argv[3]).read_bytes())
+    store = open_store(str(where / "serve.db"), batched_writes=True)
+    first = decode_to_rows(bodies[0], json_encoded=False)
+    store.write_rows(first.rows, parents=first.parents)
+    for body in bodies[1 : 1 + n]:
+        decoded = decode_to_rows(body, json_encoded=False)
+        if what == "decode + write":
+            store.write_rows(decoded.rows, parents=decoded.parents)
+    store.close()
+"""
+
+
+def _instructions(what: str, n: int, extra: list[str]) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "child.py"
+        script.write_text(_CHILD.format(here=str(HERE)))
+        out = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={tmp}/callgrind.out",
+                sys.executable,
+                str(script),
+                what,
+                str(n),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    assert found, out.stderr[-2000:]
+    return int(found.group(1))
+
+
+def _per_unit(what: str, n: int, extra: list[str] | None = None) -> float:
+    extra = extra or []
+    return (_instructions(what, n, extra) - _instructions(what, 0, extra)) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=1000, help="nodes of the live path")
+    parser.add_argument("--requests", type=int, default=10, help="requests of 512 spans")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+    print(f"the live path, instructions per node ({args.nodes} nodes):")
+    live = {w: _per_unit(w, args.nodes) for w in ("raw sqlite3", "drop-in")}
+    live |= {w: _per_unit(w, args.nodes) for w in ("bare SDK + raw", "traced")}
+    for arm, bound in (("drop-in", "raw sqlite3"), ("traced", "bare SDK + raw")):
+        print(
+            f"  {arm:<8} {live[arm]:>10,.0f}   its bound ({bound}) {live[bound]:>10,.0f}"
+            f"   {live[arm] / live[bound]:.2f}× the bound"
+        )
+    sys.path.insert(0, str(HERE))
+    from bench_serve import SPANS_PER_REQUEST, _encode_requests
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bodies = Path(tmp) / "requests.pickle"
+        bodies.write_bytes(pickle.dumps(_encode_requests(args.requests + 1, "count")))
+        spans = args.requests * SPANS_PER_REQUEST
+        print(f"serve's work, instructions per span ({args.requests} requests, bench_serve's mix):")
+        decode = _per_unit("decode", args.requests, [str(bodies)]) * args.requests / spans
+        both = _per_unit("decode + write", args.requests, [str(bodies)]) * args.requests / spans
+    print(f"  decode (protobuf → rows)   {decode:>10,.0f}")
+    print(f"  the store's write          {both - decode:>10,.0f}")
+    print(f"  both                       {both:>10,.0f}")
+
+
+if __name__ == "__main__":
+    main()
