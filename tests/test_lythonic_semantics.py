@@ -193,8 +193,35 @@ def test_traced_writes_equal_lythonics(tmp_path: Path, program: Any) -> None:
             (0, ("complete_node_with_edges", "r1", "a", '"o"', ["b"])),
             (1, ("complete_node_with_edges", "r1", "a", '"p"', ["b"])),
         ],
+        # an edge repeated after the run paused and resumed in the same instance
+        [
+            (0, ("create_run", "r1", "etl")),
+            (0, ("record_node_start", "r1", "a", '"i"', True)),
+            (0, ("complete_node_with_edges", "r1", "a", '"o"', ["b"])),
+            (0, ("update_run_status", "r1", "paused")),
+            (0, ("update_run_status", "r1", "running")),
+            (0, ("record_node_start", "r1", "a", '"i"', True)),
+            (0, ("complete_node_with_edges", "r1", "a", '"p"', ["b"])),
+        ],
+        # ... and after it failed and was restarted
+        [
+            (0, ("create_run", "r1", "etl")),
+            (0, ("record_node_start", "r1", "a", '"i"', True)),
+            (0, ("complete_node_with_edges", "r1", "a", '"o"', ["b"])),
+            (0, ("finish_run", "r1", "failed", None)),
+            (0, ("update_run_status", "r1", "running")),
+            (0, ("record_node_start", "r1", "a", '"i"', True)),
+            (0, ("complete_node_with_edges", "r1", "a", '"p"', ["b"])),
+        ],
     ],
-    ids=["pause-then-finish", "other-instance-writes", "restart-elsewhere", "refused"],
+    ids=[
+        "pause-then-finish",
+        "other-instance-writes",
+        "restart-elsewhere",
+        "refused",
+        "repeated-edge-after-resume",
+        "repeated-edge-after-restart",
+    ],
 )
 def test_reported_sequences(tmp_path: Path, program: list[tuple[int, tuple[Any, ...]]]) -> None:
     _run_program(tmp_path, program)

@@ -144,6 +144,7 @@ class TracedProvenance(ProvenanceReads):
         )
         with self._lock:
             self._runs[run_id] = handle
+            self._edges[run_id] = set()  # a new run: no edge anywhere yet
 
     def update_run_status(self, run_id: str, status: str) -> None:
         check_text(run_id=run_id, status=status)
@@ -210,8 +211,8 @@ class TracedProvenance(ProvenanceReads):
         check_text(run_id=run_id, node_label=node_label, output_json=output_json)
         check_edges(edges)
         downstream = [d for _, d in edges]
+        seen = self._edges_of(run_id, node_label)
         with self._lock:
-            seen = self._edges.setdefault(run_id, set())  # until the run ends or pauses here
             repeated = len(set(edges)) < len(edges) or not seen.isdisjoint(edges)
             node = None if repeated else self._nodes.pop((run_id, node_label), None)
             if node is not None:
@@ -274,6 +275,23 @@ class TracedProvenance(ProvenanceReads):
                 report_bug("counting a refused write", e, self._bugs)
             else:
                 _log.error("dagtrace: counting a refused write failed: %s", e)
+
+    def _edges_of(self, run_id: str, node_label: str) -> set[tuple[str, str]]:
+        """The run's edges, to refuse a repeated one as lythonic does: remembered from
+        `create_run` until the run ends or pauses here; for a node open here in a run
+        without them (resumed, restarted, or created elsewhere), read once from the
+        store and remembered; otherwise the stored way checks the store itself."""
+        with self._lock:
+            seen = self._edges.get(run_id)
+            open_here = (run_id, node_label) in self._nodes
+        if seen is not None or not open_here:
+            return seen if seen is not None else set()
+        stored = {
+            (e["upstream_label"], e["downstream_label"])
+            for e in self.store.get_edge_traversals(run_id)
+        }
+        with self._lock:
+            return self._edges.setdefault(run_id, stored)
 
     def _pop_run(self, run_id: str) -> RunHandle | None:
         """Forget a run that ends or pauses here: later writes on it go the stored way."""

@@ -75,6 +75,6 @@ def open_store(
         )
     module, _, name = backend.partition(":")
     store_class: type[Store] = getattr(importlib.import_module(module), name)
-    return store_class.from_url(
-        text, read_only=read_only, durability=durability, batched_writes=batched_writes
-    )
+    # only when asked: a backend written to the earlier contract takes no such keyword
+    hints = {"batched_writes": True} if batched_writes else {}
+    return store_class.from_url(text, read_only=read_only, durability=durability, **hints)

@@ -10,9 +10,9 @@ are the two examples, `tests/journal_backend.py` a third):
 - class attribute `dialect` (a `Dialect`: what differs in its SQL);
 - `__init__`: set `location` (for messages; never a password) and `read_only`, call
   `super().__init__()`, then `self._migrate()` unless read-only;
-- `from_url(url, *, read_only, durability, batched_writes)`: open the store a URL of
-  its scheme names (`batched_writes`: writes will come hundreds of spans at a time, a
-  hint);
+- `from_url(url, *, read_only, durability)`: open the store a URL of its scheme
+  names; `open_store` adds `batched_writes=True` (writes will come hundreds of spans at
+  a time: a hint) only for a server, so accept it if the backend has a use for it;
 - `_transaction()`: a `Writer` inside one write transaction, committed on exit,
   rolled back on error; driver errors become `StoreError`;
 - `_reading()`: a cursor inside one read snapshot (`?` placeholders);

@@ -344,7 +344,7 @@ class StoreReads:
         unplaced: list[DagRun] = []
         for run in runs.values():
             parent_id = run.parent_run_id
-            parent = runs.get(parent_id or "")
+            parent = runs.get(parent_id) if parent_id is not None else None
             if parent is not None and parent is not run:
                 place = nsref_place(run.dag_nsref, parent.dag_nsref, parent.nodes)
                 if place is None:  # its nsref does not name its composite node

@@ -40,7 +40,8 @@ _log = logging.getLogger(__name__)
 # raises and formats an AttributeError it then drops: ~2,500 instructions for each NULL
 # bound (a node row binds about four). An adapter registered for None is found at once,
 # and `{}.get` (a C function: `{}.get(None)` is None) binds the same NULL.
-sqlite3.register_adapter(type(None), cast(Callable[[None], None], {}.get))
+if (type(None), sqlite3.PrepareProtocol) not in sqlite3.adapters:  # an application's stays
+    sqlite3.register_adapter(type(None), cast(Callable[[None], None], {}.get))
 
 _SYNCHRONOUS: dict[str, str] = {"process": "NORMAL", "power": "FULL"}
 
