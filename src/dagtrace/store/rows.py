@@ -1,6 +1,6 @@
 """Span records as rows: what each record writes, and the version every write carries.
 
-`rows_for` turns records into plain tuples (cheap to pickle from serve's decoding
+`rows_for` turns records into plain tuples (picklable from serve's decoding
 processes); `Writer.write_rows` upserts them. Each column group of a row keeps the
 version (`row_version`) of the write that set it, so writes apply in any order and
 any number of times with the same result (docs/conventions.md, "Which write wins").
@@ -18,7 +18,7 @@ from .._mapping import NOT_FINISHED, PHASE_START, SpanRecord
 
 @dataclass
 class Rows:
-    """Span records as row tuples, ready to write; cheap to pickle between processes."""
+    """Span records as row tuples, ready to write; picklable between processes."""
 
     runs: list[tuple[Any, ...]] = field(default_factory=list)
     nodes: list[tuple[Any, ...]] = field(default_factory=list)
