@@ -5,10 +5,11 @@
 Measured in one run, each as the median of --rounds:
 - lythonic: its DagProvenance as DagRunner drives it (as in bench_bridge.py), for scale;
 - bare SDK: the same node spans with no processor (the SDK's own work);
-- raw commit: the live processor's own statements for one ended node (BEGIN
-  IMMEDIATE, node upsert, edge upsert, COMMIT) with the mapping's rows, on a WAL
-  file, straight from sqlite3, with no Python around them;
-- mapping: one ended SDK span through the shared mapping to its row tuples.
+- raw commit: the two `stat`s that keep the file promises (docs/reliability.md), then
+  the live processor's own statements for one ended node (BEGIN IMMEDIATE, node
+  upsert, edge upsert, COMMIT) with the mapping's rows, on a WAL file, straight from
+  sqlite3, with no Python around them;
+- mapping: one ended SDK span through the shared mapping to its row tuples;
 - no glue: the bare SDK's spans with, at each node's end, the mapping to its rows and
   one raw commit of them (the promise: an ended node is committed before `end()`
   returns), in a bare SpanProcessor;
@@ -47,7 +48,11 @@ def _raw_connection(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _commit(cur: sqlite3.Cursor, rows: Rows) -> None:
+def _commit(cur: sqlite3.Cursor, rows: Rows, watched: tuple[Path, Path]) -> None:
+    """One node's rows in one transaction, after the two `stat`s that keep the file
+    promises (docs/reliability.md; as bench_runner's raw arm)."""
+    for path in watched:
+        os.stat(path)
     cur.execute("BEGIN IMMEDIATE")
     cur.execute(_NODE_UPSERT_SQL, rows.nodes[0])
     cur.execute(_EDGE_UPSERT_SQL, rows.edges[0])
@@ -57,11 +62,12 @@ def _commit(cur: sqlite3.Cursor, rows: Rows) -> None:
 def _raw_commit_us(workdir: Path, node_rows: list[Rows], tag: str) -> float:
     """Each ended node's own rows (from the mapping, made beforehand), one committed
     transaction a node, straight from sqlite3."""
-    conn = _raw_connection(workdir / f"raw-{tag}.db")
+    path = workdir / f"raw-{tag}.db"
+    conn, watched = _raw_connection(path), (path, Path(f"{path}-shm"))
     cur = conn.cursor()
     start = time.perf_counter()
     for rows in node_rows:
-        _commit(cur, rows)
+        _commit(cur, rows, watched)
     elapsed = time.perf_counter() - start
     conn.close()
     return elapsed / len(node_rows) * 1e6
@@ -71,25 +77,27 @@ class _MapAndCommit(SpanProcessor):
     """At each node span's end, the shared mapping to its rows and one raw commit of
     them, before `end()` returns: a live processor with no glue at all."""
 
-    def __init__(self, cur: sqlite3.Cursor) -> None:
-        self._cur = cur
+    def __init__(self, path: Path) -> None:
+        self.conn = _raw_connection(path)
+        self._cur, self._watched = self.conn.cursor(), (path, Path(f"{path}-shm"))
 
     def on_end(self, span: ReadableSpan) -> None:
         if (span.attributes or {}).get("dag.kind") == "node":
-            _commit(self._cur, rows_for([record_from_sdk_span(span, ended=True)]))  # type: ignore[list-item]
+            record = record_from_sdk_span(span, ended=True)
+            _commit(self._cur, rows_for([record]), self._watched)  # type: ignore[list-item]
 
 
 def _no_glue_us(workdir: Path, nodes: int, tag: str) -> float:
     """The bare SDK's spans, the mapping and the raw commits together: each pays the
     others' cache misses, as in a traced program (the parts alone sum to less)."""
-    conn = _raw_connection(workdir / f"no-glue-{tag}.db")
+    processor = _MapAndCommit(workdir / f"no-glue-{tag}.db")
     provider = TracerProvider()
-    provider.add_span_processor(_MapAndCommit(conn.cursor()))
+    provider.add_span_processor(processor)
     start = time.perf_counter()
     bridge._traced(provider, nodes, "r")
     provider.force_flush()
     elapsed = time.perf_counter() - start
-    conn.close()
+    processor.conn.close()
     return elapsed / nodes * 1e6
 
 

@@ -5,11 +5,14 @@
 On a shared machine, CPU time moves ±5% from run to run, which hides a change of a few
 percent. Instructions do not move. Each figure is a program run under valgrind's
 callgrind twice, doing the work N times and zero times, and the difference divided by N.
-Valgrind runs the program about 50 times slower; the whole script takes a few minutes.
+Valgrind runs the program about 50 times slower (the background threads' periods are
+stretched alike); the whole script takes a few minutes.
 
 - the live path, per node, as lythonic's DagRunner calls it (record_node_start, then
   complete_node_with_edges with one edge): `TracedProvenance`, `dagtrace.DagProvenance`,
   and bench_runner's two bound arms (raw sqlite3; the bare SDK plus one raw commit);
+- the live processor per node as bench_bridge drives it, and bridge_budget's no-glue
+  arm (the bare SDK, the mapping and one raw commit);
 - serve's work per span on bench_serve's requests (512 spans, the mix), in process: the
   decode (protobuf to rows) alone, then decode and the store's write.
 
@@ -19,6 +22,7 @@ Needs `valgrind` on the PATH (Debian: apt-get install valgrind).
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import re
 import shutil
@@ -35,6 +39,12 @@ from pathlib import Path
 sys.path.insert(0, {here!r})
 what, n = sys.argv[1], int(sys.argv[2])
 where = Path(tempfile.mkdtemp())
+# Valgrind runs ~50x slower: stretch the background threads' periods alike, so they
+# run as often per node as they do outside it.
+from dagtrace.store.deferred import DeferredWrites
+from dagtrace.store.sqlite import SqliteStore
+DeferredWrites.DELAY *= 50
+SqliteStore._CHECKPOINT_PERIOD *= 50
 if what in ("traced", "drop-in", "raw sqlite3", "bare SDK + raw"):
     import dagtrace
     from bench_runner import RawSqlite, RawTraced
@@ -48,6 +58,18 @@ if what in ("traced", "drop-in", "raw sqlite3", "bare SDK + raw"):
         p.complete_node_with_edges("r", f"n{{i}}", "2", [(f"n{{i}}", f"n{{i + 1}}")])
     p.finish_run("r", "completed", None)
     p.close()
+elif what in ("live processor", "no glue"):
+    import bench_bridge, bridge_budget
+    import dagtrace
+    from opentelemetry.sdk.trace import TracerProvider
+    bench_bridge.PAYLOAD = bench_bridge._payload(100)
+    if what == "live processor":
+        provider = dagtrace.configure(where / "live.db", forward=False)
+    else:
+        provider = TracerProvider()
+        provider.add_span_processor(bridge_budget._MapAndCommit(where / "no-glue.db"))
+    bench_bridge._traced(provider, n, "r")
+    provider.shutdown()
 else:
     from dagtrace.serve.codec import decode_to_rows
     from dagtrace.serve.ingest import collect_less_often
@@ -83,6 +105,8 @@ def _instructions(what: str, n: int, extra: list[str]) -> int:
             capture_output=True,
             text=True,
             check=True,
+            # str hashes move dict layouts, and so counts by ±1%, from run to run
+            env={**os.environ, "PYTHONHASHSEED": "0"},
         )
     found = re.search(r"Collected : (\d+)", out.stderr)
     assert found, out.stderr[-2000:]
@@ -104,9 +128,14 @@ def main() -> None:
     print(f"the live path, instructions per node ({args.nodes} nodes):")
     live = {w: _per_unit(w, args.nodes) for w in ("raw sqlite3", "drop-in")}
     live |= {w: _per_unit(w, args.nodes) for w in ("bare SDK + raw", "traced")}
-    for arm, bound in (("drop-in", "raw sqlite3"), ("traced", "bare SDK + raw")):
+    live |= {w: _per_unit(w, args.nodes) for w in ("no glue", "live processor")}
+    for arm, bound in (
+        ("drop-in", "raw sqlite3"),
+        ("traced", "bare SDK + raw"),
+        ("live processor", "no glue"),
+    ):
         print(
-            f"  {arm:<8} {live[arm]:>10,.0f}   its bound ({bound}) {live[bound]:>10,.0f}"
+            f"  {arm:<14} {live[arm]:>10,.0f}   its bound ({bound}) {live[bound]:>10,.0f}"
             f"   {live[arm] / live[bound]:.2f}× the bound"
         )
     sys.path.insert(0, str(HERE))

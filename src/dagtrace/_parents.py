@@ -216,8 +216,11 @@ class ParentResolver:
         self._lock = threading.Lock()
 
     def saw_node(self, span_id: str, run_id: str, label: str) -> None:
+        nodes = self._nodes  # once a node: `_remember`, inlined
         with self._lock:
-            self._remember(self._nodes, span_id, (run_id, label))
+            nodes[span_id] = (run_id, label)
+            if len(nodes) > self._capacity:
+                nodes.popitem(last=False)
 
     def saw_other(self, span_id: str, parent_span_id: str) -> None:
         with self._lock:

@@ -79,12 +79,14 @@ class Problems:
         """Write records with the unsaved counters (and what `parents` leads to), in one
         transaction."""
         unsaved = self.take_unsaved()
+        token = otel_context.attach(_SUPPRESSING)  # the store's own I/O makes no spans
         try:
-            with _Suppressed():
-                store.write_records(records, counters=unsaved, parents=parents)
+            store.write_records(records, counters=unsaved, parents=parents)
         except BaseException:
             self.give_back(unsaved)
             raise
+        finally:
+            otel_context.detach(token)
 
     def failure(self, what: str, error: BaseException) -> None:
         """Count and log an exception the OTel path swallows: a store failure, or a bug
@@ -115,13 +117,3 @@ _SUPPRESSING = otel_context.set_value(
     otel_context._SUPPRESS_INSTRUMENTATION_KEY, True, otel_context.Context()
 )
 """The context the store's own I/O runs in: no span is current, instrumentation off."""
-
-
-class _Suppressed:
-    """Run the store's own I/O with instrumentation suppressed: it must make no spans."""
-
-    def __enter__(self) -> None:
-        self._token = otel_context.attach(_SUPPRESSING)
-
-    def __exit__(self, *exc: object) -> None:
-        otel_context.detach(self._token)

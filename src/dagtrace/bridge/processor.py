@@ -19,7 +19,7 @@ from .._redact import Redaction
 from ..exceptions import StoreError
 from ..store.base import Store
 from .problems import BridgeStats, Problems
-from .spans import for_otlp_backends_only, map_span, plain_attributes
+from .spans import attributes_now, for_otlp_backends_only, map_span, plain_attributes
 
 _log = logging.getLogger(__name__)
 
@@ -65,11 +65,11 @@ class LiveSpanProcessor(SpanProcessor):
         try:
             if self._shut_down:
                 return
-            attributes = plain_attributes(span)
-            kind = attributes.get(c.KIND)
+            now = attributes_now(span)
+            kind = now.get(c.KIND)
             if kind != c.KIND_NODE and kind != c.KIND_RUN:
                 map_span(span, ended=False, resolver=self._resolver, problems=self._problems)
-            elif for_otlp_backends_only(attributes):
+            elif for_otlp_backends_only(now):
                 return
             elif kind == c.KIND_NODE:
                 with self._started_lock:  # written lazily: most nodes end first
@@ -79,6 +79,7 @@ class LiveSpanProcessor(SpanProcessor):
                     self.store.wake_flusher()
             else:
                 parents = ParentFacts()
+                attributes = dict(now)
                 record = self._record(span, ended=False, attributes=attributes, parents=parents)
                 if record is not None:
                     self._write_or_keep(record, "recording a run start", parents)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -60,13 +61,19 @@ _NO_ATTRIBUTES: dict[str, Any] = {}
 
 def plain_attributes(span: ReadableSpan) -> dict[str, Any]:
     """The span's attributes as a plain dict, copied once: reading the SDK's locked
-    BoundedAttributes key by key costs more than the rest of the mapping. Uses its
-    inner dict when it has one (SDK 1.x), the public mapping otherwise."""
+    BoundedAttributes key by key costs more than the rest of the mapping."""
+    return dict(attributes_now(span))
+
+
+def attributes_now(span: ReadableSpan) -> Mapping[str, Any]:
+    """The span's attributes to read at once and not keep (a started span may still
+    change them): the SDK's inner dict when it has one (SDK 1.x), the public mapping
+    otherwise."""
     inner = getattr(getattr(span, "_attributes", None), "_dict", None)
-    return dict(inner) if isinstance(inner, dict) else dict(span.attributes or {})
+    return inner if isinstance(inner, dict) else (span.attributes or _NO_ATTRIBUTES)
 
 
-def for_otlp_backends_only(attributes: dict[str, Any]) -> bool:
+def for_otlp_backends_only(attributes: Mapping[str, Any]) -> bool:
     """Start markers and heartbeat spans: the live processor sees starts and beats itself."""
     return attributes.get(c.START_MARKER) is True or attributes.get(c.HEARTBEAT) is True
 

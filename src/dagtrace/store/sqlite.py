@@ -87,6 +87,7 @@ class SqliteStore(Store):
             raise ValueError(f"durability must be 'process' or 'power', not {durability!r}")
         self.path = Path(path)
         self.location = str(self.path)
+        self._shm_path = f"{self.location}-shm"
         self.durability = durability
         self._synchronous = _SYNCHRONOUS[durability]
         self._busy_timeout = busy_timeout
@@ -198,7 +199,7 @@ class SqliteStore(Store):
 
     def _current_file_id(self) -> tuple[int, int] | None:
         try:
-            st = os.stat(self.path)
+            st = os.stat(self.location)  # a str: no Path conversion per transaction
         except FileNotFoundError:
             return None
         return (st.st_dev, st.st_ino)
@@ -232,7 +233,7 @@ class SqliteStore(Store):
         this store refuses from then on, like a deleted file. (A truncation racing an
         access already under way cannot be caught: docs/reliability.md.)"""
         try:
-            st = os.stat(f"{self.path}-shm")
+            st = os.stat(self._shm_path)
         except OSError:
             st = None
         seen = self._shm_seen
