@@ -31,15 +31,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bridge_budget import _MapAndCommit
 from lythonic.compose.dag_provenance import DagProvenance as LythonicProvenance
 from lythonic.compose.dag_provenance import NullProvenance
 from lythonic.compose.dag_runner import DagRunner
 from lythonic.compose.namespace import Dag
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 
 import dagtrace
 from dagtrace import conventions as c
+from dagtrace._mapping import payload_attributes
 from dagtrace.lythonic import TracedProvenance
 
 FLOOR = 25.0
@@ -135,32 +137,6 @@ class RawSqlite:
             ),
         )
 
-    def node_row(
-        self,
-        run_id: str,
-        label: str,
-        input_json: str,
-        output_json: str,
-        edges: list[tuple[str, str]],
-    ) -> None:
-        now = time.time()
-        self._write(
-            (
-                "INSERT OR REPLACE INTO node_executions (run_id, node_label, status, "
-                "input_json, output_json, started_at, finished_at) "
-                "VALUES (?, ?, 'completed', ?, ?, ?, ?)",
-                (run_id, label, input_json, output_json, now, now),
-            ),
-            *(
-                (
-                    "INSERT INTO edge_traversals (run_id, upstream_label, downstream_label, "
-                    "traversed_at) VALUES (?, ?, ?, ?)",
-                    (run_id, up, down, now),
-                )
-                for up, down in edges
-            ),
-        )
-
     def finish_run(self, run_id: str, status: str, sink_outputs_json: str | None = None) -> None:
         self._write(
             (
@@ -174,39 +150,20 @@ class RawSqlite:
         self._conn.close()
 
 
-class _CommitOnEnd(SpanProcessor):
-    """At a node span's end, its row and edges in one raw commit, before `end()` returns."""
-
-    def __init__(self, raw: RawSqlite) -> None:
-        self._raw = raw
-
-    def on_end(self, span: ReadableSpan) -> None:
-        attributes = span.attributes or {}
-        if attributes.get(c.KIND) != c.KIND_NODE:
-            return
-        run_id, label = str(attributes[c.RUN_ID]), str(attributes[c.NODE_LABEL])
-        downstream = [
-            str(d) for e in span.events for d in (e.attributes or {}).get(c.EDGE_DOWNSTREAM, ())
-        ]
-        self._raw.node_row(
-            run_id,
-            label,
-            str(attributes.get(c.NODE_INPUT)),
-            str(attributes.get(c.NODE_OUTPUT)),
-            [(label, d) for d in downstream],
-        )
-
-
 class RawTraced:
     """The bound of `TracedProvenance`: the same spans (a run span, a node span with its
-    input, output and `dag.edge` event) through the bare SDK, and at each node span's
-    end the one raw sqlite3 commit the promise asks for (an ended node is committed
-    before `end()` returns). No mapping, no deferred start, no checks but the raw arm's."""
+    input, output, their lengths (the conventions' check for a cut payload) and a
+    `dag.edge` event) through the bare SDK, and at each node span's
+    end bridge_budget's no-glue processor: the shared mapping to the node's rows and one
+    raw sqlite3 commit of them after the two file checks (an ended node is committed
+    before `end()` returns, its writes versioned as docs/conventions.md promises). No
+    deferred start, no lythonic argument checks, no glue."""
 
     def __init__(self, path: Path) -> None:
         self._raw = RawSqlite(path)
+        self._map_and_commit = _MapAndCommit(path)
         provider = TracerProvider()
-        provider.add_span_processor(_CommitOnEnd(self._raw))
+        provider.add_span_processor(self._map_and_commit)
         self._tracer = provider.get_tracer("bound")
         self._runs: dict[str, Any] = {}
         self._nodes: dict[tuple[str, str], Any] = {}
@@ -233,7 +190,7 @@ class RawTraced:
                 c.KIND: c.KIND_NODE,
                 c.RUN_ID: run_id,
                 c.NODE_LABEL: label,
-                c.NODE_INPUT: input_json,
+                **payload_attributes(c.NODE_INPUT, input_json),
             },
         )
 
@@ -241,7 +198,7 @@ class RawTraced:
         self, run_id: str, label: str, output_json: str, edges: list[tuple[str, str]]
     ) -> None:
         span = self._nodes.pop((run_id, label))
-        span.set_attribute(c.NODE_OUTPUT, output_json)
+        span.set_attributes(payload_attributes(c.NODE_OUTPUT, output_json))
         span.add_event(c.EDGE_EVENT, {c.EDGE_DOWNSTREAM: [down for _, down in edges]})
         span.end()
 
@@ -250,6 +207,7 @@ class RawTraced:
         self._raw.finish_run(run_id, status, sink_outputs_json)
 
     def close(self) -> None:
+        self._map_and_commit.conn.close()
         self._raw.close()
 
 

@@ -43,7 +43,7 @@ _NO_GLUE = "no glue: bare SDK, mapping, raw commit"
 
 def _raw_connection(path: Path) -> sqlite3.Connection:
     dagtrace.SqliteStore(path).close()  # the schema, WAL, 2 KiB pages
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 
@@ -54,8 +54,10 @@ def _commit(cur: sqlite3.Cursor, rows: Rows, watched: tuple[Path, Path]) -> None
     for path in watched:
         os.stat(path)
     cur.execute("BEGIN IMMEDIATE")
-    cur.execute(_NODE_UPSERT_SQL, rows.nodes[0])
-    cur.execute(_EDGE_UPSERT_SQL, rows.edges[0])
+    for node in rows.nodes:
+        cur.execute(_NODE_UPSERT_SQL, node)
+    for edge in rows.edges:
+        cur.execute(_EDGE_UPSERT_SQL, edge)
     cur.execute("COMMIT")
 
 
