@@ -53,7 +53,6 @@ class LiveSpanProcessor(SpanProcessor):
         self._owns_store = owns_store
         self._shut_down = False
         self._started: dict[int, ReadableSpan] = {}
-        self._started_lock = threading.Lock()
         self._open_runs: dict[int, str] = {}
         self._heartbeat_interval = heartbeat_interval
         self._heartbeat: threading.Thread | None = None
@@ -72,11 +71,9 @@ class LiveSpanProcessor(SpanProcessor):
             elif for_otlp_backends_only(now):
                 return
             elif kind == c.KIND_NODE:
-                with self._started_lock:  # written lazily: most nodes end first
-                    was_idle = not self._started
-                    self._started[span.get_span_context().span_id] = span
-                if was_idle:
-                    self.store.wake_flusher()
+                # written lazily: most nodes end first
+                self._started[span.get_span_context().span_id] = span
+                self.store.wake_flusher()
             else:
                 parents = ParentFacts()
                 attributes = dict(now)
@@ -146,9 +143,12 @@ class LiveSpanProcessor(SpanProcessor):
 
     def take_pending(self) -> list[SpanRecord]:
         """Start records of the node spans still open (the store calls this)."""
-        with self._started_lock:
-            spans = list(self._started.values())
-            self._started.clear()
+        started, spans = self._started, []
+        while started:  # one atomic dict operation at a time: a start takes no lock
+            try:
+                spans.append(started.popitem()[1])
+            except KeyError:  # the last one ended meanwhile
+                break
         records = []
         for span in spans:
             record = self._record(span, ended=False)
@@ -181,8 +181,7 @@ class LiveSpanProcessor(SpanProcessor):
             ctx = span.get_span_context()
             span_id = ctx.span_id if ctx is not None else 0
             if self._started:
-                with self._started_lock:
-                    self._started.pop(span_id, None)
+                self._started.pop(span_id, None)
             if self._open_runs:
                 self._open_runs.pop(span_id, None)
             # only a run span can tell a sub-run's parent: a node's end allocates no facts

@@ -207,7 +207,8 @@ class Store(StoreReads, ABC):
         parents: ParentFacts | None = None,
     ) -> None:
         """`write_records` for rows already built (by a decoding process, say)."""
-        self._check_process()
+        if self._closed or self._pid != _pid:  # `_check_process`: once a node, inlined
+            self._check_process()
         for attempt in range(1, self._RETRIES + 1):
             pending = self.deferred.take()
             try:

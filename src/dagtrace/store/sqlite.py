@@ -403,7 +403,7 @@ class _Transaction:
             if store._closed:  # closed while this thread waited for the lock
                 raise StoreError("the store is closed", location=store.location)
             store._check_file()
-            self._conn = conn = store._writer_connection()
+            self._conn = conn = store._writer or store._writer_connection()
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
             store._lock.release()
