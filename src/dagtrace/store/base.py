@@ -330,10 +330,12 @@ class _Transaction:
         self._store = store
 
     def __enter__(self) -> Writer:
-        self._store._check_process()  # a forked child takes none of its parent's records
-        deferred = self._store.deferred
+        store = self._store
+        if store._closed or store._pid != _pid:  # a forked child takes none of its
+            store._check_process()  # parent's records (`_check_process`, inlined)
+        deferred = store.deferred
         self._pending = pending = deferred.take()
-        self._inner = inner = self._store._transaction()
+        self._inner = inner = store._transaction()
         try:
             writer = inner.__enter__()
         except BaseException:

@@ -129,6 +129,7 @@ class SqliteStore(Store):
         self._lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         self._writes: Writer  # the Writer of the writer connection, made with it
+        self._begin_commit: sqlite3.Cursor  # and a cursor of its own for BEGIN and COMMIT
         self._idle_readers: list[sqlite3.Connection] = []
         self._all_readers: list[sqlite3.Connection] = []
         self._file_id: tuple[int, int] | None = None
@@ -195,6 +196,7 @@ class SqliteStore(Store):
         if self._writer is None:
             self._writer = self._connect(read_only=False)
             self._writes = Writer(self._writer.cursor(), SQLITE)  # one per connection
+            self._begin_commit = self._writer.cursor()  # conn.execute makes a cursor a call
         return self._writer
 
     def _current_file_id(self) -> tuple[int, int] | None:
@@ -403,8 +405,8 @@ class _Transaction:
             if store._closed:  # closed while this thread waited for the lock
                 raise StoreError("the store is closed", location=store.location)
             store._check_file()
-            self._conn = conn = store._writer or store._writer_connection()
-            conn.execute("BEGIN IMMEDIATE")
+            self._conn = store._writer or store._writer_connection()
+            store._begin_commit.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
             store._lock.release()
             raise StoreError(f"write failed: {e}", location=store.location) from e
@@ -420,7 +422,7 @@ class _Transaction:
         try:
             if error is None:
                 try:
-                    conn.execute("COMMIT")
+                    store._begin_commit.execute("COMMIT")
                 except sqlite3.Error as e:
                     _rollback(conn)
                     raise StoreError(f"write failed: {e}", location=store.location) from e
