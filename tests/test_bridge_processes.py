@@ -14,6 +14,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from traced_pipeline import run_pipeline
@@ -82,6 +83,55 @@ def test_another_process_sees_a_node_running_while_its_span_is_open(db_path: Pat
     runner.stdout.close()
     assert prov.get_node_output("live", "slow") == "1"
     assert prov.get_run("live")["status"] == "completed"
+
+
+def _child_holds_a_node_open(
+    run: dagtrace.RunHandle, write_first: bool, started: Any, release: Any
+) -> None:
+    try:
+        if write_first:  # the child's store has made a transaction of its own
+            with run.node("child_done") as done:
+                done.set_output(2)
+        with run.node("child_open") as node:
+            started.set()
+            release.wait(30)
+            node.set_output(3)
+        os._exit(0)
+    except BaseException:  # noqa: BLE001 - a forked child reports by its exit code
+        os._exit(1)
+
+
+@pytest.mark.parametrize("write_first", [False, True], ids=["at-once", "after-a-write"])
+def test_a_forked_child_s_open_node_is_stored_running(db_path: Path, write_first: bool) -> None:
+    """The deferred start of a node opened in a forked child reaches the store while the
+    node runs, as in its parent: the child has its own flusher, fed by the same
+    processor, whether or not it wrote before."""
+    provider = dagtrace.configure(db_path)
+    tracer = dagtrace.DagTracer(provider)
+    prov = dagtrace.DagProvenance(db_path)
+    ctx = multiprocessing.get_context("fork")
+    started, release = ctx.Event(), ctx.Event()
+    with tracer.run("fork", run_id="fork") as run:
+        with run.node("parent_node") as node:
+            node.set_output(1)
+        child = ctx.Process(
+            target=_child_holds_a_node_open, args=(run, write_first, started, release)
+        )
+        child.start()
+        try:
+            assert started.wait(30)
+
+            def running() -> bool:
+                nodes = {n["node_label"]: n["status"] for n in prov.get_node_executions("fork")}
+                return nodes.get("child_open") == "running"
+
+            _wait_for(running)
+        finally:
+            release.set()
+            child.join(30)
+    assert child.exitcode == 0
+    provider.shutdown()
+    assert prov.get_node_output("fork", "child_open") == "3"
 
 
 _KILLABLE_RUNNER = """

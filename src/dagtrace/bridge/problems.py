@@ -78,8 +78,8 @@ class Problems:
     ) -> None:
         """Write records with the unsaved counters (and what `parents` leads to), in one
         transaction."""
-        unsaved = self.take_unsaved()
         token = otel_context.attach(_SUPPRESSING)  # the store's own I/O makes no spans
+        unsaved = self.take_unsaved()
         try:
             store.write_records(records, counters=unsaved, parents=parents)
         except BaseException:

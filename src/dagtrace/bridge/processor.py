@@ -147,7 +147,7 @@ class LiveSpanProcessor(SpanProcessor):
         while started:  # one atomic dict operation at a time: a start takes no lock
             try:
                 spans.append(started.popitem()[1])
-            except KeyError:  # the last one ended meanwhile
+            except KeyError:  # emptied meanwhile (an end, or another thread's take)
                 break
         records = []
         for span in spans:

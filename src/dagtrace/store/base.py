@@ -155,7 +155,7 @@ class Store(StoreReads, ABC):
             raise StoreError("the store is closed", location=self.location)
         if self._pid != _pid:
             self._pid = _pid
-            self.deferred = DeferredWrites(self.flush)
+            self.deferred = self.deferred.for_child()
             self._forget_connections()
 
     def close(self) -> None:
@@ -210,9 +210,10 @@ class Store(StoreReads, ABC):
         if self._closed or self._pid != _pid:  # `_check_process`: once a node, inlined
             self._check_process()
         for attempt in range(1, self._RETRIES + 1):
-            pending = self.deferred.take()
+            pending: list[SpanRecord] = []
             try:
                 with self._transaction() as writer:  # what `transaction()` does, inlined:
+                    pending = self.deferred.take()  # inside: see `_Transaction.__enter__`
                     search = (
                         ParentSearch(writer, parents, sweep_key=self.location) if parents else None
                     )
@@ -281,7 +282,10 @@ class Store(StoreReads, ABC):
         self.deferred.add_source(source)
 
     def wake_flusher(self) -> None:
-        """Something is pending in a source: make sure it is written soon."""
+        """Something is pending in a source: make sure it is written soon (in a forked
+        child too, by a thread of its own)."""
+        if self._pid != _pid and not self._closed:
+            self._check_process()
         self.deferred.wake()
 
     @property
@@ -333,23 +337,21 @@ class _Transaction:
         store = self._store
         if store._closed or store._pid != _pid:  # a forked child takes none of its
             store._check_process()  # parent's records (`_check_process`, inlined)
-        deferred = store.deferred
-        self._pending = pending = deferred.take()
         self._inner = inner = store._transaction()
+        writer = inner.__enter__()
+        # Taken inside the transaction: a read through this store flushes them first and
+        # waits for its lock (SQLite), so it sees a transaction that took them already.
+        deferred, pending = store.deferred, []
         try:
-            writer = inner.__enter__()
-        except BaseException:
-            deferred.give_back(pending)
-            raise
-        if pending:
-            try:
+            self._pending = pending = deferred.take()
+            if pending:
                 writer.apply_records(pending)
-            except BaseException as e:
-                try:
-                    inner.__exit__(type(e), e, e.__traceback__)  # rolled back
-                finally:
-                    deferred.give_back(pending)
-                raise
+        except BaseException as e:
+            try:
+                inner.__exit__(type(e), e, e.__traceback__)  # rolled back
+            finally:
+                deferred.give_back(pending)
+            raise
         return writer
 
     def __exit__(

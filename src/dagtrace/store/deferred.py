@@ -53,6 +53,14 @@ class DeferredWrites:
             self._records.extend(records)
         self.wake()
 
+    def for_child(self) -> DeferredWrites:
+        """For a forked child: the same flush and sources (the live processors live on in
+        it), none of the parent's records, and no thread yet (the parent's does not run
+        here)."""
+        child = DeferredWrites(self._flush)
+        child._sources = list(self._sources)
+        return child
+
     def add_source(self, source: PendingSource) -> None:
         with self._lock:
             self._sources.append(source)

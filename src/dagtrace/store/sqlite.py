@@ -87,7 +87,7 @@ class SqliteStore(Store):
             raise ValueError(f"durability must be 'process' or 'power', not {durability!r}")
         self.path = Path(path)
         self.location = str(self.path)
-        self._shm_path = f"{self.location}-shm"
+        self._file_path, self._shm_path = str(self.path), f"{self.path}-shm"  # stat per write
         self.durability = durability
         self._synchronous = _SYNCHRONOUS[durability]
         self._busy_timeout = busy_timeout
@@ -201,7 +201,7 @@ class SqliteStore(Store):
 
     def _current_file_id(self) -> tuple[int, int] | None:
         try:
-            st = os.stat(self.location)  # a str: no Path conversion per transaction
+            st = os.stat(self._file_path)  # a str: no Path conversion per transaction
         except FileNotFoundError:
             return None
         return (st.st_dev, st.st_ino)
