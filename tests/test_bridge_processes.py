@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from traced_pipeline import run_pipeline
 
 import dagtrace
@@ -132,6 +134,55 @@ def test_a_forked_child_s_open_node_is_stored_running(db_path: Path, write_first
     assert child.exitcode == 0
     provider.shutdown()
     assert prov.get_node_output("fork", "child_open") == "3"
+
+
+def _child_holds_a_run_open(tracer: dagtrace.DagTracer, started: Any, release: Any) -> None:
+    try:
+        with tracer.run("forked", run_id="child-run"):
+            started.set()
+            release.wait(30)
+        os._exit(0)
+    except BaseException:  # noqa: BLE001 - a forked child reports by its exit code
+        os._exit(1)
+
+
+@pytest.mark.parametrize("path", ["live-processor", "heartbeat-spans"])
+def test_a_run_a_forked_child_opens_has_heartbeats(db_path: Path, path: str) -> None:
+    """A forked child beats for the runs it opens (its parent's heartbeat thread does
+    not run in it): else `dagtrace dead` would take its long nodes for a dead runner.
+    Both ways: the live processor's own beats, and `DagTracer`'s heartbeat spans (for
+    spans that leave the process; here through the exporter)."""
+    if path == "live-processor":
+        provider = dagtrace.configure(db_path, heartbeat_interval=0.05)
+        tracer = dagtrace.DagTracer(provider)
+    else:
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(dagtrace.DagtraceSpanExporter(db_path)))
+        tracer = dagtrace.DagTracer(provider, start_markers=True, heartbeat_interval=0.05)
+    prov = dagtrace.DagProvenance(db_path)
+    ctx = multiprocessing.get_context("fork")
+    started, release = ctx.Event(), ctx.Event()
+
+    def beating(run_id: str) -> bool:  # a beat after the run's start (which sets it too)
+        run, details = prov.get_run(run_id), prov.store.get_run_details(run_id)
+        return (
+            run is not None
+            and details is not None
+            and ((details["heartbeat_at"] or 0) > run["started_at"])
+        )
+
+    with tracer.run("parent", run_id="parent-run"):  # the parent's heartbeat thread runs
+        _wait_for(lambda: beating("parent-run"))
+        child = ctx.Process(target=_child_holds_a_run_open, args=(tracer, started, release))
+        child.start()
+        try:
+            assert started.wait(30)
+            _wait_for(lambda: beating("child-run"))
+        finally:
+            release.set()
+            child.join(30)
+    assert child.exitcode == 0
+    provider.shutdown()
 
 
 _KILLABLE_RUNNER = """

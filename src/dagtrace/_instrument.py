@@ -30,6 +30,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanContext, TraceFlags
 
 from . import conventions as c
+from ._fork import reset_in_forked_child
 from ._handles import NodeHandle, RunHandle, fail_span
 from ._mapping import payload_attributes
 from ._models import safe_json_dumps
@@ -63,6 +64,12 @@ class DagTracer:
         self._open_runs: dict[str, RunHandle] = {}
         self._heartbeat: threading.Thread | None = None
         self._heartbeat_lock = threading.Lock()
+        reset_in_forked_child(self)
+
+    def after_fork_in_child(self) -> None:
+        """A forked child sends heartbeat spans for the runs it opens, from a thread of
+        its own (its parent's does not run in it; the lock may have been held by it)."""
+        self._heartbeat, self._heartbeat_lock, self._open_runs = None, threading.Lock(), {}
 
     # -- start / finish, for runners whose calls do not nest -----------------------------
 

@@ -13,6 +13,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from .. import conventions as c
+from .._fork import reset_in_forked_child
 from .._mapping import SpanRecord
 from .._parents import ParentFacts, ParentResolver
 from .._redact import Redaction
@@ -59,6 +60,13 @@ class LiveSpanProcessor(SpanProcessor):
         self._policy = store_policy
         self._stopping = threading.Event()
         store.add_pending_source(self)
+        reset_in_forked_child(self)
+
+    def after_fork_in_child(self) -> None:
+        """The parent's heartbeat thread does not run here, and the runs it beats for
+        are the parent's: a forked child beats for the runs it opens, in a thread of
+        its own."""
+        self._heartbeat, self._stopping, self._open_runs = None, threading.Event(), {}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
