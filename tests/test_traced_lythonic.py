@@ -275,3 +275,35 @@ def test_a_long_lived_instance_keeps_nothing_of_finished_runs(traced: TracedProv
     assert all(traced.get_run(r)["status"] == "completed" for r in run_ids)
     assert all(traced.get_edge_traversals(r) for r in run_ids)
     assert (traced._runs, traced._nodes, traced._edges) == ({}, {}, {})
+
+
+def _record_in_child(prov: TracedProvenance, done: Any) -> None:
+    try:
+        prov.create_run("child", "ns", {})
+        prov.record_node_start("child", "a", "{}")
+        prov.complete_node_with_edges("child", "a", "1", [])
+        prov.finish_run("child", "completed", "{}")
+        done.set()
+        os._exit(0)
+    except BaseException:  # noqa: BLE001 - a forked child reports by its exit code
+        os._exit(1)
+
+
+def test_a_child_forked_while_a_lock_is_held_still_records(tmp_path: Path) -> None:
+    """A fork copies a lock that another thread holds at that moment, held, and nothing
+    in the child would ever release it: our locks are made anew in a forked child."""
+    import multiprocessing
+
+    prov = TracedProvenance(tmp_path / "t.db")
+    ctx = multiprocessing.get_context("fork")
+    done = ctx.Event()
+    with prov._lock:  # as if another thread were inside it at the fork
+        child = ctx.Process(target=_record_in_child, args=(prov, done))
+        child.start()
+        recorded = done.wait(20)
+    child.join(10)
+    if child.exitcode is None:
+        child.kill()
+    assert recorded and child.exitcode == 0
+    assert LythonicProvenance(tmp_path / "t.db").get_run("child")["status"] == "completed"
+    prov.close()

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from . import conventions as c
+from ._fork import new_lock_in_forked_child
 from ._mapping import SpanRecord
 
 MAX_STEPS = 64
@@ -214,6 +215,7 @@ class ParentResolver:
         self._others: OrderedDict[str, str] = OrderedDict()
         self._capacity = capacity
         self._lock = threading.Lock()
+        new_lock_in_forked_child(self)
 
     def saw_node(self, span_id: str, run_id: str, label: str) -> None:
         nodes = self._nodes  # once a node: `_remember`, inlined

@@ -39,6 +39,7 @@ from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan
 
 from . import settings
 from ._configure import configure
+from ._fork import new_lock_in_forked_child
 from ._handles import NodeHandle, RunHandle
 from ._initiator import current_initiator
 from ._instrument import DagTracer, plan_links, span_context
@@ -87,6 +88,7 @@ class TracedProvenance(ProvenanceReads):
         self._edges: dict[str, set[tuple[str, str]]] = {}
         """Edges this instance recorded, per run: lythonic refuses a repeated edge."""
         self._lock = threading.Lock()
+        new_lock_in_forked_child(self)
         self._bugs = 0
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .. import settings
+from .._fork import new_lock_in_forked_child
 from .._parents import ParentFacts
 from .._redact import Redaction
 from ..store.base import Store
@@ -41,6 +42,7 @@ class DagtraceSpanExporter(SpanExporter):
         self._problems = Problems(self.stats)
         self._shut_down = False
         self._lock = threading.Lock()
+        new_lock_in_forked_child(self)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shut_down:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from opentelemetry import context as otel_context
 
 from .. import settings
+from .._fork import new_lock_in_forked_child
 from .._mapping import SpanRecord
 from .._parents import ParentFacts
 from ..exceptions import SpanRejected, is_bug
@@ -50,6 +51,7 @@ class Problems:
     def __init__(self, stats: BridgeStats) -> None:
         self.stats = stats
         self._lock = threading.Lock()
+        new_lock_in_forked_child(self)
         self._unsaved: dict[str, int] = {}
 
     def count(self, name: str, n: int = 1) -> int:
