@@ -185,6 +185,26 @@ def test_a_run_a_forked_child_opens_has_heartbeats(db_path: Path, path: str) -> 
     provider.shutdown()
 
 
+def _flush_and_exit(provider: Any) -> None:
+    os._exit(0 if provider.force_flush() else 1)
+
+
+def test_a_forked_child_counts_none_of_its_parent_s_problems(db_path: Path) -> None:
+    """Counters a parent has not saved yet are its own to save: a child that writes
+    first must not save them too (each pool worker would count them once more)."""
+    provider = dagtrace.configure(db_path)
+    prov = dagtrace.DagProvenance(db_path)
+    # a node span without a run id: rejected and counted, not saved until a write
+    provider.get_tracer("t").start_span("bad", attributes={"dag.kind": "node"}).end()
+    child = multiprocessing.get_context("fork").Process(target=_flush_and_exit, args=(provider,))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert provider.force_flush()
+    assert prov.store.stats().get("spans_rejected") == 1
+    provider.shutdown()
+
+
 _KILLABLE_RUNNER = """
 import json, os, signal, sys, dagtrace
 db, kill_at, attempt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

@@ -23,18 +23,19 @@ def reset_in_forked_child(obj: ForkAware) -> None:
     _objects.add(obj)
 
 
-_lock_owners: weakref.WeakSet[Any] = weakref.WeakSet()
+_locks: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
-def new_lock_in_forked_child(obj: Any) -> None:
-    """Give `obj._lock` (a `threading.Lock`) a new lock in every child forked while `obj`
-    lives."""
-    _lock_owners.add(obj)
+def new_lock_in_forked_child(owner: Any, name: str = "_lock") -> None:
+    """Give `owner.<name>` (a `threading.Lock`; `owner` an object or a module) a new
+    lock in every child forked while `owner` lives."""
+    _locks.setdefault(owner, set()).add(name)
 
 
 def _after_fork_in_child() -> None:
-    for owner in list(_lock_owners):
-        owner._lock = threading.Lock()
+    for owner, names in list(_locks.items()):
+        for name in names:
+            setattr(owner, name, threading.Lock())
     for obj in list(_objects):
         obj.after_fork_in_child()
 

@@ -19,6 +19,7 @@ use `start_run` / `start_node` and the handles' `finish` / `fail` instead.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
@@ -30,7 +31,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanContext, TraceFlags
 
 from . import conventions as c
-from ._fork import reset_in_forked_child
+from ._fork import new_lock_in_forked_child, reset_in_forked_child
 from ._handles import NodeHandle, RunHandle, fail_span
 from ._mapping import payload_attributes
 from ._models import safe_json_dumps
@@ -301,6 +302,7 @@ class DagTracer:
 
 _last_write_ns = 0
 _write_clock_lock = threading.Lock()
+new_lock_in_forked_child(sys.modules[__name__], "_write_clock_lock")
 
 
 def write_time_ns() -> int:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from opentelemetry import context as otel_context
 
 from .. import settings
-from .._fork import new_lock_in_forked_child
+from .._fork import reset_in_forked_child
 from .._mapping import SpanRecord
 from .._parents import ParentFacts
 from ..exceptions import SpanRejected, is_bug
@@ -51,8 +51,13 @@ class Problems:
     def __init__(self, stats: BridgeStats) -> None:
         self.stats = stats
         self._lock = threading.Lock()
-        new_lock_in_forked_child(self)
         self._unsaved: dict[str, int] = {}
+        reset_in_forked_child(self)
+
+    def after_fork_in_child(self) -> None:
+        """The parent saves its own unsaved counts (else they would count twice), and its
+        lock may have been held at the fork."""
+        self._lock, self._unsaved = threading.Lock(), {}
 
     def count(self, name: str, n: int = 1) -> int:
         with self._lock:

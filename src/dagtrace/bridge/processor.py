@@ -64,9 +64,10 @@ class LiveSpanProcessor(SpanProcessor):
 
     def after_fork_in_child(self) -> None:
         """The parent's heartbeat thread does not run here, and the runs it beats for
-        are the parent's: a forked child beats for the runs it opens, in a thread of
-        its own."""
+        and the node starts it keeps are the parent's (it writes them): a forked child
+        beats for the runs it opens, in a thread of its own, and keeps its own starts."""
         self._heartbeat, self._stopping, self._open_runs = None, threading.Event(), {}
+        self._started = {}
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:

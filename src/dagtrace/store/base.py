@@ -64,8 +64,13 @@ _pid = os.getpid()
 
 
 def _forked() -> None:
+    """In a forked child, which has one thread at this moment: every store forgets its
+    parent's connections and deferred records now, before any thread of the child can
+    use them."""
     global _pid
     _pid = os.getpid()
+    for store in list(_open_stores):
+        store._start_in_child()
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -154,9 +159,12 @@ class Store(StoreReads, ABC):
         if self._closed:
             raise StoreError("the store is closed", location=self.location)
         if self._pid != _pid:
-            self._pid = _pid
-            self.deferred = self.deferred.for_child()
-            self._forget_connections()
+            self._start_in_child()
+
+    def _start_in_child(self) -> None:
+        self._pid = _pid
+        self.deferred = self.deferred.for_child()
+        self._forget_connections()
 
     def close(self) -> None:
         """Release connections; the store must not be used afterwards."""
@@ -282,10 +290,7 @@ class Store(StoreReads, ABC):
         self.deferred.add_source(source)
 
     def wake_flusher(self) -> None:
-        """Something is pending in a source: make sure it is written soon (in a forked
-        child too, by a thread of its own)."""
-        if self._pid != _pid and not self._closed:
-            self._check_process()
+        """Something is pending in a source: make sure it is written soon."""
         self.deferred.wake()
 
     @property

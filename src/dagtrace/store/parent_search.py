@@ -16,12 +16,14 @@ so of two such batches the later one sees the earlier one's rows.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import zlib
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from .._fork import new_lock_in_forked_child
 from .._parents import (
     KEEP_SECONDS,
     SWEEP_LIMIT,
@@ -101,6 +103,7 @@ Key = tuple[str, int]
 
 _next_sweep: dict[str, float] = {}
 _sweep_lock = threading.Lock()
+new_lock_in_forked_child(sys.modules[__name__], "_sweep_lock")
 
 
 class ParentSearch:
