@@ -152,6 +152,7 @@ def test_a_run_a_forked_child_opens_has_heartbeats(db_path: Path, path: str) -> 
     not run in it): else `dagtrace dead` would take its long nodes for a dead runner.
     Both ways: the live processor's own beats, and `DagTracer`'s heartbeat spans (for
     spans that leave the process; here through the exporter)."""
+    provider: TracerProvider
     if path == "live-processor":
         provider = dagtrace.configure(db_path, heartbeat_interval=0.05)
         tracer = dagtrace.DagTracer(provider)
