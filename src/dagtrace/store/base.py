@@ -63,6 +63,13 @@ _pid = os.getpid()
 """This process's id, kept current by a fork hook: `os.getpid()` is a system call."""
 
 
+_inherited: list[dict[str, Any]] = []
+"""In a forked child, what its stores held in the parent (connections, a pool, their
+cursors): kept, never collected, because closing them here could block on a lock a
+thread of the parent held at the fork (SQLite's, psycopg_pool's), or touch the parent's
+server sessions. The operating system releases them when the child exits."""
+
+
 def _forked() -> None:
     """In a forked child, which has one thread at this moment: every store forgets its
     parent's connections and deferred records now, before any thread of the child can
@@ -70,6 +77,7 @@ def _forked() -> None:
     global _pid
     _pid = os.getpid()
     for store in list(_open_stores):
+        _inherited.append(dict(vars(store)))
         store._start_in_child()
 
 
