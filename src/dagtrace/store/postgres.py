@@ -122,14 +122,31 @@ class _PgCursor:
 
 
 class _PgCopyCursor(_PgCursor):
-    def copy_rows(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """COPY … FROM STDIN of these rows (psycopg formats them in C)."""
+    def copy_rows(self, sql: str, types: Sequence[int], rows: Iterable[Sequence[Any]]) -> None:
+        """COPY … FROM STDIN (FORMAT BINARY) of these rows, of these column types (oids).
+
+        Binary, not text: PostgreSQL parses no text into floats and bytea, and psycopg
+        formats none (bench_serve's requests: 15% less of PostgreSQL's CPU, 25% less
+        of the client's, than text COPY)."""
         with self._cur.copy(sql) as copy:
+            copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
 
+    def column_types(self, table: str, columns: Sequence[str]) -> list[int]:
+        """The type oids of these columns of `table` (of the schema in use)."""
+        self._cur.execute(
+            "SELECT attname, atttypid FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (table,),
+        )
+        oids = dict(self._cur.fetchall())
+        return [int(oids[column]) for column in columns]
+
 
 _STAGE_FROM = 32
+_BIGINT = 20
+"""The oid of `dagtrace_seq`'s type, the stages' own column."""
 """Batches of at least this many node or edge rows are upserted through COPY."""
 
 
@@ -139,6 +156,8 @@ class _Staged(NamedTuple):
     applying them one by one would leave), in key order (row locks always taken in the
     same order)."""
 
+    table: str
+    columns: Sequence[str]
     create: str
     copy: str
     upsert: str
@@ -151,9 +170,11 @@ def _staged(
     stage = f"dagtrace_stage_{table}"
     cols, keys = ", ".join(columns), ", ".join(key)
     return _Staged(
+        table=table,
+        columns=columns,
         create=f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}, dagtrace_seq BIGINT) "
         "ON COMMIT DELETE ROWS",
-        copy=f"COPY {stage} ({cols}, dagtrace_seq) FROM STDIN",
+        copy=f"COPY {stage} ({cols}, dagtrace_seq) FROM STDIN (FORMAT BINARY)",
         upsert=f"INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM {stage} "
         f"ORDER BY {keys}, {winner_first}, dagtrace_seq {on_conflict}",
         clear=f"DELETE FROM {stage}",
@@ -180,11 +201,15 @@ class _PgWriter(Writer):
     """Big batches (a receiver's requests) go through COPY: psycopg's executemany
     costs ~50 µs of client CPU per node with its edges, COPY a fraction of it."""
 
-    def __init__(self, cursor: _PgCopyCursor, *, may_stage: bool) -> None:
-        """`may_stage`: the role may create temporary tables (PostgreSQL's default)."""
+    def __init__(
+        self, cursor: _PgCopyCursor, *, may_stage: bool, copy_types: dict[str, list[int]]
+    ) -> None:
+        """`may_stage`: the role may create temporary tables (PostgreSQL's default);
+        `copy_types`: each staged table's COPY column types, filled on first use."""
         super().__init__(cursor, POSTGRES)
         self._copy_cursor = cursor
         self._stage_from = _STAGE_FROM if may_stage else sys.maxsize
+        self._copy_types = copy_types
 
     def upsert_nodes(self, rows: list[tuple[Any, ...]]) -> None:
         """The first row of each node is staged; the others (a start marker and the end
@@ -215,7 +240,11 @@ class _PgWriter(Writer):
         upserted again, which changes nothing (upserts are idempotent)."""
         cur = self._copy_cursor
         cur.execute(staged.create)
-        cur.copy_rows(staged.copy, ((*row, seq) for seq, row in enumerate(rows)))
+        types = self._copy_types.get(staged.table)
+        if types is None:
+            types = [*cur.column_types(staged.table, staged.columns), _BIGINT]
+            self._copy_types[staged.table] = types
+        cur.copy_rows(staged.copy, types, ((*row, seq) for seq, row in enumerate(rows)))
         cur.execute(staged.upsert)
         cur.execute(staged.clear)
 
@@ -244,6 +273,7 @@ class PostgresStore(Store):
         self._pool_size = pool_size
         self._pool: Any = None
         self._temp_tables_allowed: bool | None = None
+        self._copy_types: dict[str, list[int]] = {}
         if not read_only:
             self._migrate()
 
@@ -294,7 +324,9 @@ class PostgresStore(Store):
         try:
             with self._connections().connection() as conn, conn.transaction():
                 cursor = _PgCopyCursor(conn.cursor())
-                yield _PgWriter(cursor, may_stage=self._may_stage(cursor))
+                yield _PgWriter(
+                    cursor, may_stage=self._may_stage(cursor), copy_types=self._copy_types
+                )
         except psycopg.Error as e:
             raise StoreError(f"write failed: {_reason(e)}", location=self.location) from e
 
