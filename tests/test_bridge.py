@@ -284,6 +284,28 @@ def test_a_big_batch_of_duplicate_keys_leaves_what_rows_one_by_one_leave(
     assert {r[1]: r[3] for r in rows["edge_traversals"]} == latest
 
 
+def test_a_second_big_batch_in_one_transaction_keeps_its_own_newer_rows(
+    new_store_url: Any,
+) -> None:
+    """Deferred records and a request's rows are two batches of one transaction (the
+    PostgreSQL store stages each through COPY): the second batch's newer writes win
+    there as they would in a transaction of their own."""
+    from dagtrace.store.rows import Rows
+
+    older = [node_row(f"n{i}", '"older"', 1, 1) for i in range(40)]
+    others = [node_row(f"m{i}", '"other"', 1, 1) for i in range(40)]
+    newer = [node_row(f"n{i}", '"newer"', 2, 1) for i in range(40)]
+    store = dagtrace.open_store(new_store_url())
+    with store.transaction() as writer:
+        writer.write_rows(Rows(nodes=older))
+        writer.write_rows(Rows(nodes=others + newer))
+    outputs = {n["node_label"]: n["output_json"] for n in store.get_node_executions("r")}
+    store.close()
+    assert outputs == {f"n{i}": '"newer"' for i in range(40)} | {
+        f"m{i}": '"other"' for i in range(40)
+    }
+
+
 def test_text_that_copy_escapes_round_trips_in_a_big_batch(new_store_url: Any) -> None:
     from dagtrace.store.rows import Rows
 

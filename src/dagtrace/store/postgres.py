@@ -145,23 +145,24 @@ class _PgCopyCursor(_PgCursor):
 
 
 _STAGE_FROM = 32
+"""Batches of at least this many node or edge rows are upserted through COPY."""
 _BIGINT = 20
 """The oid of `dagtrace_seq`'s type, the stages' own column."""
-"""Batches of at least this many node or edge rows are upserted through COPY."""
 
 
 class _Staged(NamedTuple):
     """Statements that stage a batch in a temporary table (emptied at each commit), then
     upsert it in one INSERT … SELECT: one winner per key (DISTINCT ON: the row that
     applying them one by one would leave), in key order (row locks always taken in the
-    same order)."""
+    same order). The upsert takes the rows staged from a sequence number on: a second
+    batch in one transaction (deferred records) upserts its own rows only, and nothing
+    is deleted before the commit empties the stage."""
 
     table: str
     columns: Sequence[str]
     create: str
     copy: str
     upsert: str
-    clear: str
 
 
 def _staged(
@@ -176,8 +177,7 @@ def _staged(
         "ON COMMIT DELETE ROWS",
         copy=f"COPY {stage} ({cols}, dagtrace_seq) FROM STDIN (FORMAT BINARY)",
         upsert=f"INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM {stage} "
-        f"ORDER BY {keys}, {winner_first}, dagtrace_seq {on_conflict}",
-        clear=f"DELETE FROM {stage}",
+        f"WHERE dagtrace_seq >= ? ORDER BY {keys}, {winner_first}, dagtrace_seq {on_conflict}",
     )
 
 
@@ -210,6 +210,9 @@ class _PgWriter(Writer):
         self._copy_cursor = cursor
         self._stage_from = _STAGE_FROM if may_stage else sys.maxsize
         self._copy_types = copy_types
+        self._staged_rows: dict[str, int] = {}
+        """Rows staged so far in this transaction, per table: the next batch's first
+        sequence number."""
 
     def upsert_nodes(self, rows: list[tuple[Any, ...]]) -> None:
         """The first row of each node is staged; the others (a start marker and the end
@@ -236,17 +239,16 @@ class _PgWriter(Writer):
             self._staged(_STAGED_EDGES, rows)
 
     def _staged(self, staged: _Staged, rows: list[tuple[Any, ...]]) -> None:
-        """A second batch in the same transaction finds the first still staged: it is
-        upserted again, which changes nothing (upserts are idempotent)."""
         cur = self._copy_cursor
         cur.execute(staged.create)
         types = self._copy_types.get(staged.table)
         if types is None:
             types = [*cur.column_types(staged.table, staged.columns), _BIGINT]
             self._copy_types[staged.table] = types
-        cur.copy_rows(staged.copy, types, ((*row, seq) for seq, row in enumerate(rows)))
-        cur.execute(staged.upsert)
-        cur.execute(staged.clear)
+        first = self._staged_rows.get(staged.table, 0)
+        self._staged_rows[staged.table] = first + len(rows)
+        cur.copy_rows(staged.copy, types, ((*row, seq) for seq, row in enumerate(rows, first)))
+        cur.execute(staged.upsert, (first,))
 
 
 class PostgresStore(Store):
