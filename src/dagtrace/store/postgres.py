@@ -79,7 +79,14 @@ POSTGRES = Dialect(
 def _configure_connection(conn: Any) -> None:
     """Plans made for the values at hand: a generic plan (psycopg prepares a statement
     after 5 calls) seq-scanned `dag_runs` in the tree query, and past 1M runs JIT
-    compiled for 13 ms a query that runs in 0.5 ms (docs/storage.md, "Growth")."""
+    compiled for 13 ms a query that runs in 0.5 ms (docs/storage.md, "Growth").
+
+    Versions (`bytearray`) go to bytea through psycopg's own bytes dumper (in C with
+    psycopg-binary): the one its DB-API module registers for bytea is Python, called
+    five times a node row in a binary COPY."""
+    from psycopg.types.string import BytesBinaryDumper
+
+    conn.adapters.register_dumper(bytearray, BytesBinaryDumper)
     conn.execute("SET jit = off")
     conn.execute("SET plan_cache_mode = force_custom_plan")
     conn.commit()
