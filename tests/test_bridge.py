@@ -306,6 +306,27 @@ def test_a_second_big_batch_in_one_transaction_keeps_its_own_newer_rows(
     }
 
 
+def test_a_big_batch_refused_after_its_stage_was_made_leaves_the_next_one_whole(
+    pg_schema_url: Any,
+) -> None:
+    """A PostgreSQL session creates its stage tables once; a transaction that made them
+    and failed took them with it, so the next big batch on that connection makes them
+    again instead of failing on a table that is not there."""
+    from dagtrace.store.postgres import PostgresStore
+    from dagtrace.store.rows import Rows
+
+    store = PostgresStore(pg_schema_url(), pool_size=1)  # every write on one connection
+    refused = [node_row(f"n{i}", '"x"', 1, 1) for i in range(40)]
+    refused[-1] = (*refused[-1][:6], '"NUL \x00"', *refused[-1][7:])  # PostgreSQL refuses
+    with pytest.raises(dagtrace.StoreError):
+        store.write_rows(Rows(nodes=refused))
+    store.write_rows(Rows(nodes=[node_row(f"m{i}", '"y"', 1, 1) for i in range(40)]))
+    store.write_rows(Rows(nodes=[node_row(f"k{i}", '"z"', 1, 1) for i in range(40)]))
+    labels = {n["node_label"] for n in store.get_node_executions("r")}
+    store.close()
+    assert labels == {f"m{i}" for i in range(40)} | {f"k{i}" for i in range(40)}
+
+
 def test_text_that_copy_escapes_round_trips_in_a_big_batch(new_store_url: Any) -> None:
     from dagtrace.store.rows import Rows
 

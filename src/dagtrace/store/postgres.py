@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -209,14 +210,22 @@ class _PgWriter(Writer):
     costs ~50 µs of client CPU per node with its edges, COPY a fraction of it."""
 
     def __init__(
-        self, cursor: _PgCopyCursor, *, may_stage: bool, copy_types: dict[str, list[int]]
+        self,
+        cursor: _PgCopyCursor,
+        *,
+        may_stage: bool,
+        copy_types: dict[str, list[int]],
+        stages: frozenset[str],
     ) -> None:
         """`may_stage`: the role may create temporary tables (PostgreSQL's default);
-        `copy_types`: each staged table's COPY column types, filled on first use."""
+        `copy_types`: each staged table's COPY column types, filled on first use;
+        `stages`: the stages this connection's session already has (committed)."""
         super().__init__(cursor, POSTGRES)
         self._copy_cursor = cursor
         self._stage_from = _STAGE_FROM if may_stage else sys.maxsize
         self._copy_types = copy_types
+        self.stages = stages
+        """The session's stages, with those this transaction creates."""
         self._staged_rows: dict[str, int] = {}
         """Rows staged so far in this transaction, per table: the next batch's first
         sequence number."""
@@ -247,7 +256,9 @@ class _PgWriter(Writer):
 
     def _staged(self, staged: _Staged, rows: list[tuple[Any, ...]]) -> None:
         cur = self._copy_cursor
-        cur.execute(staged.create)
+        if staged.table not in self.stages:
+            cur.execute(staged.create)
+            self.stages |= {staged.table}
         types = self._copy_types.get(staged.table)
         if types is None:
             types = [*cur.column_types(staged.table, staged.columns), _BIGINT]
@@ -283,6 +294,9 @@ class PostgresStore(Store):
         self._pool: Any = None
         self._temp_tables_allowed: bool | None = None
         self._copy_types: dict[str, list[int]] = {}
+        self._stages: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
+        """Per pooled connection, the stage tables its session has: created once, not
+        at every transaction (a catalog lookup and a notice each)."""
         if not read_only:
             self._migrate()
 
@@ -331,11 +345,17 @@ class PostgresStore(Store):
         import psycopg
 
         try:
-            with self._connections().connection() as conn, conn.transaction():
-                cursor = _PgCopyCursor(conn.cursor())
-                yield _PgWriter(
-                    cursor, may_stage=self._may_stage(cursor), copy_types=self._copy_types
-                )
+            with self._connections().connection() as conn:
+                with conn.transaction():
+                    cursor = _PgCopyCursor(conn.cursor())
+                    writer = _PgWriter(
+                        cursor,
+                        may_stage=self._may_stage(cursor),
+                        copy_types=self._copy_types,
+                        stages=self._stages.get(conn, frozenset()),
+                    )
+                    yield writer
+                self._stages[conn] = writer.stages  # committed: the session keeps them
         except psycopg.Error as e:
             raise StoreError(f"write failed: {_reason(e)}", location=self.location) from e
 
