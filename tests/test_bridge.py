@@ -327,6 +327,72 @@ def test_a_big_batch_refused_after_its_stage_was_made_leaves_the_next_one_whole(
     assert labels == {f"m{i}" for i in range(40)} | {f"k{i}" for i in range(40)}
 
 
+def test_keys_another_writer_inserts_meanwhile_are_upserted_not_refused(
+    pg_schema_url: Any,
+) -> None:
+    """PostgreSQL inserts a big batch's new keys plainly: when another transaction
+    inserts the same keys meanwhile, the write waits for it, is tried again, and the
+    newer rows win as they would one by one (nothing refused, nothing lost)."""
+    import threading
+    import time
+
+    import psycopg
+
+    from dagtrace.store.postgres import PostgresStore
+    from dagtrace.store.rows import Rows
+
+    url = pg_schema_url()
+    first, second = PostgresStore(url), PostgresStore(url)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_older_rows_uncommitted() -> None:
+        with first.transaction() as writer:
+            writer.write_rows(
+                Rows(
+                    nodes=[node_row(f"n{i}", '"older"', 1, 1) for i in range(40)],
+                    edges=[("r", f"n{i}", "m", 1.0) for i in range(40)],
+                )
+            )
+            holding.set()
+            release.wait(60)
+
+    errors: list[BaseException] = []
+
+    def write_newer_rows() -> None:
+        try:
+            second.write_rows(
+                Rows(
+                    nodes=[node_row(f"n{i}", '"newer"', 2, 1) for i in range(40)],
+                    edges=[("r", f"n{i}", "m", 2.0) for i in range(40)],
+                )
+            )
+        except BaseException as e:  # noqa: BLE001 - asserted below
+            errors.append(e)
+
+    holder = threading.Thread(target=hold_older_rows_uncommitted)
+    holder.start()
+    assert holding.wait(60)
+    writer = threading.Thread(target=write_newer_rows)
+    writer.start()
+    with psycopg.connect(url, autocommit=True) as watch:  # the newer write waits on a lock
+        deadline = time.monotonic() + 60
+        while not watch.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ).fetchone()[0]:
+            assert time.monotonic() < deadline, "the second write never waited"
+    release.set()
+    holder.join()
+    writer.join()
+    outputs = {n["node_label"]: n["output_json"] for n in second.get_node_executions("r")}
+    edges = {e["upstream_label"]: e["traversed_at"] for e in second.get_edge_traversals("r")}
+    first.close()
+    second.close()
+    assert errors == []
+    assert outputs == {f"n{i}": '"newer"' for i in range(40)}
+    assert edges == {f"n{i}": 2.0 for i in range(40)}
+
+
 def test_text_that_copy_escapes_round_trips_in_a_big_batch(new_store_url: Any) -> None:
     from dagtrace.store.rows import Rows
 
