@@ -1,6 +1,6 @@
 """PostgreSQL's instructions per span of serve's writes, counted by valgrind.
 
-    python benchmarks/count_pg_instructions.py [--requests 5] [--bin /usr/lib/postgresql/15/bin]
+    python benchmarks/count_pg_instructions.py [--requests 5] [--bin DIR] [--locale C.UTF-8]
 
 PostgreSQL's CPU per span moves ±15% from run to run on a shared machine, which hides
 any change to the statements dagtrace sends. Instructions do not move: this starts a
@@ -21,10 +21,12 @@ import os
 import pickle
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -82,10 +84,15 @@ def _instructions(pg_bin: Path, data: Path, bodies: Path, requests: int) -> int:
         ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
-        ready = [str(pg_bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-t", "120"]
-        subprocess.run(ready, check=True, capture_output=True)
+        ready = [str(pg_bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-q"]
+        deadline = time.monotonic() + 300  # valgrind starts PostgreSQL ~50× slower
+        while subprocess.run(ready).returncode != 0:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("PostgreSQL did not start under valgrind")
+            time.sleep(0.5)
         url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         script = data.parent / "writer.py"
         script.write_text(_WRITER)
@@ -95,7 +102,8 @@ def _instructions(pg_bin: Path, data: Path, bodies: Path, requests: int) -> int:
         )
     finally:
         stop = [str(pg_bin / "pg_ctl"), "-D", str(data), "stop", "-m", "fast"]
-        subprocess.run(_as_cluster_user(stop), capture_output=True)
+        if subprocess.run(_as_cluster_user(stop), capture_output=True).returncode != 0:
+            os.killpg(server.pid, signal.SIGKILL)  # not started: nothing to count
         server.wait()
     total = 0
     for profile in out.iterdir():
@@ -110,6 +118,12 @@ def main() -> None:
     parser.add_argument(
         "--bin", type=Path, default=Path("/usr/lib/postgresql/15/bin"), help="server binaries"
     )
+    parser.add_argument(
+        "--locale",
+        default="C.UTF-8",
+        help="the cluster's locale, so its text comparisons are a real server's (default "
+        "C.UTF-8, Debian's)",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None or not (args.bin / "initdb").exists():
         sys.exit("needs valgrind and PostgreSQL's server binaries (see --bin)")
@@ -121,7 +135,10 @@ def main() -> None:
         if os.geteuid() == 0:
             shutil.chown(work, "postgres")
         data = work / "data"
-        initdb = [str(args.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]
+        initdb = [
+            *(str(args.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"),
+            f"--locale={args.locale}",
+        ]
         bodies = work / "requests.pickle"
         bodies.write_bytes(pickle.dumps(_encode_requests(args.requests + 1, "count")))
         os.chmod(bodies, 0o644)
