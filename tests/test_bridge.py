@@ -331,7 +331,8 @@ def test_keys_another_writer_inserts_meanwhile_are_upserted_not_refused(
     pg_schema_url: Any,
 ) -> None:
     """PostgreSQL inserts a big batch's new keys plainly: when another transaction
-    inserts the same keys meanwhile, the write waits for it, is tried again, and the
+    inserts the same keys meanwhile, the write waits for it, upserts them instead in
+    the same transaction (a drop-in call's, which is never tried again), and the
     newer rows win as they would one by one (nothing refused, nothing lost)."""
     import threading
     import time
@@ -360,12 +361,13 @@ def test_keys_another_writer_inserts_meanwhile_are_upserted_not_refused(
 
     def write_newer_rows() -> None:
         try:
-            second.write_rows(
-                Rows(
-                    nodes=[node_row(f"n{i}", '"newer"', 2, 1) for i in range(40)],
-                    edges=[("r", f"n{i}", "m", 2.0) for i in range(40)],
+            with second.transaction() as transaction:
+                transaction.write_rows(
+                    Rows(
+                        nodes=[node_row(f"n{i}", '"newer"', 2, 1) for i in range(40)],
+                        edges=[("r", f"n{i}", "m", 2.0) for i in range(40)],
+                    )
                 )
-            )
         except BaseException as e:  # noqa: BLE001 - asserted below
             errors.append(e)
 

@@ -5,9 +5,8 @@
   minutes); foreign keys are not declared (a node may arrive before its run).
 - Schema creation and migration run under a transaction-scoped advisory lock, so
   servers starting together neither race nor fail; writes take no global lock.
-- Upserts go in a stable key order; deadlocks, serialisation failures and a key
-  another writer inserted meanwhile are retried a bounded number of times (see
-  `Store.write_records` and `_Staged`).
+- Upserts go in a stable key order; deadlocks and serialisation failures are
+  retried a bounded number of times (see `Store.write_records`).
 """
 
 from __future__ import annotations
@@ -142,6 +141,16 @@ class _PgCopyCursor(_PgCursor):
             for row in rows:
                 copy.write_row(row)
 
+    def execute_or_fall_back(self, sql: str, fallback: str, params: Sequence[Any]) -> None:
+        """`sql` in a savepoint; on a unique violation, `fallback` instead (`_Staged`)."""
+        import psycopg.errors
+
+        try:
+            with self._cur.connection.transaction():
+                self.execute(sql, params)
+        except psycopg.errors.UniqueViolation:
+            self.execute(fallback, params)
+
     def column_types(self, table: str, columns: Sequence[str]) -> list[int]:
         """The type oids of these columns of `table` (of the schema in use)."""
         self._cur.execute(
@@ -165,11 +174,12 @@ class _Staged(NamedTuple):
     them one by one would leave), in one order for every writer (row locks taken in
     the same order).
 
-    Keys the statement's snapshot does not have are inserted plainly; only the others
-    go through ON CONFLICT, whose per-row check and speculative insertion cost
+    `upsert` inserts the keys its snapshot does not have plainly and sends only the
+    others through ON CONFLICT, whose per-row check and speculative insertion cost
     PostgreSQL 12% more instructions a span on bench_serve's requests, where nearly
     every key is new. A key another transaction inserts meanwhile fails the plain
-    insert (a unique violation): the write is tried again, and then finds it.
+    insert (a unique violation): `upsert_all`, all through ON CONFLICT, then runs
+    instead, in the same transaction (`_PgCopyCursor.execute_or_fall_back`).
 
     The upsert takes the rows staged from a sequence number on: a second batch in one
     transaction (deferred records) upserts its own rows only, and nothing is deleted
@@ -180,6 +190,7 @@ class _Staged(NamedTuple):
     create: str
     copy: str
     upsert: str
+    upsert_all: str
 
 
 def _staged(
@@ -208,6 +219,9 @@ def _staged(
         f"(SELECT 1 FROM {table} stored WHERE {same_key('stored')}) RETURNING {', '.join(key)}) "
         f"INSERT INTO {table} ({cols}) SELECT {cols} FROM winner WHERE NOT EXISTS "
         f"(SELECT 1 FROM inserted WHERE {same_key('inserted')}) {on_conflict}",
+        upsert_all=f"INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({keys}) {cols} "
+        f"FROM {stage} WHERE dagtrace_seq >= ? "
+        f"ORDER BY {keys}, {winner_first}, dagtrace_seq {on_conflict}",
     )
 
 
@@ -288,7 +302,7 @@ class _PgWriter(Writer):
         first = self._staged_rows.get(staged.table, 0)
         self._staged_rows[staged.table] = first + len(rows)
         cur.copy_rows(staged.copy, types, ((*row, seq) for seq, row in enumerate(rows, first)))
-        cur.execute(staged.upsert, (first,))
+        cur.execute_or_fall_back(staged.upsert, staged.upsert_all, (first,))
 
 
 class PostgresStore(Store):
@@ -411,9 +425,7 @@ class PostgresStore(Store):
         cause = error.__cause__
         return isinstance(
             cause,
-            psycopg.errors.DeadlockDetected
-            | psycopg.errors.SerializationFailure
-            | psycopg.errors.UniqueViolation,  # a staged key inserted meanwhile (`_Staged`)
+            psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure,
         )
 
     def vacuum(self) -> None:
