@@ -204,6 +204,11 @@ def _staged(
     # took 12% of PostgreSQL's instructions a span; 9% fewer in all this way.
     keys = ", ".join(f'{k} COLLATE "C"' for k in (*key[1:], key[0]))
 
+    winners = (
+        f"SELECT DISTINCT ON ({keys}) {cols} FROM {stage} WHERE dagtrace_seq >= ? "
+        f"ORDER BY {keys}, {winner_first}, dagtrace_seq"
+    )
+
     def same_key(other: str) -> str:
         return " AND ".join(f"{other}.{k} = winner.{k}" for k in key)
 
@@ -213,15 +218,12 @@ def _staged(
         create=f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table}, dagtrace_seq BIGINT) "
         "ON COMMIT DELETE ROWS",
         copy=f"COPY {stage} ({cols}, dagtrace_seq) FROM STDIN (FORMAT BINARY)",
-        upsert=f"WITH winner AS MATERIALIZED (SELECT DISTINCT ON ({keys}) {cols} FROM {stage} "
-        f"WHERE dagtrace_seq >= ? ORDER BY {keys}, {winner_first}, dagtrace_seq), "
+        upsert=f"WITH winner AS MATERIALIZED ({winners}), "
         f"inserted AS (INSERT INTO {table} ({cols}) SELECT {cols} FROM winner WHERE NOT EXISTS "
         f"(SELECT 1 FROM {table} stored WHERE {same_key('stored')}) RETURNING {', '.join(key)}) "
         f"INSERT INTO {table} ({cols}) SELECT {cols} FROM winner WHERE NOT EXISTS "
         f"(SELECT 1 FROM inserted WHERE {same_key('inserted')}) {on_conflict}",
-        upsert_all=f"INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({keys}) {cols} "
-        f"FROM {stage} WHERE dagtrace_seq >= ? "
-        f"ORDER BY {keys}, {winner_first}, dagtrace_seq {on_conflict}",
+        upsert_all=f"INSERT INTO {table} ({cols}) {winners} {on_conflict}",
     )
 
 
@@ -382,16 +384,18 @@ class PostgresStore(Store):
 
         try:
             with self._connections().connection() as conn:
+                stages = self._stages.get(conn, frozenset())
                 with conn.transaction():
                     cursor = _PgCopyCursor(conn.cursor())
                     writer = _PgWriter(
                         cursor,
                         may_stage=self._may_stage(cursor),
                         copy_types=self._copy_types,
-                        stages=self._stages.get(conn, frozenset()),
+                        stages=stages,
                     )
                     yield writer
-                self._stages[conn] = writer.stages  # committed: the session keeps them
+                if writer.stages is not stages:  # committed: the session keeps them
+                    self._stages[conn] = writer.stages
         except psycopg.Error as e:
             raise StoreError(f"write failed: {_reason(e)}", location=self.location) from e
 
