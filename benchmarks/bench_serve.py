@@ -220,7 +220,7 @@ def _resolution_cost(db: str | None, payload_bytes: int, count: int) -> dict[str
             try:
                 if not index:
                     with store.transaction() as writer:
-                        writer._cur.execute("DROP INDEX dagtrace_nodes_span")
+                        writer._cur.execute("DROP INDEX dagtrace_nodes_trace_span")
                 start = time.perf_counter()
                 for batch in batches:
                     store.write_rows(batch.rows, parents=batch.parents if search else None)  # type: ignore[attr-defined]

@@ -193,13 +193,19 @@ def test_non_dag_span_between_arrives_first(one_server: tuple[str, Path]) -> Non
     assert parent_of(db, "child-early-http") == ("p-early-http", "chunks")
 
 
-def test_a_span_link_to_the_composite_node(one_server: tuple[str, Path]) -> None:
+@pytest.mark.parametrize("node_first", [False, True], ids=["sub-run first", "node first"])
+def test_a_span_link_to_the_composite_node(one_server: tuple[str, Path], node_first: bool) -> None:
+    """The linked node span is in another trace: found waiting, or in the store
+    through the link's own trace id."""
     url, db = one_server
-    spans = chain("-link", http=False, link=True)
+    tag = f"-link-{node_first}"
+    spans = chain(tag, http=False, link=True)
     assert spans["sub"].parent is None and spans["sub"].links
-    post(url, [spans["sub"]], json_encoded=True)
-    post(url, [spans["node"], spans["run"]])
-    assert parent_of(db, "child-link") == ("p-link", "chunks")
+    assert spans["sub"].context.trace_id != spans["node"].context.trace_id
+    requests = [([spans["sub"]], True), ([spans["node"], spans["run"]], False)]
+    for batch, json_encoded in requests[::-1] if node_first else requests:
+        post(url, batch, json_encoded=json_encoded)
+    assert parent_of(db, f"child{tag}") == (f"p{tag}", "chunks")
 
 
 def test_explicit_parent_beats_inferred(one_server: tuple[str, Path]) -> None:
@@ -381,6 +387,29 @@ def test_exporter_resolves_across_export_calls(new_store_url: Callable[[], str])
         exporter.shutdown()
 
 
+def _lookup_plan(db: Path) -> str:
+    """How SQLite finds the node of a span id in the store (the parent search's lookup)."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return " ".join(
+            str(row)
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT run_id FROM node_executions WHERE trace_id IN "
+                "(SELECT value FROM json_each('[\"t\"]')) AND span_id IN "
+                "(SELECT value FROM json_each('[\"a\"]'))"
+            )
+        )
+
+
+def _schema_version(db: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT value FROM dagtrace_meta WHERE key = 'schema_version'")
+        return int(row.fetchone()[0])
+
+
 def test_a_schema_5_file_gets_the_parent_search_tables(tmp_path: Path) -> None:
     import sqlite3
 
@@ -389,7 +418,7 @@ def test_a_schema_5_file_gets_the_parent_search_tables(tmp_path: Path) -> None:
     with sqlite3.connect(db, isolation_level=None) as conn:  # as version 5 left it
         conn.execute("DROP TABLE dagtrace_span_parents")
         conn.execute("DROP TABLE dagtrace_parent_search")
-        conn.execute("DROP INDEX dagtrace_nodes_span")
+        conn.execute("DROP INDEX dagtrace_nodes_trace_span")
         conn.execute("UPDATE dagtrace_meta SET value = '5' WHERE key = 'schema_version'")
     exporter = dagtrace.DagtraceSpanExporter(db)
     spans = chain("-five")
@@ -397,14 +426,29 @@ def test_a_schema_5_file_gets_the_parent_search_tables(tmp_path: Path) -> None:
     exporter.export([spans["node"], spans["run"]])
     exporter.shutdown()
     assert parent_of(db, "child-five") == ("p-five", "chunks")
+    assert _schema_version(db) >= 6
+    assert "dagtrace_nodes_trace_span" in _lookup_plan(db)
+
+
+def test_a_schema_8_file_finds_stored_nodes_by_trace_and_span(tmp_path: Path) -> None:
+    """Schema 9 indexes node spans by (trace id, span id), in place of span id alone:
+    the old index goes, and a node span stored earlier is still found from its trace."""
+    import sqlite3
+
+    db = tmp_path / "eight.db"
+    dagtrace.DagProvenance(db).close()
+    with sqlite3.connect(db, isolation_level=None) as conn:  # as version 8 left it
+        conn.execute("DROP INDEX dagtrace_nodes_trace_span")
+        conn.execute("CREATE INDEX dagtrace_nodes_span ON node_executions (span_id)")
+        conn.execute("UPDATE dagtrace_meta SET value = '8' WHERE key = 'schema_version'")
+    exporter = dagtrace.DagtraceSpanExporter(db)
+    spans = chain("-eight")
+    exporter.export([spans["node"], spans["run"]])  # the node span is in the store
+    exporter.export([spans["sub"], spans["http"]])  # before the sub-run looks for it
+    exporter.shutdown()
+    assert parent_of(db, "child-eight") == ("p-eight", "chunks")
+    assert _schema_version(db) == 9
     with sqlite3.connect(db) as conn:
-        plan = " ".join(
-            str(row)
-            for row in conn.execute(
-                "EXPLAIN QUERY PLAN SELECT run_id FROM node_executions WHERE span_id IN "
-                "(SELECT value FROM json_each('[\"a\"]'))"
-            )
-        )
-        version = conn.execute("SELECT value FROM dagtrace_meta WHERE key = 'schema_version'")
-        assert int(version.fetchone()[0]) >= 6
-    assert "dagtrace_nodes_span" in plan
+        indexes = {row[1] for row in conn.execute("PRAGMA index_list(node_executions)")}
+    assert "dagtrace_nodes_span" not in indexes
+    assert "dagtrace_nodes_trace_span" in _lookup_plan(db)

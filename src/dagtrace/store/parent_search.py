@@ -4,8 +4,8 @@ The exporter and `dagtrace serve` search in the batch's own transaction
 (`ParentSearch`), whatever order, batch and (PostgreSQL) server the spans come in. The
 store keeps for it only non-DAG span → parent pairs (`dagtrace_span_parents`) and the
 sub-runs whose search waits for a span not yet seen (`dagtrace_parent_search`); node
-span ids are `node_executions.span_id`. A late node span resolves the sub-runs waiting
-for it, a late non-DAG span moves them on.
+spans are found by `node_executions (trace_id, span_id)`. A late node span resolves the
+sub-runs waiting for it, a late non-DAG span moves them on.
 
 On PostgreSQL two servers may hold the two ends of a chain at once: each batch takes
 transaction-scoped advisory locks per trace (shared for the node and non-DAG spans it
@@ -37,23 +37,29 @@ from .writer import Cursor, Dialect, Writer
 
 
 class _StoreGraph:
-    """The batch's spans, then the store's (node spans by `node_executions.span_id`)."""
+    """The batch's spans, then the store's (node spans by `node_executions.trace_id,
+    span_id`), for walks that start in `traces`: a span's parents are in its trace."""
 
     def __init__(self, cur: Cursor, dialect: Dialect, facts: ParentFacts) -> None:
         self._cur = cur
         self._dialect = dialect
         self._facts = facts
+        self.traces: Collection[str] = ()
 
     def nodes_of(self, span_ids: Collection[str]) -> Mapping[str, Found]:
         nodes = self._facts.nodes
         out = {s: nodes[s] for s in span_ids if s in nodes}
         rest = [s for s in span_ids if s not in out and s not in self._facts.hops]
         if rest:
-            in_rest, ids = self._dialect.in_list(sorted(rest))
+            traces, spans = sorted(self.traces), sorted(rest)
+            if self._dialect.row_locks:  # PostgreSQL: both arrays bound one index scan
+                where = "trace_id = ANY(?::text[]) AND span_id = ANY(?::text[])"
+            else:
+                (in_traces, traces), (in_spans, spans) = map(self._dialect.in_list, (traces, spans))
+                where = f"trace_id IN ({in_traces}) AND span_id IN ({in_spans})"
             self._cur.execute(
-                "SELECT span_id, run_id, node_label FROM node_executions "
-                f"WHERE span_id IN ({in_rest})",
-                (ids,),
+                f"SELECT span_id, run_id, node_label FROM node_executions WHERE {where}",
+                (traces, spans),
             )
             for span, run_id, label in self._cur.fetchall():
                 out.setdefault(span, (run_id, label))
@@ -135,6 +141,7 @@ class ParentSearch:
             for s in run_starts:
                 starts[(run_id, s.preference)] = s.span_id
                 traces[(run_id, s.preference)] = s.trace_id
+        graph.traces = set(traces.values())
         found, frontier = walk(starts, graph) if starts else ({}, {})
         if self._concurrent:
             exclusive = {traces[k] for k in frontier}
@@ -216,6 +223,7 @@ class ParentSearch:
             return
         if self._concurrent:  # it moves on to where it may wait again: exclusive
             self._lock(set(), set(traces.values()))
+        graph.traces = set(traces.values())
         found, frontier = walk(onward, graph)
         for key, node in found.items():
             self._found(key, node)

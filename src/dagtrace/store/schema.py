@@ -14,7 +14,7 @@ from ..exceptions import StoreError
 if TYPE_CHECKING:
     from .writer import Cursor, Dialect
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 """Bumped whenever a migration step is added below."""
 
 DAG_RUNS_DDL = """\
@@ -163,8 +163,7 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS dagtrace_runs_parent_started "
     "ON dag_runs (parent_run_id, started_at)",
     "CREATE INDEX IF NOT EXISTS dagtrace_runs_replay_of ON dag_runs (replay_of_run_id)",
-    # schema 6: which node a span is, and the parent search (`_parents`)
-    "CREATE INDEX IF NOT EXISTS dagtrace_nodes_span ON node_executions (span_id)",
+    # schema 6: the parent search (`_parents`)
     "CREATE INDEX IF NOT EXISTS dagtrace_parent_search_look_for "
     "ON dagtrace_parent_search (look_for)",
     "CREATE INDEX IF NOT EXISTS dagtrace_parent_search_seen ON dagtrace_parent_search (seen_at)",
@@ -174,13 +173,18 @@ INDEXES = (
     # schema 8: top-level runs finished lately (`runs_changed_since`, `dagtrace tail`)
     "CREATE INDEX IF NOT EXISTS dagtrace_runs_parent_finished "
     "ON dag_runs (parent_run_id, finished_at)",
+    # schema 9: which node a span is, for the parent search; by trace first, so the node
+    # spans of a batch, which share few traces, go into a few leaf pages of the index
+    # (by span id alone, each one went into a page of its own, dirtied and written again)
+    "CREATE INDEX IF NOT EXISTS dagtrace_nodes_trace_span ON node_executions (trace_id, span_id)",
 )
 """What the reads filter and sort on: recent, by status, child runs, replays of a run;
 and what the parent search of sub-DAG runs looks up (schema 6); runs of one nsref by
 start (schema 7: the web view's node history, the previous run of an nsref); top-level
-runs by finish (schema 8: what changed lately)."""
+runs by finish (schema 8: what changed lately); node spans by trace and span id (schema 9,
+in place of schema 6's by span id)."""
 
-RETIRED_INDEXES = ("dagtrace_runs_parent",)
+RETIRED_INDEXES = ("dagtrace_runs_parent", "dagtrace_nodes_span")
 """Indexes of older versions that a newer one covers: the migration drops them."""
 
 
