@@ -8,7 +8,8 @@ to write, one answer per request (`Ingested`), given only once its rows are comm
 - ingest workers (`serve --decoders N`, N ≥ 1): processes that each decode a
   request and commit its rows with a store connection of their own, so the
   server process only speaks HTTP: decoding is CPU-bound Python, and a process
-  that also decodes or writes caps the server at one core's worth of GIL;
+  that also decodes or writes caps the server at one core's worth of GIL
+  (`serve.workers` feeds them the bodies);
 - `IngestWriter` (N = 0): one thread that decodes and writes queued requests,
   several per transaction (group commit).
 
@@ -21,13 +22,12 @@ import asyncio
 import atexit
 import gc
 import logging
-import multiprocessing
 import os
 import queue
 import signal
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -38,6 +38,7 @@ from ..store.base import Store
 from ..store.rows import Rows
 from .bugs import Bugs
 from .codec import JSON, PROTOBUF, DecodedRows, decode_to_rows
+from .workers import WorkerPool
 
 if TYPE_CHECKING:
     from .forward import Forwarder
@@ -257,7 +258,8 @@ class Ingestion:
 
     async def ingest(self, body: bytes, *, json_encoded: bool) -> Ingested:
         """Decode and commit one request, then forward it. Raises `QueueFull`,
-        `UndecodableRequest`, `BrokenProcessPool` (new workers started: retry),
+        `UndecodableRequest`, `BrokenProcessPool` (a worker died; the next request
+        starts a new one: retry),
         `StoreError` or `SpanRejected` (nothing stored), or any other exception: a
         bug, logged with its traceback and counted in `bugs` first."""
         metrics = self._metrics
@@ -284,7 +286,7 @@ class Ingestion:
 
     def stop(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.close()
         if self._writer is not None:
             self._writer.stop()
         if self._forwarder is not None:
@@ -296,22 +298,20 @@ class Ingestion:
         if self.full:
             raise QueueFull()
         self._in_workers += 1
-        pool = self._pool
-        assert pool is not None
+        assert self._pool is not None
         try:
-            return await asyncio.wrap_future(pool.submit(ingest_in_worker, body, json_encoded))
-        except BrokenProcessPool as e:
-            if self._pool is pool:  # the first request to notice starts new workers
-                _log.error("an ingest worker died (%s); starting new ones", e)
-                self._pool = self._new_pool()
+            ingested: Ingested = await self._pool.submit(body, json_encoded)
+            return ingested
+        except BrokenProcessPool as e:  # the next request starts a new worker
+            _log.error("%s; starting a new one", e)
             raise
         finally:
             self._in_workers -= 1
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
+    def _new_pool(self) -> WorkerPool:
+        return WorkerPool(
             self.decoders,
-            mp_context=multiprocessing.get_context("spawn"),
+            ingest_in_worker,
             initializer=start_worker,
             # pickled: each worker opens the store anew
             initargs=(os.getpid(), self.store, _configured_log_level()),

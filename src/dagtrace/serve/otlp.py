@@ -86,7 +86,7 @@ async def ingest(request: Request, served: Annotated[Served, Depends(served)]) -
             return answer.error(400, safe_message(str(e)))
         except QueueFull:
             return answer.error(429, "write queue full, retry later", retry=True)
-        except BrokenProcessPool:  # a worker died (new ones started): the client retries
+        except BrokenProcessPool:  # a worker died (the next request starts another): retry
             return answer.error(503, "cannot ingest now, retry later", retry=True)
         except Exception as e:
             if not is_bug(e):

@@ -71,6 +71,8 @@ class SqliteStore(Store):
     """A provenance store in one SQLite file, readable by lythonic's DagProvenance."""
 
     dialect = SQLITE
+    _file_id: tuple[int, int] | None
+    """(device, inode) of the file this store's connections opened."""
 
     def __init__(
         self,
@@ -80,9 +82,13 @@ class SqliteStore(Store):
         durability: Durability = "process",
         busy_timeout: float = 30.0,
         batched_writes: bool = False,
+        same_file_as: tuple[int, int] | None = None,
     ) -> None:
         """`batched_writes`: writes will come hundreds of spans at a time (`dagtrace
-        serve`), so a new file gets 8 KiB pages instead of 2 KiB (see `_use_wal`)."""
+        serve`), so a new file gets 8 KiB pages instead of 2 KiB (see `_use_wal`).
+        `same_file_as`: the (device, inode) of the file another process of the same
+        program has open (a store pickled to serve's ingest workers): this store uses
+        only that file, as if it had opened it itself, and never creates one."""
         if durability not in _SYNCHRONOUS:
             raise ValueError(f"durability must be 'process' or 'power', not {durability!r}")
         self.path = Path(path)
@@ -95,6 +101,9 @@ class SqliteStore(Store):
         self.read_only = read_only or (self.path.exists() and not os.access(self.path, os.W_OK))
         super().__init__()
         self._forget_connections()
+        if same_file_as is not None:  # opened and migrated by the process that sent it
+            self._file_id = same_file_as
+            return
         if self.read_only:
             if not self.path.is_file():
                 raise StoreError("database file does not exist", location=self.location)
@@ -120,6 +129,7 @@ class SqliteStore(Store):
             "durability": self.durability,
             "busy_timeout": self._busy_timeout,
             "batched_writes": self._new_page_size > 2048,
+            "same_file_as": self._file_id,
         }
 
     # -- connections ------------------------------------------------------------------
@@ -132,7 +142,7 @@ class SqliteStore(Store):
         self._begin_commit: sqlite3.Cursor  # and a cursor of its own for BEGIN and COMMIT
         self._idle_readers: list[sqlite3.Connection] = []
         self._all_readers: list[sqlite3.Connection] = []
-        self._file_id: tuple[int, int] | None = None
+        self._file_id = None
         self._shm_seen: tuple[int, int, int] | None = None
         self._shm_broken = False
         self._committed = threading.Event()

@@ -1,0 +1,121 @@
+"""`serve.workers.WorkerPool`: each answer reaches its own caller, errors come back
+with the worker's traceback, a dead worker fails only its call and is replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from dagtrace.serve.workers import RemoteTraceback, WorkerPool
+
+
+def no_setup() -> None:
+    pass
+
+
+def echo(body: bytes, flag: bool) -> tuple[bytes, bool]:
+    """The body and flag back; a body naming a FIFO pair first tells it started (the
+    first FIFO) and waits to be let go (the second): a gate, no sleeps."""
+    if body.startswith(b"gate:"):
+        started, gate = body[5:].decode().split("|")
+        Path(started).write_text("started")
+        Path(gate).read_text()
+    return body, flag
+
+
+def fail(body: bytes, flag: bool) -> None:
+    raise KeyError(body.decode())
+
+
+def exit_at_once(body: bytes, flag: bool) -> None:
+    os._exit(3)
+
+
+def _pool(work: object, count: int = 1) -> WorkerPool:
+    return WorkerPool(count, work, initializer=no_setup)  # type: ignore[arg-type]
+
+
+def test_large_bodies_round_trip_in_order_of_their_callers() -> None:
+    bodies = [bytes([n]) * (300_000 + n) for n in range(6)]  # beyond a pipe's default 64 KiB
+
+    async def scenario() -> list[tuple[bytes, bool]]:
+        pool = _pool(echo, count=2)
+        try:
+            return await asyncio.gather(*(pool.submit(b, n % 2 == 0) for n, b in enumerate(bodies)))
+        finally:
+            pool.close()
+
+    assert asyncio.run(scenario()) == [(b, n % 2 == 0) for n, b in enumerate(bodies)]
+
+
+def test_a_cancelled_call_does_not_hand_its_answer_to_the_next(tmp_path: Path) -> None:
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    os.mkfifo(started)
+    os.mkfifo(gate)
+
+    async def scenario() -> tuple[bytes, bool]:
+        loop = asyncio.get_running_loop()
+        pool = _pool(echo)
+        try:
+            first = asyncio.create_task(pool.submit(f"gate:{started}|{gate}".encode(), True))
+            await loop.run_in_executor(None, started.read_text)  # the worker holds it
+            first.cancel()
+            second = asyncio.create_task(pool.submit(b"second", False))
+            await loop.run_in_executor(None, gate.write_text, "go")
+            return await second
+        finally:
+            pool.close()
+
+    assert asyncio.run(scenario()) == (b"second", False)
+
+
+def test_an_error_comes_back_with_the_workers_traceback() -> None:
+    async def scenario() -> None:
+        pool = _pool(fail)
+        try:
+            await pool.submit(b"missing", True)
+        finally:
+            pool.close()
+
+    with pytest.raises(KeyError, match="missing") as raised:
+        asyncio.run(scenario())
+    cause = raised.value.__cause__
+    assert isinstance(cause, RemoteTraceback) and "in fail" in str(cause)
+
+
+def test_a_dead_worker_fails_its_call_and_the_next_call_gets_a_new_one() -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    async def scenario() -> tuple[bytes, bool]:
+        pool = _pool(echo)
+        try:
+            await pool.submit(b"warm", False)
+            worker = pool._workers[0].process
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.join()
+            with pytest.raises(BrokenProcessPool):  # sent to the dead one, or seen dead
+                while True:
+                    await pool.submit(b"lost", False)
+            return await pool.submit(b"after", True)
+        finally:
+            pool.close()
+
+    assert asyncio.run(scenario()) == (b"after", True)
+
+
+def test_a_worker_exiting_mid_call_is_a_broken_pool_not_a_hang() -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    async def scenario() -> None:
+        pool = _pool(exit_at_once)
+        try:
+            await pool.submit(b"x" * 200_000, False)
+        finally:
+            pool.close()
+
+    with pytest.raises(BrokenProcessPool):
+        asyncio.run(scenario())
