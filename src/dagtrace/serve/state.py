@@ -29,6 +29,7 @@ class Served:
     """None when read-only."""
 
 
-def served(request: Request) -> Served:
-    """The route dependency."""
+async def served(request: Request) -> Served:
+    """The route dependency (a coroutine: FastAPI runs a plain function in its thread
+    pool, a thread hop per request for an attribute read)."""
     return request.app.state.served  # type: ignore[no-any-return]
