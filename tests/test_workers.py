@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 from pathlib import Path
 
 import pytest
 
+from dagtrace.serve import workers
 from dagtrace.serve.workers import RemoteTraceback, WorkerPool
 
 
@@ -39,13 +41,24 @@ def _pool(work: object, count: int = 1) -> WorkerPool:
     return WorkerPool(count, work, initializer=no_setup)  # type: ignore[arg-type]
 
 
-def test_large_bodies_round_trip_in_order_of_their_callers() -> None:
-    bodies = [bytes([n]) * (300_000 + n) for n in range(6)]  # beyond a pipe's default 64 KiB
+def _pieces(body: bytes, size: int = 65_536) -> list[bytes]:
+    return [body[i : i + size] for i in range(0, len(body), size)]
+
+
+def test_bodies_in_pieces_round_trip_to_their_own_callers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pieces of 64 KiB into pipes of 4 KiB: the pipe fills at once, and what it could
+    not take goes out in order as the worker reads."""
+    monkeypatch.setattr(workers, "_PIPE_BYTES", 4096)
+    bodies = [random.Random(n).randbytes(300_000 * (n + 1) + n) for n in range(6)]
 
     async def scenario() -> list[tuple[bytes, bool]]:
         pool = _pool(echo, count=2)
         try:
-            return await asyncio.gather(*(pool.submit(b, n % 2 == 0) for n, b in enumerate(bodies)))
+            return await asyncio.gather(
+                *(pool.submit(_pieces(b), n % 2 == 0) for n, b in enumerate(bodies))
+            )
         finally:
             pool.close()
 
@@ -61,10 +74,10 @@ def test_a_cancelled_call_does_not_hand_its_answer_to_the_next(tmp_path: Path) -
         loop = asyncio.get_running_loop()
         pool = _pool(echo)
         try:
-            first = asyncio.create_task(pool.submit(f"gate:{started}|{gate}".encode(), True))
+            first = asyncio.create_task(pool.submit([f"gate:{started}|{gate}".encode()], True))
             await loop.run_in_executor(None, started.read_text)  # the worker holds it
             first.cancel()
-            second = asyncio.create_task(pool.submit(b"second", False))
+            second = asyncio.create_task(pool.submit([b"sec", b"ond"], False))
             await loop.run_in_executor(None, gate.write_text, "go")
             return await second
         finally:
@@ -77,7 +90,7 @@ def test_an_error_comes_back_with_the_workers_traceback() -> None:
     async def scenario() -> None:
         pool = _pool(fail)
         try:
-            await pool.submit(b"missing", True)
+            await pool.submit([b"missing"], True)
         finally:
             pool.close()
 
@@ -93,14 +106,14 @@ def test_a_dead_worker_fails_its_call_and_the_next_call_gets_a_new_one() -> None
     async def scenario() -> tuple[bytes, bool]:
         pool = _pool(echo)
         try:
-            await pool.submit(b"warm", False)
+            await pool.submit([b"warm"], False)
             worker = pool._workers[0].process
             os.kill(worker.pid, signal.SIGKILL)
             worker.join()
             with pytest.raises(BrokenProcessPool):  # sent to the dead one, or seen dead
                 while True:
-                    await pool.submit(b"lost", False)
-            return await pool.submit(b"after", True)
+                    await pool.submit([b"lost"], False)
+            return await pool.submit([b"after"], True)
         finally:
             pool.close()
 
@@ -113,7 +126,7 @@ def test_a_worker_exiting_mid_call_is_a_broken_pool_not_a_hang() -> None:
     async def scenario() -> None:
         pool = _pool(exit_at_once)
         try:
-            await pool.submit(b"x" * 200_000, False)
+            await pool.submit([b"x" * 200_000], False)
         finally:
             pool.close()
 

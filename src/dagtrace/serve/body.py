@@ -95,9 +95,11 @@ async def read_body(
     gzipped: bool,
     limit: int,
     held: Held,
-) -> bytes:
+) -> list[bytes]:
     """The body (gunzipped if `gzipped`), at most `limit` bytes on the wire and after
-    gunzip. `declared` (Content-Length) is taken from the budget before reading.
+    gunzip, in the pieces it came in: an ingest worker is sent them one after the
+    other, and joining them first cost a new copy of the body (and, for a large body,
+    fresh pages). `declared` (Content-Length) is taken from the budget before reading.
     Raises `TooLarge`, `OverBudget` or `BadGzip`; a bomb stops unexpanded."""
     if declared is not None:
         if declared > limit:
@@ -105,7 +107,7 @@ async def read_body(
         held.ensure(declared)
     gunzip = _Gunzip(limit) if gzipped else None
     received = 0
-    parts: list[bytes] = []  # joined once: growing one buffer copied it again and again
+    parts: list[bytes] = []  # never one growing buffer: that copied it again and again
     out = bytearray()  # what gunzip gives
     async for chunk in chunks:
         received += len(chunk)
@@ -119,8 +121,8 @@ async def read_body(
             held.ensure(len(out))
     if gunzip is not None:
         gunzip.finish()
-        return bytes(out)
-    return b"".join(parts)
+        return [bytes(out)]
+    return parts
 
 
 class _Gunzip:

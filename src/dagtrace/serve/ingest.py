@@ -256,8 +256,9 @@ class Ingestion:
         reading a body that would only wait."""
         return self.waiting >= self.queue_size
 
-    async def ingest(self, body: bytes, *, json_encoded: bool) -> Ingested:
-        """Decode and commit one request, then forward it. Raises `QueueFull`,
+    async def ingest(self, pieces: list[bytes], *, json_encoded: bool) -> Ingested:
+        """Decode and commit one request body (its pieces, in order), then forward it.
+        Raises `QueueFull`,
         `UndecodableRequest`, `BrokenProcessPool` (a worker died; the next request
         starts a new one: retry),
         `StoreError` or `SpanRejected` (nothing stored), or any other exception: a
@@ -265,7 +266,7 @@ class Ingestion:
         metrics = self._metrics
         try:
             with metrics.in_progress.track_inprogress(), metrics.ingest_seconds.time():
-                ingested = await self._commit(body, json_encoded)
+                ingested = await self._commit(pieces, json_encoded)
         except (QueueFull, UndecodableRequest, BrokenProcessPool):
             raise
         except (StoreError, SpanRejected) as e:
@@ -281,7 +282,7 @@ class Ingestion:
         metrics.stored.inc(ingested.stored)
         metrics.rejected.inc(len(ingested.rejected))
         if self._forwarder is not None:
-            self._forwarder.submit(body, JSON if json_encoded else PROTOBUF)
+            self._forwarder.submit(b"".join(pieces), JSON if json_encoded else PROTOBUF)
         return ingested
 
     def stop(self) -> None:
@@ -292,15 +293,16 @@ class Ingestion:
         if self._forwarder is not None:
             self._forwarder.stop()
 
-    async def _commit(self, body: bytes, json_encoded: bool) -> Ingested:
+    async def _commit(self, pieces: list[bytes], json_encoded: bool) -> Ingested:
         if self._writer is not None:
+            body = b"".join(pieces)
             return await asyncio.wrap_future(self._writer.submit(body, json_encoded=json_encoded))
         if self.full:
             raise QueueFull()
         self._in_workers += 1
         assert self._pool is not None
         try:
-            ingested: Ingested = await self._pool.submit(body, json_encoded)
+            ingested: Ingested = await self._pool.submit(pieces, json_encoded)
             return ingested
         except BrokenProcessPool as e:  # the next request starts a new worker
             _log.error("%s; starting a new one", e)

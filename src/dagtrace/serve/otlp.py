@@ -62,7 +62,7 @@ async def ingest(request: Request, served: Annotated[Served, Depends(served)]) -
     limit = served.config.max_body
     with served.budget.hold() as held:
         try:
-            body = await read_body(
+            pieces = await read_body(
                 request.stream(),
                 declared=_content_length(request),
                 gzipped=encoding == "gzip",
@@ -81,7 +81,7 @@ async def ingest(request: Request, served: Annotated[Served, Depends(served)]) -
                 _log.info("a client went away before the end of its request body")
             return Response(status_code=400)  # nobody to answer
         try:
-            ingested = await ingestion.ingest(body, json_encoded=answer.json_encoded)
+            ingested = await ingestion.ingest(pieces, json_encoded=answer.json_encoded)
         except UndecodableRequest as e:
             return answer.error(400, safe_message(str(e)))
         except QueueFull:

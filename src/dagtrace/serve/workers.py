@@ -23,7 +23,8 @@ import os
 import pickle
 import struct
 import traceback
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection
 from typing import Any
@@ -86,7 +87,8 @@ class _Worker:
         self.answer: asyncio.Future[Any] | None = None
         """The call in hand (done already if its caller was cancelled)."""
         self.unread = bytearray()
-        self.unsent: memoryview | None = None
+        self.unsent: deque[memoryview] = deque()
+        """What the pipe could not take yet, in order."""
         self.dead = False
 
 
@@ -113,10 +115,11 @@ class WorkerPool:
         self._idle: asyncio.Queue[_Worker] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def submit(self, body: bytes, flag: bool) -> Any:
-        """`work(body, flag)` in an idle worker; raises what it raised, or
-        `BrokenProcessPool` if the worker died first."""
-        if len(body) > _MAX_FRAME:
+    async def submit(self, pieces: Sequence[bytes], flag: bool) -> Any:
+        """`work(body, flag)` in an idle worker, the body sent as these pieces, in
+        order; raises what it raised, or `BrokenProcessPool` if the worker died first."""
+        size = sum(map(len, pieces))
+        if size > _MAX_FRAME:
             raise ValueError("a body above 2 GiB")
         if self._idle is None:
             self._loop, self._idle = asyncio.get_running_loop(), asyncio.Queue()
@@ -126,9 +129,9 @@ class WorkerPool:
         while worker.dead:
             worker = await self._idle.get()
         worker.answer = answer = self._loop.create_future()  # type: ignore[union-attr]
-        header = b"".join((_HEADER.pack(1), b"1" if flag else b"0", _HEADER.pack(len(body))))
-        self._write(worker, memoryview(header))
-        self._write(worker, memoryview(body))
+        header = b"".join((_HEADER.pack(1), b"1" if flag else b"0", _HEADER.pack(size)))
+        for piece in (header, *pieces):
+            self._write(worker, memoryview(piece))
         ok, result = await answer  # the worker goes back to the idle ones with its answer
         if ok:
             return result
@@ -180,30 +183,37 @@ class WorkerPool:
         return worker
 
     def _write(self, worker: _Worker, data: memoryview) -> None:
-        """Write now what the pipe takes; the rest when it can take more, in order."""
+        """Write now what the pipe takes; the rest, in order, when it takes more."""
         if worker.dead:
             return  # its answer already failed
-        if worker.unsent is not None:  # behind earlier bytes (rare: a header then a body)
-            worker.unsent = memoryview(bytes(worker.unsent) + bytes(data))
+        if worker.unsent:  # behind earlier bytes
+            worker.unsent.append(data)
             return
+        if self._write_some(worker, data):
+            assert self._loop is not None
+            self._loop.add_writer(worker.requests, self._write_more, worker)
+
+    def _write_more(self, worker: _Worker) -> None:
+        unsent = worker.unsent
+        while unsent and not worker.dead:
+            if self._write_some(worker, unsent.popleft()):
+                return  # still waiting for room (the rest went back first in line)
+        if not worker.dead:
+            assert self._loop is not None
+            self._loop.remove_writer(worker.requests)
+
+    def _write_some(self, worker: _Worker, data: memoryview) -> bool:
+        """Write `data` until the pipe is full; whether some of it waits (in `unsent`)."""
         while data:
             try:
                 data = data[os.write(worker.requests, data) :]
             except BlockingIOError:
-                worker.unsent = data
-                assert self._loop is not None
-                self._loop.add_writer(worker.requests, self._write_more, worker)
-                return
+                worker.unsent.appendleft(data)
+                return True
             except OSError as e:  # EPIPE: the worker is gone
                 self._died(worker, e)
-                return
-
-    def _write_more(self, worker: _Worker) -> None:
-        data, worker.unsent = worker.unsent, None
-        assert self._loop is not None
-        self._loop.remove_writer(worker.requests)
-        if data is not None:
-            self._write(worker, data)
+                return False
+        return False
 
     def _read(self, worker: _Worker) -> None:
         try:
