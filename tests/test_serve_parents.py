@@ -410,16 +410,28 @@ def _schema_version(db: Path) -> int:
         return int(row.fetchone()[0])
 
 
-def test_a_schema_5_file_gets_the_parent_search_tables(tmp_path: Path) -> None:
+def _as_version(db: Path, version: int, *statements: str) -> None:
+    """A new store's file, turned back into what schema `version` left by `statements`."""
     import sqlite3
 
-    db = tmp_path / "five.db"
     dagtrace.DagProvenance(db).close()
-    with sqlite3.connect(db, isolation_level=None) as conn:  # as version 5 left it
-        conn.execute("DROP TABLE dagtrace_span_parents")
-        conn.execute("DROP TABLE dagtrace_parent_search")
-        conn.execute("DROP INDEX dagtrace_nodes_trace_span")
-        conn.execute("UPDATE dagtrace_meta SET value = '5' WHERE key = 'schema_version'")
+    with sqlite3.connect(db, isolation_level=None) as conn:
+        for sql in statements:
+            conn.execute(sql)
+        conn.execute(
+            "UPDATE dagtrace_meta SET value = ? WHERE key = 'schema_version'", (str(version),)
+        )
+
+
+def test_a_schema_5_file_gets_the_parent_search_tables(tmp_path: Path) -> None:
+    db = tmp_path / "five.db"
+    _as_version(
+        db,
+        5,
+        "DROP TABLE dagtrace_span_parents",
+        "DROP TABLE dagtrace_parent_search",
+        "DROP INDEX dagtrace_nodes_trace_span",
+    )
     exporter = dagtrace.DagtraceSpanExporter(db)
     spans = chain("-five")
     exporter.export([spans["sub"], spans["http"]])
@@ -436,11 +448,12 @@ def test_a_schema_8_file_finds_stored_nodes_by_trace_and_span(tmp_path: Path) ->
     import sqlite3
 
     db = tmp_path / "eight.db"
-    dagtrace.DagProvenance(db).close()
-    with sqlite3.connect(db, isolation_level=None) as conn:  # as version 8 left it
-        conn.execute("DROP INDEX dagtrace_nodes_trace_span")
-        conn.execute("CREATE INDEX dagtrace_nodes_span ON node_executions (span_id)")
-        conn.execute("UPDATE dagtrace_meta SET value = '8' WHERE key = 'schema_version'")
+    _as_version(
+        db,
+        8,
+        "DROP INDEX dagtrace_nodes_trace_span",
+        "CREATE INDEX dagtrace_nodes_span ON node_executions (span_id)",
+    )
     exporter = dagtrace.DagtraceSpanExporter(db)
     spans = chain("-eight")
     exporter.export([spans["node"], spans["run"]])  # the node span is in the store

@@ -132,3 +132,27 @@ def test_a_worker_exiting_mid_call_is_a_broken_pool_not_a_hang() -> None:
 
     with pytest.raises(BrokenProcessPool):
         asyncio.run(scenario())
+
+
+class NeedsTwo(Exception):
+    """Pickles, but does not unpickle: `Exception` pickles its message alone."""
+
+    def __init__(self, first: str, second: str) -> None:
+        super().__init__(f"{first} {second}")
+
+
+def raise_needs_two(body: bytes, flag: bool) -> None:
+    raise NeedsTwo("needs", "two")
+
+
+def test_an_answer_that_does_not_unpickle_fails_its_call_and_the_worker_goes_on() -> None:
+    async def scenario() -> None:
+        pool = _pool(raise_needs_two)
+        try:
+            for body in (b"x", b"y"):  # the second is answered too: nothing stuck
+                with pytest.raises(RuntimeError, match="did not unpickle"):
+                    await asyncio.wait_for(pool.submit([body], False), 60)
+        finally:
+            pool.close()
+
+    asyncio.run(scenario())

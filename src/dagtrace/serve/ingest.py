@@ -258,11 +258,10 @@ class Ingestion:
 
     async def ingest(self, pieces: list[bytes], *, json_encoded: bool) -> Ingested:
         """Decode and commit one request body (its pieces, in order), then forward it.
-        Raises `QueueFull`,
-        `UndecodableRequest`, `BrokenProcessPool` (a worker died; the next request
-        starts a new one: retry),
-        `StoreError` or `SpanRejected` (nothing stored), or any other exception: a
-        bug, logged with its traceback and counted in `bugs` first."""
+        Raises `QueueFull`, `UndecodableRequest`, `BrokenProcessPool` (a worker died;
+        the next request starts a new one: retry), `StoreError` or `SpanRejected`
+        (nothing stored), or any other exception: a bug, logged with its traceback and
+        counted in `bugs` first."""
         metrics = self._metrics
         try:
             with metrics.in_progress.track_inprogress(), metrics.ingest_seconds.time():

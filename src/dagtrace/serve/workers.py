@@ -232,11 +232,15 @@ class WorkerPool:
             (size,) = _HEADER.unpack_from(unread)
             if len(unread) < _HEADER.size + size:
                 break
-            answer = pickle.loads(unread[_HEADER.size : _HEADER.size + size])
+            frame = unread[_HEADER.size : _HEADER.size + size]
             del unread[: _HEADER.size + size]
             waiting, worker.answer = worker.answer, None
-            if waiting is not None and not waiting.done():  # (done: its caller went away)
+            if waiting is None or waiting.done():  # (done: its caller went away)
+                pass
+            elif (answer := _unpickled(frame)) is not None:
                 waiting.set_result(answer)
+            else:  # a bug, never a hang of its caller
+                waiting.set_exception(RuntimeError("an ingest worker's answer did not unpickle"))
             if self._idle is not None:  # (None once closed)
                 self._idle.put_nowait(worker)
 
@@ -259,6 +263,15 @@ class WorkerPool:
         if loop is not None and not loop.is_closed():
             loop.remove_reader(worker.answers)
             loop.remove_writer(worker.requests)
+
+
+def _unpickled(frame: bytearray) -> Any:
+    """A worker's answer, or None if it does not unpickle (an exception class whose
+    constructor wants other arguments, say)."""
+    try:
+        return pickle.loads(frame)
+    except Exception:  # noqa: BLE001 - told to the caller as a bug
+        return None
 
 
 def _own_fd(connection: Connection) -> int:
