@@ -9,8 +9,9 @@ serves every entry point, over what each knows of the spans:
   batch's own transaction (`ParentSearch`), whatever order, batch and (PostgreSQL)
   server the spans come in. The store keeps for it only non-DAG span → parent pairs
   (`dagtrace_span_parents`) and the sub-runs whose search waits for a span not yet
-  seen (`dagtrace_parent_search`); node span ids are `node_executions.span_id`. A late
-  node span resolves the sub-runs waiting for it, a late non-DAG span moves them on.
+  seen (`dagtrace_parent_search`); node spans are found by `node_executions (trace_id,
+  span_id)`. A late node span resolves the sub-runs waiting for it, a late non-DAG
+  span moves them on.
 
 An explicit parent beats an inferred one, whichever arrives first; among inferred
 ones the OTel parent beats links, and an earlier link a later one. Entries older than

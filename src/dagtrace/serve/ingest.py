@@ -304,7 +304,7 @@ class Ingestion:
             ingested: Ingested = await self._pool.submit(pieces, json_encoded)
             return ingested
         except BrokenProcessPool as e:  # the next request starts a new worker
-            _log.error("%s; starting a new one", e)
+            _log.error("%s; the next request starts a new one", e)
             raise
         finally:
             self._in_workers -= 1
