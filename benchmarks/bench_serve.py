@@ -356,7 +356,9 @@ def main() -> None:
         "--decoders",
         type=int,
         default=None,
-        help="decoding processes per server (default: serve's own choice)",
+        help="decoding processes per server (default: serve's own choice, one per core; "
+        "with --servers N > 1, the cores split between the servers, as docs/deployment.md "
+        "advises for servers sharing a machine)",
     )
     parser.add_argument(
         "--servers",
@@ -398,6 +400,10 @@ def main() -> None:
         if args.lythonic_nodes
         else None
     )
+    if args.decoders is None and args.servers > 1:
+        affinity = getattr(os, "sched_getaffinity", None)
+        cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+        args.decoders = max(1, cores // args.servers)
     postgres = bool(args.db and args.db.startswith("postgresql://"))
     resolution = (
         _resolution_cost(
@@ -518,7 +524,9 @@ def main() -> None:
     store = "PostgreSQL" if schema_url else "SQLite"
     print(
         f"{total:,} spans in {len(codes)} requests of {SPANS_PER_REQUEST}, "
-        f"{args.senders} senders, {args.servers} server(s), {store}: {elapsed:.2f} s"
+        f"{args.senders} senders, {args.servers} server(s)"
+        f"{f' of {args.decoders} ingest worker(s)' if args.decoders is not None else ''}, "
+        f"{store}: {elapsed:.2f} s"
     )
     print(
         f"ingest: {total / elapsed:,.0f} spans/s   (floor ≥ 40,000 on SQLite; payload "
