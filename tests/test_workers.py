@@ -156,3 +156,20 @@ def test_an_answer_that_does_not_unpickle_fails_its_call_and_the_worker_goes_on(
             pool.close()
 
     asyncio.run(scenario())
+
+
+def test_serve_refuses_workers_where_the_event_loop_cannot_watch_pipes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Windows' event loop: `--decoders N` is refused with what to do, nothing opened."""
+    from click.testing import CliRunner
+
+    from dagtrace.cli import main
+    from dagtrace.cli.common import EXIT_USAGE
+
+    monkeypatch.setattr(WorkerPool, "supported", staticmethod(lambda: False))
+    db = tmp_path / "runs.db"
+    result = CliRunner().invoke(main, ["serve", "--db", str(db), "--decoders", "2"])
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert "use 0 here" in result.output
+    assert not db.exists()

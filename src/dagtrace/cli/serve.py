@@ -170,8 +170,8 @@ from .common import (
     default=None,
     type=click.IntRange(0),
     help="Ingest workers: processes that decode requests and commit their rows "
-    "(default: one per core it may run on, at most 8; on one core, or 0: a thread of "
-    "the server does both).",
+    "(default: one per core it may run on, at most 8; on one core, on Windows, or 0: a "
+    "thread of the server does both).",
 )
 @click.option(
     "--jaeger-url",
@@ -223,6 +223,7 @@ def serve(
     from ..serve.auth import exposure_problem
     from ..serve.ingest import LOG_FORMAT
     from ..serve.limits import ConnectionLimits, default_max_connections
+    from ..serve.workers import WorkerPool
 
     if token is None and settings.is_set_but_empty(TOKEN_ENV):
         fail(f"{TOKEN_ENV} is set but empty: set a token, or unset it", EXIT_USAGE)
@@ -231,6 +232,11 @@ def serve(
         fail(f"--token: {problem}" if token is not None else problem, EXIT_USAGE)
     if body_budget < max_body:
         fail("--body-budget must be at least --max-body", EXIT_USAGE)
+    if decoders is None:
+        cores = _usable_cores()
+        decoders = min(8, cores) if cores > 1 and WorkerPool.supported() else 0
+    elif decoders and not WorkerPool.supported():
+        fail("--decoders: ingest worker processes need a Unix event loop; use 0 here", EXIT_USAGE)
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     if not read_only:
         _check_file_writable(db)
@@ -240,9 +246,6 @@ def serve(
     redaction = Redaction(
         patterns=() if no_redact else (patterns or DEFAULT_PATTERNS), max_payload_bytes=max_payload
     )
-    if decoders is None:
-        cores = _usable_cores()
-        decoders = min(8, cores) if cores > 1 else 0
     config = ServeConfig(
         max_body=max_body,
         queue_size=queue_size,

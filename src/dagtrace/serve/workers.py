@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import pickle
 import struct
+import sys
 import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -114,6 +115,11 @@ class WorkerPool:
         """The live workers."""
         self._idle: asyncio.Queue[_Worker] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @staticmethod
+    def supported() -> bool:
+        """Whether this platform's event loop watches pipes (not Windows')."""
+        return sys.platform != "win32"
 
     async def submit(self, pieces: Sequence[bytes], flag: bool) -> Any:
         """`work(body, flag)` in an idle worker, the body sent as these pieces, in
