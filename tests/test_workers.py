@@ -7,6 +7,9 @@ import asyncio
 import os
 import random
 import signal
+from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,8 +40,13 @@ def exit_at_once(body: bytes, flag: bool) -> None:
     os._exit(3)
 
 
-def _pool(work: object, count: int = 1) -> WorkerPool:
-    return WorkerPool(count, work, initializer=no_setup)  # type: ignore[arg-type]
+@contextmanager
+def _pool(work: object, count: int = 1) -> Iterator[WorkerPool]:
+    pool = WorkerPool(count, work, initializer=no_setup)  # type: ignore[arg-type]
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 def _pieces(body: bytes, size: int = 65_536) -> list[bytes]:
@@ -54,13 +62,10 @@ def test_bodies_in_pieces_round_trip_to_their_own_callers(
     bodies = [random.Random(n).randbytes(300_000 * (n + 1) + n) for n in range(6)]
 
     async def scenario() -> list[tuple[bytes, bool]]:
-        pool = _pool(echo, count=2)
-        try:
+        with _pool(echo, count=2) as pool:
             return await asyncio.gather(
                 *(pool.submit(_pieces(b), n % 2 == 0) for n, b in enumerate(bodies))
             )
-        finally:
-            pool.close()
 
     assert asyncio.run(scenario()) == [(b, n % 2 == 0) for n, b in enumerate(bodies)]
 
@@ -72,27 +77,21 @@ def test_a_cancelled_call_does_not_hand_its_answer_to_the_next(tmp_path: Path) -
 
     async def scenario() -> tuple[bytes, bool]:
         loop = asyncio.get_running_loop()
-        pool = _pool(echo)
-        try:
+        with _pool(echo) as pool:
             first = asyncio.create_task(pool.submit([f"gate:{started}|{gate}".encode()], True))
             await loop.run_in_executor(None, started.read_text)  # the worker holds it
             first.cancel()
             second = asyncio.create_task(pool.submit([b"sec", b"ond"], False))
             await loop.run_in_executor(None, gate.write_text, "go")
             return await second
-        finally:
-            pool.close()
 
     assert asyncio.run(scenario()) == (b"second", False)
 
 
 def test_an_error_comes_back_with_the_workers_traceback() -> None:
     async def scenario() -> None:
-        pool = _pool(fail)
-        try:
+        with _pool(fail) as pool:
             await pool.submit([b"missing"], True)
-        finally:
-            pool.close()
 
     with pytest.raises(KeyError, match="missing") as raised:
         asyncio.run(scenario())
@@ -101,11 +100,8 @@ def test_an_error_comes_back_with_the_workers_traceback() -> None:
 
 
 def test_a_dead_worker_fails_its_call_and_the_next_call_gets_a_new_one() -> None:
-    from concurrent.futures.process import BrokenProcessPool
-
     async def scenario() -> tuple[bytes, bool]:
-        pool = _pool(echo)
-        try:
+        with _pool(echo) as pool:
             await pool.submit([b"warm"], False)
             worker = pool._workers[0].process
             os.kill(worker.pid, signal.SIGKILL)
@@ -114,21 +110,14 @@ def test_a_dead_worker_fails_its_call_and_the_next_call_gets_a_new_one() -> None
                 while True:
                     await pool.submit([b"lost"], False)
             return await pool.submit([b"after"], True)
-        finally:
-            pool.close()
 
     assert asyncio.run(scenario()) == (b"after", True)
 
 
 def test_a_worker_exiting_mid_call_is_a_broken_pool_not_a_hang() -> None:
-    from concurrent.futures.process import BrokenProcessPool
-
     async def scenario() -> None:
-        pool = _pool(exit_at_once)
-        try:
+        with _pool(exit_at_once) as pool:
             await pool.submit([b"x" * 200_000], False)
-        finally:
-            pool.close()
 
     with pytest.raises(BrokenProcessPool):
         asyncio.run(scenario())
@@ -147,13 +136,10 @@ def raise_needs_two(body: bytes, flag: bool) -> None:
 
 def test_an_answer_that_does_not_unpickle_fails_its_call_and_the_worker_goes_on() -> None:
     async def scenario() -> None:
-        pool = _pool(raise_needs_two)
-        try:
+        with _pool(raise_needs_two) as pool:
             for body in (b"x", b"y"):  # the second is answered too: nothing stuck
                 with pytest.raises(RuntimeError, match="did not unpickle"):
                     await asyncio.wait_for(pool.submit([body], False), 60)
-        finally:
-            pool.close()
 
     asyncio.run(scenario())
 
