@@ -306,6 +306,49 @@ def test_a_second_big_batch_in_one_transaction_keeps_its_own_newer_rows(
     }
 
 
+def test_big_batches_over_stored_keys_leave_what_rows_one_by_one_leave(
+    new_store_url: Any,
+) -> None:
+    """PostgreSQL copies a big batch straight into its tables when none of its keys is
+    stored, and upserts it when one is: batches of new keys, of stored keys older and
+    newer, and of new keys again after those end as the same rows one by one do."""
+    from dagtrace.store.rows import Rows
+
+    def batch(labels: range, attempt: int, traversed_at: float) -> Rows:
+        return Rows(
+            nodes=[node_row(f"n{i}", f'"{attempt}.{i}"', attempt, 1) for i in labels],
+            edges=[("r", f"n{i}", "m", traversed_at + i) for i in labels],
+        )
+
+    batches = [
+        batch(range(0, 40), 2, 10.0),  # all new
+        batch(range(20, 60), 1, 5.0),  # half stored (older: they stay), half new
+        batch(range(50, 90), 3, 20.0),  # ten stored (newer: they win), thirty new
+        *(batch(range(100 + 40 * k, 140 + 40 * k), 1, 1.0) for k in range(3)),  # new again
+    ]
+    one_by_one, batched = new_store_url(), new_store_url()
+    store = dagtrace.open_store(one_by_one)
+    for rows in batches:
+        for node in rows.nodes:
+            store.write_rows(Rows(nodes=[node]))
+        for edge in rows.edges:
+            store.write_rows(Rows(edges=[edge]))
+    store.close()
+    store = dagtrace.open_store(batched)
+    for rows in batches:
+        store.write_rows(rows)
+    outputs = {n["node_label"]: n["output_json"] for n in store.get_node_executions("r")}
+    store.close()
+    assert store_rows(batched) == store_rows(one_by_one)
+    assert len(outputs) == 210
+    assert (outputs["n0"], outputs["n25"], outputs["n45"], outputs["n55"]) == (
+        '"2.0"',
+        '"2.25"',
+        '"1.45"',
+        '"3.55"',
+    )
+
+
 def test_a_big_batch_refused_after_its_stage_was_made_leaves_the_next_one_whole(
     pg_schema_url: Any,
 ) -> None:
@@ -316,6 +359,9 @@ def test_a_big_batch_refused_after_its_stage_was_made_leaves_the_next_one_whole(
     from dagtrace.store.rows import Rows
 
     store = PostgresStore(pg_schema_url(), pool_size=1)  # every write on one connection
+    stored = [node_row(f"s{i}", '"s"', 1, 1) for i in range(40)]
+    store.write_rows(Rows(nodes=stored))
+    store.write_rows(Rows(nodes=stored))  # keys stored: the next node batches are staged
     refused = [node_row(f"n{i}", '"x"', 1, 1) for i in range(40)]
     refused[-1] = (*refused[-1][:6], '"NUL \x00"', *refused[-1][7:])  # PostgreSQL refuses
     with pytest.raises(dagtrace.StoreError):
@@ -324,7 +370,7 @@ def test_a_big_batch_refused_after_its_stage_was_made_leaves_the_next_one_whole(
     store.write_rows(Rows(nodes=[node_row(f"k{i}", '"z"', 1, 1) for i in range(40)]))
     labels = {n["node_label"] for n in store.get_node_executions("r")}
     store.close()
-    assert labels == {f"m{i}" for i in range(40)} | {f"k{i}" for i in range(40)}
+    assert labels == {f"{prefix}{i}" for prefix in "smk" for i in range(40)}
 
 
 def test_keys_another_writer_inserts_meanwhile_are_upserted_not_refused(

@@ -282,7 +282,8 @@ def test_server_killed_mid_ingest_loses_and_duplicates_nothing(db_path: Path) ->
 
 def test_a_role_without_temporary_tables_still_writes_big_batches(tmp_path: Path) -> None:
     """Where TEMPORARY is revoked (a hardened database), the PostgreSQL store writes a
-    receiver's big batches row by row instead of staging them: the same rows."""
+    receiver's big batches whose keys are stored row by row instead of staging them
+    (new keys are copied, as anywhere): the same rows."""
     import psycopg
     from conftest import _postgres_or_skip
     from test_bridge import node_row, store_rows
@@ -298,13 +299,15 @@ def test_a_role_without_temporary_tables_still_writes_big_batches(tmp_path: Path
     role_url = base.replace("postgres@", f"{name}@", 1).rsplit("/", 1)[0] + f"/{name}"
     nodes = [node_row(f"n{i % 7}", f'"{i}"', 1 + i % 3, 1) for i in range(60)]
     edges = [("r", f"n{i % 7}", f"m{i % 5}", float(i)) for i in range(60)]
+    newer = [node_row(f"n{i % 9}", f'"{i}"', 2 + i % 3, 1) for i in range(60)]
+    later = [("r", f"n{i % 9}", f"m{i % 5}", float(i + 30)) for i in range(60)]
+    batches = [Rows(nodes=nodes, edges=edges), Rows(nodes=newer, edges=later)]
     try:
-        hardened = dagtrace.open_store(role_url)
-        hardened.write_rows(Rows(nodes=list(nodes), edges=list(edges)))
-        hardened.close()
-        reference = dagtrace.open_store(tmp_path / "reference.db")
-        reference.write_rows(Rows(nodes=list(nodes), edges=list(edges)))
-        reference.close()
+        for location in (role_url, tmp_path / "reference.db"):
+            store = dagtrace.open_store(location)
+            for rows in batches:  # the second holds stored keys and new ones
+                store.write_rows(Rows(nodes=list(rows.nodes), edges=list(rows.edges)))
+            store.close()
         assert store_rows(role_url) == store_rows(str(tmp_path / "reference.db"))
     finally:
         with psycopg.connect(base, autocommit=True) as admin:
