@@ -16,6 +16,7 @@ import re
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
@@ -261,20 +262,21 @@ def _staged(
     )
 
 
+_BY_LABEL_THEN_RUN = itemgetter(1, 0)
+_BY_LABELS_THEN_RUN_THEN_TIME = itemgetter(1, 2, 0, 3)
+
+
 def _node_winners(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Node rows of one key each (`_PgWriter.upsert_nodes`), by label, then run id:
     Python orders text by code point, as "C" orders UTF-8."""
-    return sorted(rows, key=lambda row: (row[1], row[0]))
+    return sorted(rows, key=_BY_LABEL_THEN_RUN)
 
 
 def _edge_winners(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """The latest traversal of each edge (the first of equal ones), by labels, then run."""
-    latest: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    for row in rows:
-        kept = latest.setdefault(row[:3], row)
-        if row[3] > kept[3]:
-            latest[row[:3]] = row
-    return sorted(latest.values(), key=lambda row: (row[1], row[2], row[0]))
+    """The latest traversal of each edge (the last of its key in this order), by labels,
+    then run id. Two traversals of an edge at one time are the same row."""
+    in_order = sorted(rows, key=_BY_LABELS_THEN_RUN_THEN_TIME)
+    return list({row[:3]: row for row in in_order}.values())
 
 
 _STAGED_NODES = _staged(
