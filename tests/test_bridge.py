@@ -349,6 +349,65 @@ def test_big_batches_over_stored_keys_leave_what_rows_one_by_one_leave(
     )
 
 
+def test_a_schema_9_postgres_store_compares_text_bytewise_as_sqlite_does(
+    pg_schema_url: Any, tmp_path: Path
+) -> None:
+    """Schema 10 puts PostgreSQL's text columns in the "C" collation: a schema 9 store
+    (the database's collation) keeps its rows and lists node labels in SQLite's order."""
+    import psycopg
+
+    from dagtrace.store.rows import Rows
+    from dagtrace.store.schema import TABLES
+
+    labels = ["b", "B", "ä", "a", "Z", "a b", "a-b", "é", "10", "9"]
+    rows = Rows(
+        nodes=[node_row(label, f'"{label}"', 1, 1) for label in labels],
+        edges=[("r", label, "m", 1.0) for label in labels],
+    )
+    url, reference = pg_schema_url(), str(tmp_path / "reference.db")
+    for location in (url, reference):
+        store = dagtrace.open_store(location)
+        store.write_rows(Rows(nodes=list(rows.nodes), edges=list(rows.edges)))
+        store.close()
+
+    def collations(conn: Any) -> set[Any]:
+        found = conn.execute(
+            "SELECT DISTINCT collation_name FROM information_schema.columns WHERE "
+            "table_schema = current_schema() AND data_type = 'text' AND table_name = ANY(%s)",
+            (list(TABLES),),
+        )
+        return {row[0] for row in found.fetchall()}
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert collations(conn) == {"C"}
+        for table in TABLES:  # back to what schema 9 made: the database's collation
+            columns = conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+                "AND table_schema = current_schema() AND data_type = 'text'",
+                (table,),
+            ).fetchall()
+            retyped = ", ".join(
+                f"ALTER COLUMN {c} TYPE TEXT COLLATE pg_catalog.default" for (c,) in columns
+            )
+            conn.execute(f"ALTER TABLE {table} {retyped}")
+        conn.execute("UPDATE dagtrace_meta SET value = '9' WHERE key = 'schema_version'")
+        assert collations(conn) == {None}
+    before = store_rows(url)
+
+    store = dagtrace.open_store(url)
+    listed = [n["node_label"] for n in store.get_node_executions("r")]
+    store.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert collations(conn) == {"C"}
+        version = conn.execute("SELECT value FROM dagtrace_meta WHERE key = 'schema_version'")
+        assert version.fetchone()[0] == "10"
+    assert store_rows(url) == before
+    sqlite = dagtrace.open_store(reference)
+    assert listed == [n["node_label"] for n in sqlite.get_node_executions("r")]
+    sqlite.close()
+    assert listed == sorted(labels)
+
+
 def test_a_big_batch_refused_after_its_stage_was_made_leaves_the_next_one_whole(
     pg_schema_url: Any,
 ) -> None:

@@ -64,6 +64,7 @@ SQLITE = Dialect(
     row_locks=False,
     table_columns=_columns,
     ddl=lambda ddl: ddl,
+    text_bytewise=lambda cur, table: None,  # TEXT compares with BINARY, bytewise
 )
 
 

@@ -52,6 +52,8 @@ class Dialect:
     """The columns of a table in the store's schema; empty when there is no such table."""
     ddl: Callable[[str], str]
     """lythonic's SQLite DDL as this backend spells it."""
+    text_bytewise: Callable[[Cursor, str], None]
+    """Make the text columns of a table compare bytewise, as SQLite's do (schema 10)."""
 
 
 class Writer:
