@@ -73,8 +73,9 @@ def _text_bytewise(cur: Cursor, table: str) -> None:
     """Text columns in the "C" collation: ordered as SQLite orders them (by code point),
     and compared without the database's locale. PostgreSQL 15 calls strcoll for every
     comparison of unequal text even in C.UTF-8: in the primary keys of serve's rows,
-    that was 15% of PostgreSQL's CPU a span on bench_serve's requests. The indexes on
-    altered columns are rebuilt (the table is not rewritten)."""
+    that was 6% of PostgreSQL's instructions a span on bench_serve's requests
+    (`benchmarks/count_pg_instructions.py`). The indexes on altered columns are
+    rebuilt (the table is not rewritten)."""
     cur.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
         "AND table_schema = current_schema() AND data_type = 'text' "
