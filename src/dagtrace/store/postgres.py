@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import StoreError
 from .base import Durability, Store
+from .schema import TABLES
 from .writer import (
     EDGE_ON_CONFLICT,
     EDGE_UPSERT_COLUMNS,
@@ -33,14 +34,6 @@ from .writer import (
 )
 
 _MIGRATION_LOCK = 0x6461677472616365  # "dagtrace"
-_TABLES = (
-    "dag_runs",
-    "node_executions",
-    "edge_traversals",
-    "dagtrace_span_parents",
-    "dagtrace_parent_search",
-)
-"""What VACUUM ANALYZE covers and the size counts (with `dagtrace_meta`)."""
 
 
 def _unnest(values: list[str]) -> tuple[str, Any]:
@@ -550,7 +543,7 @@ class PostgresStore(Store):
 
         try:
             with psycopg.connect(self.url, autocommit=True) as conn:
-                for table in _TABLES:
+                for table in TABLES:
                     conn.execute(f"VACUUM ANALYZE {table}")
         except psycopg.Error as e:
             raise StoreError(f"vacuum failed: {_reason(e)}", location=self.location) from e
@@ -561,7 +554,7 @@ class PostgresStore(Store):
             cur.execute(
                 "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
-                f"AND c.relname IN ({', '.join(repr(t) for t in (*_TABLES, 'dagtrace_meta'))})"
+                f"AND c.relname IN ({', '.join(repr(t) for t in TABLES)})"
             )
             return int(cur.fetchone()[0])
 
