@@ -408,6 +408,34 @@ def test_a_schema_9_postgres_store_compares_text_bytewise_as_sqlite_does(
     assert listed == sorted(labels)
 
 
+def test_postgres_vacuum_runs_and_size_counts_every_table(pg_schema_url: Any) -> None:
+    """`dagtrace vacuum` and `dagtrace stats` on PostgreSQL: every provenance table."""
+    import psycopg
+
+    from dagtrace.store.rows import Rows
+    from dagtrace.store.schema import TABLES
+
+    url = pg_schema_url()
+    store = dagtrace.open_store(url)
+    empty = store.size_bytes()
+    store.write_rows(Rows(nodes=[node_row(f"n{i}", '"x"', 1, 1) for i in range(200)]))
+    store.vacuum()
+    size = store.size_bytes()
+    store.close()
+    with psycopg.connect(url) as conn:
+        each = conn.execute(
+            "SELECT sum(pg_total_relation_size(t::regclass)) FROM unnest(%s::text[]) AS t",
+            (list(TABLES),),
+        ).fetchone()[0]
+        analyzed = conn.execute(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+            "AND last_vacuum IS NOT NULL AND last_analyze IS NOT NULL"
+        ).fetchone()[0]
+    assert size > empty
+    assert size == each
+    assert analyzed == len(TABLES)
+
+
 def test_a_big_batch_refused_after_its_stage_was_made_leaves_the_next_one_whole(
     pg_schema_url: Any,
 ) -> None:
