@@ -157,26 +157,27 @@ class _PgCopyCursor(_PgCursor):
                 copy.write_row(row)
 
     def copy_new_rows(self, sql: str, types: Sequence[int], rows: Iterable[Sequence[Any]]) -> bool:
-        """`copy_rows` in a savepoint: False, with nothing written, when a row's key is
-        stored already or another transaction stored it meanwhile (after waiting for it)."""
+        """`copy_rows`: False, with nothing written, when a row's key is stored already or
+        another transaction stored it meanwhile (after waiting for it)."""
+        return self._unless_a_key_is_stored(lambda: self.copy_rows(sql, types, rows))
+
+    def execute_or_fall_back(self, sql: str, fallback: str, params: Sequence[Any]) -> None:
+        """`sql`; when a key it inserts is stored (a unique violation), `fallback` instead
+        (`_Staged`)."""
+        if not self._unless_a_key_is_stored(lambda: self.execute(sql, params)):
+            self.execute(fallback, params)
+
+    def _unless_a_key_is_stored(self, write: Callable[[], Any]) -> bool:
+        """`write` in a savepoint; False, with the savepoint rolled back, on a unique
+        violation (the transaction goes on)."""
         import psycopg.errors
 
         try:
             with self._cur.connection.transaction():
-                self.copy_rows(sql, types, rows)
+                write()
         except psycopg.errors.UniqueViolation:
             return False
         return True
-
-    def execute_or_fall_back(self, sql: str, fallback: str, params: Sequence[Any]) -> None:
-        """`sql` in a savepoint; on a unique violation, `fallback` instead (`_Staged`)."""
-        import psycopg.errors
-
-        try:
-            with self._cur.connection.transaction():
-                self.execute(sql, params)
-        except psycopg.errors.UniqueViolation:
-            self.execute(fallback, params)
 
     def column_types(self, table: str, columns: Sequence[str]) -> list[int]:
         """The type oids of these columns of `table` (of the schema in use)."""
