@@ -1,0 +1,287 @@
+"""What bounds serve's SQLite ingest: the parts every span pays, against the 35 µs floor.
+
+    python benchmarks/ingest_budget.py [--requests 40] [--senders 4] [--rounds 5]
+
+As bridge_budget.py does for the live processor. Measured in one run on bench_serve's
+requests (512 spans, the mix), each figure the median of --rounds, rounds interleaved,
+in CPU µs per span:
+- in process, on the same bodies:
+  - parse: upb's `FromString` alone;
+  - walk: parse, and reading every field the mapping reads (upb's objects), nothing
+    kept: what any Python reader of these requests pays;
+  - decode: serve's shared decode, protobuf → parts → mapping → row tuples;
+  - raw write: those rows with the store's own upsert statements straight from sqlite3
+    (BEGIN IMMEDIATE, executemany, COMMIT; WAL, synchronous=NORMAL, SQLite's own
+    checkpoints), no parent search, on a fresh file;
+  - write: the store's `write_rows` (the parent search, serve's checkpoints);
+- over HTTP, every server process's CPU while bench_serve's senders post the bodies
+  (--senders connections at once):
+  - bare HTTP: uvicorn (httptools, uvloop) with an ASGI app that reads each body and
+    answers 200, nothing else;
+  - no glue: the same app decoding each body with serve's decode and writing it raw,
+    in its one process: the HTTP stack, the mapping and SQLite, nothing of ours between;
+  - serve: `dagtrace serve` (its decoding processes, limits, parent search, checkpoints).
+The no-glue server is what serve cannot go below; when it is above the floor, the
+floor is bound by it, and serve is held to within 10% of it. `walk + raw write + bare
+HTTP` is the bound without the mapping: the mapping's share is printed beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import pickle
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_serve import SPANS_PER_REQUEST, _cpu_seconds, _encode_requests
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from dagtrace.serve.codec import decode_to_rows
+from dagtrace.store.rows import Rows
+from dagtrace.store.sqlite import SqliteStore
+from dagtrace.store.writer import _EDGE_UPSERT_SQL, _NODE_UPSERT_SQL, _RUN_UPSERT_SQL
+
+FLOOR_US = 35.0
+
+
+def _walk(body: bytes) -> None:
+    """Read every field `serve.codec` reads of each span, keeping nothing."""
+    request = ExportTraceServiceRequest.FromString(body)
+    for resource_spans in request.resource_spans[:]:
+        for scope_spans in resource_spans.scope_spans[:]:
+            for span in scope_spans.spans[:]:
+                read = [span.trace_id, span.span_id, span.parent_span_id]
+                read += [span.start_time_unix_nano, span.end_time_unix_nano]
+                read += [span.dropped_events_count, span.status.code, span.status.message]
+                for kv in span.attributes[:]:
+                    value = kv.value
+                    read += [kv.key, value.string_value or value.int_value]
+                for event in span.events[:]:
+                    read += [event.name, event.time_unix_nano]
+                    for kv in event.attributes[:]:
+                        read += [kv.key, *(v.string_value for v in kv.value.array_value.values[:])]
+                read += [(link.trace_id, link.span_id) for link in span.links[:]]
+
+
+def _raw_connection(path: Path) -> sqlite3.Connection:
+    SqliteStore(path, batched_writes=True).close()  # serve's schema and page size, WAL
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def _raw_write(cur: sqlite3.Cursor, rows: Rows) -> None:
+    """One request's rows in one transaction, the store's statements, no Python around."""
+    cur.execute("BEGIN IMMEDIATE")
+    cur.executemany(_RUN_UPSERT_SQL[SqliteStore.dialect], rows.runs)
+    cur.executemany(_NODE_UPSERT_SQL, rows.nodes)
+    cur.executemany(_EDGE_UPSERT_SQL, rows.edges)
+    cur.execute("COMMIT")
+
+
+# -- in process --------------------------------------------------------------------------
+
+
+def _cpu_us(work: Callable[[], None], spans: int) -> float:
+    start = time.process_time()
+    work()
+    return (time.process_time() - start) / spans * 1e6
+
+
+def _in_process_round(bodies: list[bytes], workdir: Path, tag: str) -> dict[str, float]:
+    spans = len(bodies) * SPANS_PER_REQUEST
+    decoded = [decode_to_rows(b, json_encoded=False) for b in bodies]
+    conn = _raw_connection(workdir / f"raw-{tag}.db")
+    cur = conn.cursor()
+    store = SqliteStore(workdir / f"store-{tag}.db", batched_writes=True)
+    try:
+        return {
+            "parse": _cpu_us(
+                lambda: [ExportTraceServiceRequest.FromString(b) for b in bodies], spans
+            ),
+            "walk": _cpu_us(lambda: [_walk(b) for b in bodies], spans),
+            "decode": _cpu_us(
+                lambda: [decode_to_rows(b, json_encoded=False) for b in bodies], spans
+            ),
+            "raw write": _cpu_us(lambda: [_raw_write(cur, d.rows) for d in decoded], spans),
+            "write": _cpu_us(
+                lambda: [store.write_rows(d.rows, parents=d.parents) for d in decoded], spans
+            ),
+        }
+    finally:
+        conn.close()
+        store.close()
+
+
+# -- over HTTP ---------------------------------------------------------------------------
+
+
+def _bare_server(mode: str, db: str) -> None:
+    """uvicorn with an app that reads each body and answers 200; with `no glue`, it
+    decodes the body and writes its rows raw first. Prints its port when it listens."""
+    import uvicorn
+
+    cur = _raw_connection(Path(db)).cursor() if mode == "no glue" else None
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if cur is not None:
+            _raw_write(cur, decode_to_rows(bytes(body), json_encoded=False).rows)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/x-protobuf"),
+                    (b"content-length", b"0"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            print(self.servers[0].sockets[0].getsockname()[1], flush=True)
+
+    Server(uvicorn.Config(app, port=0, log_level="warning", lifespan="off")).run()
+
+
+def _send(url: str, bodies_file: str, part: int, parts: int, ready: Any, go: Any, out: Any) -> None:
+    bodies = pickle.loads(Path(bodies_file).read_bytes())[part::parts]
+    ready.set()
+    go.wait()
+    with httpx.Client(timeout=120) as client:
+        codes = [
+            client.post(
+                f"{url}/v1/traces", content=b, headers={"Content-Type": "application/x-protobuf"}
+            ).status_code
+            for b in bodies
+        ]
+    out.put(codes)
+
+
+def _start(arm: str, db: str) -> subprocess.Popen[str]:
+    if arm == "serve":
+        command = ["-m", "dagtrace", "serve", "--db", db, "--port", "0"]
+    else:
+        command = [__file__, "--bare", arm, db]
+    return subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE, text=True)
+
+
+def _url(server: subprocess.Popen[str], arm: str) -> str:
+    line = server.stdout.readline()  # type: ignore[union-attr]
+    if arm == "serve":
+        return line.split("listening on ")[1].split()[0]
+    return f"http://127.0.0.1:{line.strip()}"
+
+
+def _http_round(
+    arm: str, bodies_file: str, warm: bytes, senders: int, workdir: Path, tag: str
+) -> float:
+    """Server CPU µs per span of one arm, every request answered 200."""
+    server = _start(arm, str(workdir / f"{arm.replace(' ', '-')}-{tag}.db"))
+    try:
+        url = _url(server, arm)
+        headers = {"Content-Type": "application/x-protobuf"}
+        # as bench_serve: warm every decoding process before the count starts
+        with httpx.Client() as client:
+            for _ in range(4):
+                assert (
+                    client.post(f"{url}/v1/traces", content=warm, headers=headers).status_code
+                    == 200
+                )
+        ctx = multiprocessing.get_context("spawn")
+        go, results = ctx.Event(), ctx.Queue()
+        readies = [ctx.Event() for _ in range(senders)]
+        procs = [
+            ctx.Process(target=_send, args=(url, bodies_file, n, senders, readies[n], go, results))
+            for n in range(senders)
+        ]
+        for p in procs:
+            p.start()
+        for ready in readies:
+            ready.wait()
+        before = _cpu_seconds([server.pid])
+        go.set()
+        codes = [code for _ in procs for code in results.get()]
+        used = _cpu_seconds([server.pid]) - before
+        for p in procs:
+            p.join()
+    finally:
+        server.terminate()
+        server.wait()
+        server.stdout.close()  # type: ignore[union-attr]
+    assert set(codes) == {200}, f"non-200 answers from {arm}: {set(codes)}"
+    return used / (len(codes) * SPANS_PER_REQUEST) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=40, help="requests per sender")
+    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--bare", nargs=2, metavar=("MODE", "DB"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare:
+        _bare_server(*args.bare)
+        return
+    bodies = _encode_requests(args.requests * args.senders, "budget")
+    warm = _encode_requests(1, "warm")[0]
+    figures: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="dagtrace-ingest-budget-") as tmp:
+        workdir = Path(tmp)
+        bodies_file = workdir / "bodies.pickle"
+        bodies_file.write_bytes(pickle.dumps(bodies))
+        for r in range(args.rounds):
+            for arm, us in _in_process_round(bodies, workdir, f"r{r}").items():
+                figures.setdefault(arm, []).append(us)
+            for arm in ("bare HTTP", "no glue", "serve"):
+                us = _http_round(arm, str(bodies_file), warm, args.senders, workdir, f"r{r}")
+                figures.setdefault(arm, []).append(us)
+            print(
+                f"round {r + 1}: " + ", ".join(f"{a} {v[-1]:.1f}" for a, v in figures.items()),
+                flush=True,
+            )
+    m = {arm: statistics.median(v) for arm, v in figures.items()}
+    spans = len(bodies) * SPANS_PER_REQUEST
+    print(f"\nCPU µs per span, medians of {args.rounds} rounds ({spans:,} spans a round, the mix):")
+    for arm in ("parse", "walk", "decode", "raw write", "write"):
+        print(f"  {arm:<10} {m[arm]:6.1f}   in process")
+    for arm in ("bare HTTP", "no glue", "serve"):
+        print(f"  {arm:<10} {m[arm]:6.1f}   every server process")
+    rounds = zip(figures["serve"], figures["no glue"], strict=True)
+    strict = m["walk"] + m["raw write"] + m["bare HTTP"]
+    mapping = m["decode"] - m["walk"]
+    print(
+        f"bound without the mapping (walk + raw write + bare HTTP): {strict:.1f} µs, "
+        f"{strict / FLOOR_US:.2f}× the {FLOOR_US:.0f} µs floor; the mapping (decode − walk) "
+        f"{mapping:.1f} µs, {mapping / m['serve'] * 100:.0f}% of serve's"
+    )
+    print(
+        f"no glue: {m['no glue']:.1f} µs, {m['no glue'] / FLOOR_US:.2f}× the floor; "
+        f"serve {m['serve']:.1f} µs, {m['serve'] / m['no glue']:.2f}× no glue "
+        f"(rounds: {', '.join(f'{s / n:.2f}' for s, n in rounds)}; within 10% is ≤ 1.10)"
+    )
+
+
+if __name__ == "__main__":
+    main()
