@@ -141,7 +141,9 @@ def _record(parts: _Parts) -> SpanRecord | None:
         end_ns=parts.end_ns or None,
         ended=True,
         dropped_events=parts.dropped_events,
-        link_span_ids=[link.hex() for _, link in parts.links if len(link) == 8],
+        link_span_ids=[link.hex() for _, link in links if len(link) == 8]
+        if (links := parts.links)
+        else (),
     )
 
 

@@ -53,7 +53,7 @@ def row_version(attempt: int, rank: int, written_ns: int, span_id: str | None) -
 
 
 def _version(attempt: bytes, written_ns: int, rank: bytes, span_id: bytes) -> bytearray:
-    return bytearray(attempt + written_ns.to_bytes(9, "big") + rank + span_id)
+    return bytearray(b"".join((attempt, written_ns.to_bytes(9, "big"), rank, span_id)))
 
 
 _RANKS = (b"\x00", b"\x01")
@@ -177,5 +177,6 @@ def rows_for(records: Iterable[SpanRecord]) -> Rows:
                     versions[inputs],
                 )
             )
-            rows.edges.extend((r.run_id, r.label, down, at) for down, at in r.edges)
+            if r.edges:  # a list, not a generator: most records have none
+                rows.edges += [(r.run_id, r.label, down, at) for down, at in r.edges]
     return rows
