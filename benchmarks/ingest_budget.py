@@ -30,7 +30,10 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import pickle
+import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -38,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,7 @@ from bench_serve import SPANS_PER_REQUEST, _cpu_seconds, _encode_requests
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from dagtrace.serve.codec import decode_to_rows
+from dagtrace.serve.ingest import collect_less_often
 from dagtrace.store.rows import Rows
 from dagtrace.store.sqlite import SqliteStore
 from dagtrace.store.writer import _EDGE_UPSERT_SQL, _NODE_UPSERT_SQL, _RUN_UPSERT_SQL
@@ -76,7 +81,7 @@ def _walk(body: bytes) -> None:
 
 def _raw_connection(path: Path) -> sqlite3.Connection:
     SqliteStore(path, batched_writes=True).close()  # serve's schema and page size, WAL
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 
@@ -122,16 +127,40 @@ def _in_process_round(bodies: list[bytes], workdir: Path, tag: str) -> dict[str,
     finally:
         conn.close()
         store.close()
+        _remove(workdir)
 
 
 # -- over HTTP ---------------------------------------------------------------------------
 
 
-def _bare_server(mode: str, db: str) -> None:
-    """uvicorn with an app that reads each body and answers 200; with `no glue`, it
-    decodes the body and writes its rows raw first. Prints its port when it listens."""
+def _bare_server(mode: str, db: str, processes: int) -> None:
+    """`processes` uvicorn processes on one socket (as serve's decoding processes share
+    its cores), each with an app that reads each body and answers 200; with `no glue`,
+    each decodes the body and writes its rows raw first. Prints the port once the
+    socket listens (connections wait in its backlog until a process accepts them)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    if mode == "no glue":
+        SqliteStore(Path(db), batched_writes=True).close()  # the schema, before the race
+    children = []
+    for _ in range(processes):
+        pid = os.fork()
+        if pid == 0:
+            _bare_process(mode, db, sock)
+            os._exit(0)
+        children.append(pid)
+    signal.signal(signal.SIGTERM, lambda *_: [os.kill(c, signal.SIGTERM) for c in children])
+    print(sock.getsockname()[1], flush=True)
+    for pid in children:
+        os.waitpid(pid, 0)
+
+
+def _bare_process(mode: str, db: str, sock: socket.socket) -> None:
     import uvicorn
 
+    collect_less_often()  # as serve's decoding processes: a setting, not glue
     cur = _raw_connection(Path(db)).cursor() if mode == "no glue" else None
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -157,12 +186,7 @@ def _bare_server(mode: str, db: str) -> None:
         )
         await send({"type": "http.response.body", "body": b""})
 
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets=sockets)
-            print(self.servers[0].sockets[0].getsockname()[1], flush=True)
-
-    Server(uvicorn.Config(app, port=0, log_level="warning", lifespan="off")).run()
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")).run(sockets=[sock])
 
 
 def _send(url: str, bodies_file: str, part: int, parts: int, ready: Any, go: Any, out: Any) -> None:
@@ -179,11 +203,12 @@ def _send(url: str, bodies_file: str, part: int, parts: int, ready: Any, go: Any
     out.put(codes)
 
 
-def _start(arm: str, db: str) -> subprocess.Popen[str]:
+def _start(arm: str, db: str, processes: int) -> subprocess.Popen[str]:
     if arm == "serve":
         command = ["-m", "dagtrace", "serve", "--db", db, "--port", "0"]
+        command += ["--decoders", str(processes)]
     else:
-        command = [__file__, "--bare", arm, db]
+        command = [__file__, "--bare", arm, db, str(processes)]
     return subprocess.Popen([sys.executable, *command], stdout=subprocess.PIPE, text=True)
 
 
@@ -195,20 +220,22 @@ def _url(server: subprocess.Popen[str], arm: str) -> str:
 
 
 def _http_round(
-    arm: str, bodies_file: str, warm: bytes, senders: int, workdir: Path, tag: str
-) -> float:
-    """Server CPU µs per span of one arm, every request answered 200."""
-    server = _start(arm, str(workdir / f"{arm.replace(' ', '-')}-{tag}.db"))
+    arm: str, bodies_file: str, warm: bytes, args: argparse.Namespace, workdir: Path, tag: str
+) -> tuple[float, float]:
+    """Server CPU µs per span of one arm, every request answered 200: every process's,
+    and the server process's own (without its decoding processes)."""
+    senders = args.senders
+    server = _start(arm, str(workdir / f"{arm.replace(' ', '-')}-{tag}.db"), args.processes)
     try:
         url = _url(server, arm)
         headers = {"Content-Type": "application/x-protobuf"}
-        # as bench_serve: warm every decoding process before the count starts
-        with httpx.Client() as client:
-            for _ in range(4):
-                assert (
-                    client.post(f"{url}/v1/traces", content=warm, headers=headers).status_code
-                    == 200
-                )
+        # as bench_serve: concurrent posts start every decoding process before the count
+
+        def post_warm(_: int) -> int:
+            return httpx.post(f"{url}/v1/traces", content=warm, headers=headers).status_code
+
+        with ThreadPoolExecutor(8) as warmers:
+            assert set(warmers.map(post_warm, range(8))) == {200}
         ctx = multiprocessing.get_context("spawn")
         go, results = ctx.Event(), ctx.Queue()
         readies = [ctx.Event() for _ in range(senders)]
@@ -220,18 +247,34 @@ def _http_round(
             p.start()
         for ready in readies:
             ready.wait()
-        before = _cpu_seconds([server.pid])
+        before, own_before = _cpu_seconds([server.pid]), _own_cpu_seconds(server.pid)
         go.set()
         codes = [code for _ in procs for code in results.get()]
         used = _cpu_seconds([server.pid]) - before
+        own = _own_cpu_seconds(server.pid) - own_before
         for p in procs:
             p.join()
     finally:
         server.terminate()
         server.wait()
         server.stdout.close()  # type: ignore[union-attr]
+        _remove(workdir)
     assert set(codes) == {200}, f"non-200 answers from {arm}: {set(codes)}"
-    return used / (len(codes) * SPANS_PER_REQUEST) * 1e6
+    spans = len(codes) * SPANS_PER_REQUEST
+    return used / spans * 1e6, own / spans * 1e6
+
+
+def _remove(workdir: Path) -> None:
+    """Drop a round's databases at once: their pages, left dirty in the page cache,
+    would be written back during the next arm."""
+    for db in workdir.glob("*.db*"):
+        db.unlink()
+
+
+def _own_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of this one process (its children not counted)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -239,11 +282,19 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40, help="requests per sender")
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--bare", nargs=2, metavar=("MODE", "DB"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="serve's decoding processes, and the bare servers' processes (default: one "
+        "per usable core, serve's own default)",
+    )
+    parser.add_argument("--bare", nargs=3, metavar=("MODE", "DB", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
-        _bare_server(*args.bare)
+        _bare_server(args.bare[0], args.bare[1], int(args.bare[2]))
         return
+    collect_less_often()  # the in-process arms, as serve's decoding processes
     bodies = _encode_requests(args.requests * args.senders, "budget")
     warm = _encode_requests(1, "warm")[0]
     figures: dict[str, list[float]] = {}
@@ -254,9 +305,12 @@ def main() -> None:
         for r in range(args.rounds):
             for arm, us in _in_process_round(bodies, workdir, f"r{r}").items():
                 figures.setdefault(arm, []).append(us)
-            for arm in ("bare HTTP", "no glue", "serve"):
-                us = _http_round(arm, str(bodies_file), warm, args.senders, workdir, f"r{r}")
+            arms = ["bare HTTP", "no glue", "serve"]
+            for arm in arms[r % 3 :] + arms[: r % 3]:  # no arm always last
+                us, own = _http_round(arm, str(bodies_file), warm, args, workdir, f"r{r}")
                 figures.setdefault(arm, []).append(us)
+                if arm == "serve":
+                    figures.setdefault("serve's own process", []).append(own)
             print(
                 f"round {r + 1}: " + ", ".join(f"{a} {v[-1]:.1f}" for a, v in figures.items()),
                 flush=True,
@@ -268,6 +322,8 @@ def main() -> None:
         print(f"  {arm:<10} {m[arm]:6.1f}   in process")
     for arm in ("bare HTTP", "no glue", "serve"):
         print(f"  {arm:<10} {m[arm]:6.1f}   every server process")
+    own = m["serve's own process"]
+    print(f"  {'':<10} {own:6.1f}   of which serve's own process (HTTP, no decoding)")
     rounds = zip(figures["serve"], figures["no glue"], strict=True)
     strict = m["walk"] + m["raw write"] + m["bare HTTP"]
     mapping = m["decode"] - m["walk"]
