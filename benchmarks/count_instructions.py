@@ -14,7 +14,11 @@ stretched alike); the whole script takes a few minutes.
 - the live processor per node as bench_bridge drives it, and bridge_budget's no-glue
   arm (the bare SDK, the mapping and one raw commit);
 - serve's work per span on bench_serve's requests (512 spans, the mix), in process: the
-  decode (protobuf to rows) alone, then decode and the store's write.
+  decode (protobuf to rows) alone, then decode and the store's write;
+- every process of `dagtrace serve` (two decoding processes) and of ingest_budget.py's
+  no-glue server (two uvicorn processes decoding and writing raw) per span received,
+  under `valgrind --trace-children=yes`: what serve's own code adds, where CPU time on
+  a shared machine moves too much to tell (kernel time is not counted).
 
 Needs `valgrind` on the PATH (Debian: apt-get install valgrind).
 """
@@ -151,6 +155,60 @@ def main() -> None:
     print(f"  decode (protobuf → rows)   {decode:>10,.0f}")
     print(f"  the store's write          {both - decode:>10,.0f}")
     print(f"  both                       {both:>10,.0f}")
+    requests = _encode_requests(args.requests + 1, "server")
+    print(f"every server process, instructions per span ({args.requests} requests):")
+    servers = {arm: _server_per_span(arm, requests) for arm in ("no glue", "serve")}
+    print(f"  no glue (ingest_budget.py) {servers['no glue']:>10,.0f}")
+    print(
+        f"  dagtrace serve             {servers['serve']:>10,.0f}"
+        f"   {servers['serve'] / servers['no glue']:.2f}× no glue"
+    )
+
+
+def _server_per_span(arm: str, requests: list[bytes]) -> float:
+    """Instructions of every process of a server posted requests[1:] one at a time,
+    less those of one posted none (both warmed by requests[0], 4 at once)."""
+    count = len(requests) - 1
+    return (_server_instructions(arm, requests, count) - _server_instructions(arm, requests, 0)) / (
+        count * 512
+    )
+
+
+def _server_instructions(arm: str, requests: list[bytes], count: int) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    from ingest_budget import _start, _url
+
+    headers = {"Content-Type": "application/x-protobuf"}
+    os.environ["PYTHONHASHSEED"] = "0"  # as _instructions: str hashes move counts by ±1%
+    with tempfile.TemporaryDirectory() as tmp:
+        valgrind = ["valgrind", "--tool=callgrind", "--trace-children=yes"]
+        valgrind += [f"--callgrind-out-file={tmp}/callgrind.%p", f"--log-file={tmp}/log.%p"]
+        server = _start(arm, f"{tmp}/server.db", 2, under=valgrind)
+        try:
+            url = f"{_url(server, arm)}/v1/traces"
+            with ThreadPoolExecutor(4) as warmers:
+                answers = warmers.map(
+                    lambda _: httpx.post(url, content=requests[0], headers=headers, timeout=600),
+                    range(4),
+                )
+                assert {a.status_code for a in answers} == {200}
+            with httpx.Client(timeout=600) as client:
+                for body in requests[1 : 1 + count]:
+                    assert client.post(url, content=body, headers=headers).status_code == 200
+        finally:
+            server.terminate()
+            server.wait()
+            server.stdout.close()  # type: ignore[union-attr]
+        return sum(_collected(out) for out in Path(tmp).glob("callgrind.*"))
+
+
+def _collected(callgrind_out: Path) -> int:
+    for line in callgrind_out.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    return 0
 
 
 if __name__ == "__main__":

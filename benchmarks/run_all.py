@@ -23,6 +23,7 @@ BENCHMARKS = [
     ["bench_bridge.py"],
     ["bridge_budget.py"],
     ["bench_serve.py"],
+    ["ingest_budget.py", "--rounds", "3"],
     ["bench_view.py"],
 ]
 
