@@ -305,7 +305,8 @@ class SqliteStore(Store):
     of requests the thread always falls behind, since a writer appends while it copies,
     so the WAL never restarts and grew to 65 MB. Inline at 1,000 pages it stays ~8 MB
     and is rewritten in place: 17.6 against 20.3 µs of CPU a span for the write, of
-    which the system's 7.2 against 10.1 (medians of 10 rounds, in process)."""
+    which the system's 7.2 against 10.1 (medians of 10 rounds, in process). The thread
+    then waits for a pause in commits (`_wait_for_a_pause`)."""
 
     def _wake_checkpointer(self) -> None:
         self._committed.set()
