@@ -41,9 +41,11 @@ from dagtrace.store.writer import _EDGE_UPSERT_SQL, _NODE_UPSERT_SQL
 _NO_GLUE = "no glue: bare SDK, mapping, raw commit"
 
 
-def _raw_connection(path: Path) -> sqlite3.Connection:
-    dagtrace.SqliteStore(path).close()  # the schema, WAL, 2 KiB pages
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+def _raw_connection(path: Path, *, batched_writes: bool = False) -> sqlite3.Connection:
+    """The store's schema and WAL (2 KiB pages; 8 KiB for `batched_writes`, as serve
+    makes them), then a plain sqlite3 connection to it at the default durability."""
+    dagtrace.SqliteStore(path, batched_writes=batched_writes).close()
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 

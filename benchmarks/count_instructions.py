@@ -168,10 +168,11 @@ def main() -> None:
 def _server_per_span(arm: str, requests: list[bytes]) -> float:
     """Instructions of every process of a server posted requests[1:] one at a time,
     less those of one posted none (both warmed by requests[0], 4 at once)."""
+    from bench_serve import SPANS_PER_REQUEST
+
     count = len(requests) - 1
-    return (_server_instructions(arm, requests, count) - _server_instructions(arm, requests, 0)) / (
-        count * 512
-    )
+    work = _server_instructions(arm, requests, count) - _server_instructions(arm, requests, 0)
+    return work / (count * SPANS_PER_REQUEST)
 
 
 def _server_instructions(arm: str, requests: list[bytes], count: int) -> int:

@@ -52,6 +52,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_serve import SPANS_PER_REQUEST, _cpu_seconds, _encode_requests
+from bridge_budget import _raw_connection
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from dagtrace.serve.codec import decode_to_rows
@@ -82,13 +83,6 @@ def _walk(body: bytes) -> None:
                 read += [(link.trace_id, link.span_id) for link in span.links[:]]
 
 
-def _raw_connection(path: Path) -> sqlite3.Connection:
-    SqliteStore(path, batched_writes=True).close()  # serve's schema and page size, WAL
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
-
-
 def _raw_write(cur: sqlite3.Cursor, rows: Rows) -> None:
     """One request's rows in one transaction, the store's statements, no Python around."""
     cur.execute("BEGIN IMMEDIATE")
@@ -110,7 +104,7 @@ def _cpu_us(work: Callable[[], None], spans: int) -> float:
 def _in_process_round(bodies: list[bytes], workdir: Path, tag: str) -> dict[str, float]:
     spans = len(bodies) * SPANS_PER_REQUEST
     decoded = [decode_to_rows(b, json_encoded=False) for b in bodies]
-    conn = _raw_connection(workdir / f"raw-{tag}.db")
+    conn = _raw_connection(workdir / f"raw-{tag}.db", batched_writes=True)
     cur = conn.cursor()
     store = SqliteStore(workdir / f"store-{tag}.db", batched_writes=True)
     try:
@@ -164,7 +158,7 @@ def _bare_process(mode: str, db: str, sock: socket.socket) -> None:
     import uvicorn
 
     collect_less_often()  # as serve's decoding processes: a setting, not glue
-    cur = _raw_connection(Path(db)).cursor() if mode == "no glue" else None
+    cur = _raw_connection(Path(db), batched_writes=True).cursor() if mode == "no glue" else None
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":

@@ -100,9 +100,6 @@ class SqliteStore(Store):
         self._busy_timeout = busy_timeout
         self._new_page_size = 8192 if batched_writes else 2048
         self._batched_writes = batched_writes
-        self._inline_checkpoint_pages = (
-            self._BATCHED_CHECKPOINT_PAGES if batched_writes else self._SAFETY_CHECKPOINT_PAGES
-        )
         self.read_only = read_only or (self.path.exists() and not os.access(self.path, os.W_OK))
         super().__init__()
         self._forget_connections()
@@ -167,7 +164,12 @@ class SqliteStore(Store):
             if not read_only:
                 self._use_wal(conn)
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
-                conn.execute(f"PRAGMA wal_autocheckpoint={self._inline_checkpoint_pages}")
+                pages = (
+                    self._BATCHED_CHECKPOINT_PAGES
+                    if self._batched_writes
+                    else self._SAFETY_CHECKPOINT_PAGES
+                )
+                conn.execute(f"PRAGMA wal_autocheckpoint={pages}")
             else:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.Error as e:
@@ -294,7 +296,8 @@ class SqliteStore(Store):
 
     _CHECKPOINT_PERIOD = 0.1
     """At most this often, the WAL is copied into the database file (if anything was
-    committed since): the WAL stays about as large as 100 ms of commits."""
+    committed since): the WAL stays about as large as 100 ms of commits. With batched
+    writes, this long after commits pause (`_wait_for_a_pause`)."""
     _SAFETY_CHECKPOINT_PAGES = 10_000
     """Checkpoints (a copy of the WAL into the file, and its fsync) belong to the
     background thread (`_checkpoint_loop`); inline, every 200th node commit or so paid
