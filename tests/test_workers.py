@@ -56,10 +56,14 @@ def _pieces(body: bytes, size: int = 65_536) -> list[bytes]:
 def test_bodies_in_pieces_round_trip_to_their_own_callers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Pieces of 64 KiB into pipes of 4 KiB: the pipe fills at once, and what it could
-    not take goes out in order as the worker reads."""
+    """Bodies up to 1 MB through the shared memory, and over it in pieces of 64 KiB
+    into pipes of 4 KiB: the pipe fills at once, and what it could not take goes out
+    in order as the worker reads. The same workers take both kinds, one after the
+    other, so a body in the pipe does not meet a stale one in the memory."""
     monkeypatch.setattr(workers, "_PIPE_BYTES", 4096)
+    monkeypatch.setattr(workers, "_SHARED_BYTES", 1_000_000)
     bodies = [random.Random(n).randbytes(300_000 * (n + 1) + n) for n in range(6)]
+    bodies += [b"", bodies[0][:1_000_000], bodies[5][:1_000_001]]
 
     async def scenario() -> list[tuple[bytes, bool]]:
         with _pool(echo, count=2) as pool:
