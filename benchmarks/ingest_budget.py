@@ -1,21 +1,21 @@
 """What bounds serve's SQLite ingest: the parts every span pays, against the 35 µs floor.
 
-    python benchmarks/ingest_budget.py [--requests 40] [--senders 4] [--rounds 5]
+    python benchmarks/ingest_budget.py [--requests 10] [--senders 4] [--rounds 15]
 
 As bridge_budget.py does for the live processor. Measured in one run on bench_serve's
-requests (512 spans, the mix), each figure the median of --rounds, rounds interleaved,
-in CPU µs per span:
-- in process, on the same bodies:
+requests (512 spans, the mix), new ones each round, each figure the median of
+--rounds, in CPU µs per span:
+- in process, on the round's bodies:
   - parse: upb's `FromString` alone;
   - walk: parse, and reading every field the mapping reads (upb's objects), nothing
     kept: what any Python reader of these requests pays;
   - decode: serve's shared decode, protobuf → parts → mapping → row tuples;
   - raw write: those rows with the store's own upsert statements straight from sqlite3
     (BEGIN IMMEDIATE, executemany, COMMIT; WAL, synchronous=NORMAL, SQLite's own
-    checkpoints), no parent search, on a fresh file;
+    checkpoints), no parent search, on a new file;
   - write: the store's `write_rows` (the parent search, serve's checkpoints);
 - over HTTP, every server process's CPU while bench_serve's senders post the bodies
-  (--senders connections at once):
+  (--senders connections at once to each server):
   - bare HTTP: uvicorn (httptools, uvloop) with an ASGI app that reads each body and
     answers 200, nothing else;
   - no glue: the same app decoding each body with serve's decode and writing it raw,
@@ -24,9 +24,13 @@ in CPU µs per span:
 The no-glue server is what serve cannot go below; when it is above the floor, the
 floor is bound by it, and serve is held to within 10% of it. `walk + raw write + bare
 HTTP` is the bound without the mapping: the mapping's share is printed beside it.
-The two servers run back to back, in turn first, each after the previous arm's files
-are dropped and `sync`ed. CPU time moves ±20% from round to round on a shared machine:
-count_instructions.py counts both servers' instructions, which do not move.
+The three servers run at once, started and warmed before the first round, each on a
+database of its own that grows by the same bodies. Each sender posts each body to each
+server in turn, starting with a different one each time, so all three see the same
+spell of a shared machine: on one, the same Python loop took 160 to 285 ms from one
+second to the next, and serve / no glue measured one after the other moved from 0.85
+to 1.73 between rounds (1.02 to 1.20 at once). count_instructions.py counts both
+servers' instructions, which do not move at all.
 """
 
 from __future__ import annotations
@@ -186,18 +190,61 @@ def _bare_process(mode: str, db: str, sock: socket.socket) -> None:
     uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")).run(sockets=[sock])
 
 
-def _send(url: str, bodies_file: str, part: int, parts: int, ready: Any, go: Any, out: Any) -> None:
-    bodies = pickle.loads(Path(bodies_file).read_bytes())[part::parts]
-    ready.set()
-    go.wait()
-    with httpx.Client(timeout=120) as client:
-        codes = [
-            client.post(
-                f"{url}/v1/traces", content=b, headers={"Content-Type": "application/x-protobuf"}
-            ).status_code
-            for b in bodies
+class _Senders:
+    """--senders processes, each posting its share of a round's bodies to every server,
+    over one keep-alive connection per server, as bench_serve's senders do."""
+
+    def __init__(self, count: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._inboxes = [ctx.SimpleQueue() for _ in range(count)]
+        self._outbox = ctx.SimpleQueue()
+        self._procs = [
+            ctx.Process(target=_send, args=(n, count, inbox, self._outbox), daemon=True)
+            for n, inbox in enumerate(self._inboxes)
         ]
-    out.put(codes)
+        for p in self._procs:
+            p.start()
+
+    def burst(self, servers: Sequence[_Server], bodies_file: Path) -> list[tuple[float, float]]:
+        """Each server's CPU seconds (every process; its own process) while the senders
+        post every body of `bodies_file` to each server, each body to them in turn,
+        starting with a different one each time; every answer must be 200."""
+        for inbox in self._inboxes:
+            inbox.put(([server.url for server in servers], str(bodies_file)))
+        for _ in self._inboxes:
+            self._outbox.get()  # its share loaded
+        before = [server.cpu() for server in servers]
+        for inbox in self._inboxes:
+            inbox.put("go")
+        codes = [code for _ in self._inboxes for code in self._outbox.get()]
+        after = [server.cpu() for server in servers]
+        assert set(codes) == {200}, f"non-200 answers: {set(codes)}"
+        return [(a[0] - b[0], a[1] - b[1]) for a, b in zip(after, before, strict=True)]
+
+    def close(self) -> None:
+        for inbox in self._inboxes:
+            inbox.put(None)
+        for p in self._procs:
+            p.join()
+
+
+def _send(part: int, parts: int, inbox: Any, outbox: Any) -> None:
+    headers = {"Content-Type": "application/x-protobuf"}
+    clients: dict[str, httpx.Client] = {}
+    while (job := inbox.get()) is not None:
+        urls, bodies_file = job
+        bodies = pickle.loads(Path(bodies_file).read_bytes())[part::parts]
+        ours = [clients.setdefault(url, httpx.Client(base_url=url, timeout=120)) for url in urls]
+        outbox.put("loaded")
+        inbox.get()  # go
+        codes = []
+        for n, body in enumerate(bodies):
+            first = (n + part) % len(ours)
+            for client in ours[first:] + ours[:first]:
+                codes.append(client.post("/v1/traces", content=body, headers=headers).status_code)
+        outbox.put(codes)
+    for client in clients.values():
+        client.close()
 
 
 def _start(arm: str, db: str, processes: int, under: Sequence[str] = ()) -> subprocess.Popen[str]:
@@ -217,54 +264,39 @@ def _url(server: subprocess.Popen[str], arm: str) -> str:
     return f"http://127.0.0.1:{line.strip()}"
 
 
-def _http_round(
-    arm: str, bodies_file: str, warm: bytes, args: argparse.Namespace, workdir: Path, tag: str
-) -> tuple[float, float]:
-    """Server CPU µs per span of one arm, every request answered 200: every process's,
-    and the server process's own (without its decoding processes)."""
-    senders = args.senders
-    server = _start(arm, str(workdir / f"{arm.replace(' ', '-')}-{tag}.db"), args.processes)
-    try:
-        url = _url(server, arm)
+_ARMS = ("bare HTTP", "no glue", "serve")
+
+
+class _Server:
+    """One arm's server, started once, its database in `workdir`, warmed: as bench_serve,
+    concurrent posts start every decoding process before anything is counted."""
+
+    def __init__(self, arm: str, workdir: Path, processes: int, warm: bytes) -> None:
+        self.arm = arm
+        self.process = _start(arm, str(workdir / f"{arm.replace(' ', '-')}.db"), processes)
+        self.url = _url(self.process, arm)
         headers = {"Content-Type": "application/x-protobuf"}
-        # as bench_serve: concurrent posts start every decoding process before the count
 
         def post_warm(_: int) -> int:
-            return httpx.post(f"{url}/v1/traces", content=warm, headers=headers).status_code
+            return httpx.post(f"{self.url}/v1/traces", content=warm, headers=headers).status_code
 
         with ThreadPoolExecutor(8) as warmers:
             assert set(warmers.map(post_warm, range(8))) == {200}
-        ctx = multiprocessing.get_context("spawn")
-        go, results = ctx.Event(), ctx.Queue()
-        readies = [ctx.Event() for _ in range(senders)]
-        procs = [
-            ctx.Process(target=_send, args=(url, bodies_file, n, senders, readies[n], go, results))
-            for n in range(senders)
-        ]
-        for p in procs:
-            p.start()
-        for ready in readies:
-            ready.wait()
-        before, own_before = _cpu_seconds([server.pid]), _own_cpu_seconds(server.pid)
-        go.set()
-        codes = [code for _ in procs for code in results.get()]
-        used = _cpu_seconds([server.pid]) - before
-        own = _own_cpu_seconds(server.pid) - own_before
-        for p in procs:
-            p.join()
-    finally:
-        server.terminate()
-        server.wait()
-        server.stdout.close()  # type: ignore[union-attr]
-        _remove(workdir)
-    assert set(codes) == {200}, f"non-200 answers from {arm}: {set(codes)}"
-    spans = len(codes) * SPANS_PER_REQUEST
-    return used / spans * 1e6, own / spans * 1e6
+
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds of every process of this server, and of the server process alone
+        (serve's: HTTP, no decoding)."""
+        return _cpu_seconds([self.process.pid]), _own_cpu_seconds(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+        self.process.stdout.close()  # type: ignore[union-attr]
 
 
 def _remove(workdir: Path) -> None:
-    """Drop an arm's databases, and flush what is left to write, before the next arm:
-    pages written back meanwhile would take the next arm's cores."""
+    """Drop the in-process arms' databases, and flush what is left to write: pages
+    written back meanwhile would take the servers' cores."""
     for db in workdir.glob("*.db*"):
         db.unlink()
     os.sync()
@@ -278,9 +310,11 @@ def _own_cpu_seconds(pid: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=40, help="requests per sender")
+    parser.add_argument(
+        "--requests", type=int, default=10, help="requests per sender per round and arm"
+    )
     parser.add_argument("--senders", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument(
         "--processes",
         type=int,
@@ -294,32 +328,55 @@ def main() -> None:
         _bare_server(args.bare[0], args.bare[1], int(args.bare[2]))
         return
     collect_less_often()  # the in-process arms, as serve's decoding processes
-    bodies = _encode_requests(args.requests * args.senders, "budget")
-    warm = _encode_requests(1, "warm")[0]
-    figures: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="dagtrace-ingest-budget-") as tmp:
-        workdir = Path(tmp)
-        bodies_file = workdir / "bodies.pickle"
-        bodies_file.write_bytes(pickle.dumps(bodies))
+        figures = _rounds(args, Path(tmp))
+    _report(figures, args.rounds, args.requests * args.senders * SPANS_PER_REQUEST)
+
+
+def _rounds(args: argparse.Namespace, workdir: Path) -> dict[str, list[float]]:
+    """Each round's new bodies through the in-process arms, then into the three servers
+    at once."""
+    figures: dict[str, list[float]] = {}
+    (workdir / "servers").mkdir()
+    warm = _encode_requests(1, "warm")[0]
+    senders = _Senders(args.senders)
+    servers: list[_Server] = []
+    try:
+        for arm in _ARMS:
+            servers.append(_Server(arm, workdir / "servers", args.processes, warm))
         for r in range(args.rounds):
+            bodies = _encode_requests(args.requests * args.senders, f"budget-{r}")
+            bodies_file = workdir / "bodies.pickle"
+            bodies_file.write_bytes(pickle.dumps(bodies))
+            spans = len(bodies) * SPANS_PER_REQUEST
             for arm, us in _in_process_round(bodies, workdir, f"r{r}").items():
                 figures.setdefault(arm, []).append(us)
-            pair = ["no glue", "serve"] if r % 2 == 0 else ["serve", "no glue"]
-            for arm in ["bare HTTP", *pair]:  # the two compared back to back, in turn first
-                us, own = _http_round(arm, str(bodies_file), warm, args, workdir, f"r{r}")
-                figures.setdefault(arm, []).append(us)
-                if arm == "serve":
-                    figures.setdefault("serve's own process", []).append(own)
+            os.sync()  # the in-process arms' writeback, before the count
+            for server, (used, own) in zip(
+                servers, senders.burst(servers, bodies_file), strict=True
+            ):
+                figures.setdefault(server.arm, []).append(used / spans * 1e6)
+                if server.arm == "serve":
+                    figures.setdefault("serve's own process", []).append(own / spans * 1e6)
             print(
                 f"round {r + 1}: " + ", ".join(f"{a} {v[-1]:.1f}" for a, v in figures.items()),
                 flush=True,
             )
+    finally:
+        for server in servers:
+            server.stop()
+        senders.close()
+    return figures
+
+
+def _report(figures: dict[str, list[float]], rounds: int, spans: int) -> None:
     m = {arm: statistics.median(v) for arm, v in figures.items()}
-    spans = len(bodies) * SPANS_PER_REQUEST
-    print(f"\nCPU µs per span, medians of {args.rounds} rounds ({spans:,} spans a round, the mix):")
+    print(
+        f"\nCPU µs per span, medians of {rounds} rounds ({spans:,} spans an arm a round, the mix):"
+    )
     for arm in ("parse", "walk", "decode", "raw write", "write"):
         print(f"  {arm:<10} {m[arm]:6.1f}   in process")
-    for arm in ("bare HTTP", "no glue", "serve"):
+    for arm in _ARMS:
         print(f"  {arm:<10} {m[arm]:6.1f}   every server process")
     own = m["serve's own process"]
     print(f"  {'':<10} {own:6.1f}   of which serve's own process (HTTP, no decoding)")

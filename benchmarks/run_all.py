@@ -23,7 +23,7 @@ BENCHMARKS = [
     ["bench_bridge.py"],
     ["bridge_budget.py"],
     ["bench_serve.py"],
-    ["ingest_budget.py", "--rounds", "3"],
+    ["ingest_budget.py", "--rounds", "5"],
     ["bench_view.py"],
 ]
 
