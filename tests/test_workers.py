@@ -53,15 +53,19 @@ def _pieces(body: bytes, size: int = 65_536) -> list[bytes]:
     return [body[i : i + size] for i in range(0, len(body), size)]
 
 
+@pytest.mark.parametrize("memfd", [True, False], ids=["shared-memory", "no-memfd"])
 def test_bodies_in_pieces_round_trip_to_their_own_callers(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, memfd: bool
 ) -> None:
     """Bodies up to 1 MB through the shared memory, and over it in pieces of 64 KiB
     into pipes of 4 KiB: the pipe fills at once, and what it could not take goes out
     in order as the worker reads. The same workers take both kinds, one after the
-    other, so a body in the pipe does not meet a stale one in the memory."""
+    other, so a body in the pipe does not meet a stale one in the memory. Without
+    memfd (not Linux), every body goes through the pipe."""
     monkeypatch.setattr(workers, "_PIPE_BYTES", 4096)
     monkeypatch.setattr(workers, "_SHARED_BYTES", 1_000_000)
+    if not memfd:
+        monkeypatch.delattr(os, "memfd_create")
     bodies = [random.Random(n).randbytes(300_000 * (n + 1) + n) for n in range(6)]
     bodies += [b"", bodies[0][:1_000_000], bodies[5][:1_000_001]]
 

@@ -7,12 +7,12 @@ spans, more than reading the request. Here the event loop hands each worker its 
 itself, without a thread, and reads the answer when the worker sends it. Each worker
 takes one body at a time; the others wait for an idle worker.
 
-A body goes into memory shared with its worker (`multiprocessing.heap.Arena`: an
-unlinked file, mapped by both, its descriptor passed at spawn) when it fits, and the
-pipe carries only its size: a pipe allocates and frees a page per 4 KiB written, and
-writing and reading 660 KiB (bench_serve's requests) took 730 µs of CPU through one,
-48 µs through the mapping. Bodies above `_SHARED_BYTES` go through the pipe (1 MiB
-pipes on Linux), without a copy, written when the pipe can take them.
+A body goes into memory shared with its worker (`_SharedMemory`) when it fits, and
+the pipe carries only its size: a pipe allocates and frees a page per 4 KiB written,
+and writing and reading 660 KiB (bench_serve's requests) took 730 µs of CPU through
+one, 48 µs through the mapping. Bodies above `_SHARED_BYTES`, and every body where
+there is no such memory, go through the pipe (1 MiB pipes on Linux), without a copy,
+written when the pipe can take them.
 
 The frames are `multiprocessing.connection.Connection`'s (a 4-byte big-endian length,
 then the bytes), so a worker reads them with `recv_bytes`: first the flag and where
@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import mmap
 import multiprocessing
-import multiprocessing.heap
+import multiprocessing.reduction
 import os
 import pickle
 import struct
@@ -41,9 +42,8 @@ from typing import Any
 _PIPE_BYTES = 1 << 20
 """Pipe capacity asked for (Linux's F_SETPIPE_SZ; elsewhere the default stays)."""
 _F_SETPIPE_SZ = 1031
-_SHARED_BYTES = 8 << 20
-"""Each worker's shared memory for bodies: virtual until used, then as many pages as
-the largest body it held (Linux puts it in /dev/shm when there is room there)."""
+_SHARED_BYTES = 4 << 20
+"""Each worker's shared memory for bodies, taken when it starts."""
 _HEADER = struct.Struct("!i")
 _CALL = struct.Struct("!?q")
 """A call's first frame: the flag, and the body's size in the shared memory (-1: the
@@ -65,7 +65,7 @@ class RemoteTraceback(Exception):
 def _child(
     requests: Connection,
     answers: Connection,
-    shared: multiprocessing.heap.Arena,
+    shared: _SharedMemory | None,
     work: Work,
     initializer: Callable[..., None],
     initargs: tuple[Any, ...],
@@ -76,7 +76,9 @@ def _child(
     while True:
         try:
             flag, size = _CALL.unpack(requests.recv_bytes())
-            body = requests.recv_bytes() if size == _IN_PIPE else shared.buffer[:size]
+            body = (
+                requests.recv_bytes() if shared is None or size == _IN_PIPE else shared.read(size)
+            )
         except EOFError:
             return
         try:
@@ -98,13 +100,13 @@ class _Worker:
     """One worker process and the parent's ends of its two pipes (non-blocking fds)."""
 
     def __init__(
-        self, process: Any, requests: int, answers: int, shared: multiprocessing.heap.Arena
+        self, process: Any, requests: int, answers: int, shared: _SharedMemory | None
     ) -> None:
         self.process = process
         self.requests = requests
         self.answers = answers
         self.shared = shared
-        """Where an idle worker's next body goes, if it fits."""
+        """Where an idle worker's next body goes, if it fits (None: always the pipe)."""
         self.answer: asyncio.Future[Any] | None = None
         """The call in hand (done already if its caller was cancelled)."""
         self.unread = bytearray()
@@ -155,8 +157,9 @@ class WorkerPool:
         while worker.dead:
             worker = await self._idle.get()
         worker.answer = answer = self._loop.create_future()  # type: ignore[union-attr]
-        if size <= worker.shared.size:  # the worker is idle: its memory is ours to fill
-            _fill(worker.shared.buffer, pieces)
+        shared = worker.shared
+        if shared is not None and size <= shared.size:  # an idle worker's: ours to fill
+            shared.fill(pieces)
             self._write(worker, memoryview(_HEADER.pack(_CALL.size) + _CALL.pack(flag, size)))
         else:
             call = _CALL.pack(flag, _IN_PIPE)
@@ -190,7 +193,7 @@ class WorkerPool:
     def _spawn(self) -> _Worker:
         requests_read, requests_write = self._context.Pipe(duplex=False)
         answers_read, answers_write = self._context.Pipe(duplex=False)
-        shared = multiprocessing.heap.Arena(_SHARED_BYTES)
+        shared = _SharedMemory.make(_SHARED_BYTES)
         process = self._context.Process(
             target=_child,
             args=(requests_read, answers_write, shared, *self._child_args),
@@ -200,6 +203,8 @@ class WorkerPool:
         process.start()
         requests_read.close()
         answers_write.close()
+        if shared is not None:
+            shared.close_fd()  # the worker has its own; the mapping stays
         worker = _Worker(process, _own_fd(requests_write), _own_fd(answers_read), shared)
         try:
             import fcntl
@@ -297,11 +302,50 @@ class WorkerPool:
             loop.remove_writer(worker.requests)
 
 
-def _fill(buffer: Any, pieces: Sequence[bytes]) -> None:
-    offset = 0
-    for piece in pieces:
-        buffer[offset : offset + len(piece)] = piece
-        offset += len(piece)
+class _SharedMemory:
+    """Memory a worker maps with the server process: a Linux memfd whose pages are
+    taken when it is made (`posix_fallocate`), so filling it cannot fault for want of
+    room, as a mapped file on a full /dev/shm would (SIGBUS in the server process).
+    Pickled when its worker is spawned: the worker maps a duplicate of the descriptor."""
+
+    def __init__(self, size: int, fd: int) -> None:
+        self.size = size
+        self._fd = fd
+        self._buffer = mmap.mmap(fd, size)
+
+    @classmethod
+    def make(cls, size: int) -> _SharedMemory | None:
+        """None without memfd (not Linux) or room for its pages: the pipe then."""
+        try:
+            fd = os.memfd_create("dagtrace-bodies", os.MFD_CLOEXEC)
+        except (AttributeError, OSError):
+            return None
+        try:
+            os.posix_fallocate(fd, 0, size)
+            return cls(size, fd)
+        except OSError:
+            os.close(fd)
+            return None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _mapped, (self.size, multiprocessing.reduction.DupFd(self._fd))
+
+    def close_fd(self) -> None:
+        os.close(self._fd)
+
+    def fill(self, pieces: Sequence[bytes]) -> None:
+        offset = 0
+        for piece in pieces:
+            self._buffer[offset : offset + len(piece)] = piece
+            offset += len(piece)
+
+    def read(self, size: int) -> bytes:
+        """A copy of the first `size` bytes: the worker's body."""
+        return self._buffer[:size]
+
+
+def _mapped(size: int, duplicate: Any) -> _SharedMemory:
+    return _SharedMemory(size, duplicate.detach())
 
 
 def _unpickled(frame: bytearray) -> Any:
