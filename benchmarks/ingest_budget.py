@@ -234,7 +234,10 @@ def _send(part: int, parts: int, inbox: Any, outbox: Any) -> None:
     while (job := inbox.get()) is not None:
         urls, bodies_file = job
         bodies = pickle.loads(Path(bodies_file).read_bytes())[part::parts]
-        ours = [clients.setdefault(url, httpx.Client(base_url=url, timeout=120)) for url in urls]
+        for url in urls:
+            if url not in clients:
+                clients[url] = httpx.Client(base_url=url, timeout=120)
+        ours = [clients[url] for url in urls]
         outbox.put("loaded")
         inbox.get()  # go
         codes = []
