@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import sqlite3
 import subprocess
@@ -140,8 +141,6 @@ def test_a_steady_stream_of_batches_keeps_the_wal_small(tmp_path: Path) -> None:
     """serve's store (batched writes) under requests that never pause: the background
     checkpoint always trails the writer, so SQLite's own checkpoint keeps the WAL near
     1,000 pages and rewritten in place, instead of growing by all that was written."""
-    import os
-
     store = dagtrace.SqliteStore(tmp_path / "serve.db", batched_writes=True)
     payload = '"' + "x" * 2000 + '"'
     largest = 0
