@@ -13,17 +13,24 @@ requests (512 spans, the mix), new ones each round, each figure the median of
   - raw write: those rows with the store's own upsert statements straight from sqlite3
     (BEGIN IMMEDIATE, executemany, COMMIT; WAL, synchronous=NORMAL, SQLite's own
     checkpoints), no parent search, on a new file;
+  - raw+links: the same, with the sub-runs' parent links set by the store's
+    `ParentSearch` on that cursor (the mapping's last step: span parents →
+    `parent_run_id`);
   - write: the store's `write_rows` (the parent search, serve's checkpoints);
 - over HTTP, every server process's CPU while bench_serve's senders post the bodies
   (--senders connections at once to each server):
   - bare HTTP: uvicorn (httptools, uvloop) with an ASGI app that reads each body and
     answers 200, nothing else;
-  - no glue: the same app decoding each body with serve's decode and writing it raw,
-    in its one process: the HTTP stack, the mapping and SQLite, nothing of ours between;
+  - no glue: the same app decoding each body with serve's decode and writing it as
+    raw+links does, in its one process: the HTTP stack, the mapping and SQLite,
+    nothing of ours between. It must store what serve stores, or it bounds another
+    job: the run checks that both hold the same runs, parent links, nodes and edges
+    (without the parent links it did not: its sub-runs had no parent);
   - serve: `dagtrace serve` (its decoding processes, limits, parent search, checkpoints).
 The no-glue server is what serve cannot go below; when it is above the floor, the
 floor is bound by it, and serve is held to within 10% of it. `walk + raw write + bare
-HTTP` is the bound without the mapping: the mapping's share is printed beside it.
+HTTP` is the bound without the mapping; the mapping's share (decode − walk, and
+raw+links − raw write) is printed beside it.
 The three servers run at once, started and warmed before the first round, each on a
 database of its own that grows by the same bodies. Each sender posts each body to each
 server in turn, starting with a different one each time, so all three see the same
@@ -59,11 +66,13 @@ from bench_serve import SPANS_PER_REQUEST, _cpu_seconds, _encode_requests
 from bridge_budget import _raw_connection
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from dagtrace._parents import ParentFacts
 from dagtrace.serve.codec import decode_to_rows
 from dagtrace.serve.ingest import collect_less_often
+from dagtrace.store.parent_search import ParentSearch
 from dagtrace.store.rows import Rows
 from dagtrace.store.sqlite import SqliteStore
-from dagtrace.store.writer import _EDGE_UPSERT_SQL, _NODE_UPSERT_SQL, _RUN_UPSERT_SQL
+from dagtrace.store.writer import _EDGE_UPSERT_SQL, _NODE_UPSERT_SQL, _RUN_UPSERT_SQL, Writer
 
 FLOOR_US = 35.0
 
@@ -87,12 +96,20 @@ def _walk(body: bytes) -> None:
                 read += [(link.trace_id, link.span_id) for link in span.links[:]]
 
 
-def _raw_write(cur: sqlite3.Cursor, rows: Rows) -> None:
-    """One request's rows in one transaction, the store's statements, no Python around."""
+def _raw_write(cur: sqlite3.Cursor, rows: Rows, parents: ParentFacts | None = None) -> None:
+    """One request's rows in one transaction, the store's statements, no Python around;
+    with `parents`, the sub-runs' parent links too, as the store sets them
+    (`ParentSearch` on the same cursor, around the rows)."""
     cur.execute("BEGIN IMMEDIATE")
+    search = None
+    if parents:
+        search = ParentSearch(Writer(cur, SqliteStore.dialect), parents, sweep_key=str(id(cur)))
+        search.before_rows()
     cur.executemany(_RUN_UPSERT_SQL[SqliteStore.dialect], rows.runs)
     cur.executemany(_NODE_UPSERT_SQL, rows.nodes)
     cur.executemany(_EDGE_UPSERT_SQL, rows.edges)
+    if search:
+        search.after_rows()
     cur.execute("COMMIT")
 
 
@@ -110,6 +127,8 @@ def _in_process_round(bodies: list[bytes], workdir: Path, tag: str) -> dict[str,
     decoded = [decode_to_rows(b, json_encoded=False) for b in bodies]
     conn = _raw_connection(workdir / f"raw-{tag}.db", batched_writes=True)
     cur = conn.cursor()
+    linked = _raw_connection(workdir / f"linked-{tag}.db", batched_writes=True)
+    linked_cur = linked.cursor()
     store = SqliteStore(workdir / f"store-{tag}.db", batched_writes=True)
     try:
         return {
@@ -121,12 +140,16 @@ def _in_process_round(bodies: list[bytes], workdir: Path, tag: str) -> dict[str,
                 lambda: [decode_to_rows(b, json_encoded=False) for b in bodies], spans
             ),
             "raw write": _cpu_us(lambda: [_raw_write(cur, d.rows) for d in decoded], spans),
+            "raw+links": _cpu_us(
+                lambda: [_raw_write(linked_cur, d.rows, d.parents) for d in decoded], spans
+            ),
             "write": _cpu_us(
                 lambda: [store.write_rows(d.rows, parents=d.parents) for d in decoded], spans
             ),
         }
     finally:
         conn.close()
+        linked.close()
         store.close()
         _remove(workdir)
 
@@ -174,7 +197,8 @@ def _bare_process(mode: str, db: str, sock: socket.socket) -> None:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         if cur is not None:
-            _raw_write(cur, decode_to_rows(bytes(body), json_encoded=False).rows)
+            decoded = decode_to_rows(bytes(body), json_encoded=False)
+            _raw_write(cur, decoded.rows, decoded.parents)
         await send(
             {
                 "type": "http.response.start",
@@ -365,6 +389,7 @@ def _rounds(args: argparse.Namespace, workdir: Path) -> dict[str, list[float]]:
                 f"round {r + 1}: " + ", ".join(f"{a} {v[-1]:.1f}" for a, v in figures.items()),
                 flush=True,
             )
+        _same_record(workdir / "servers" / "no-glue.db", workdir / "servers" / "serve.db")
     finally:
         for server in servers:
             server.stop()
@@ -372,12 +397,29 @@ def _rounds(args: argparse.Namespace, workdir: Path) -> dict[str, list[float]]:
     return figures
 
 
+def _same_record(no_glue: Path, serve: Path) -> None:
+    """The no-glue server stored what serve stored (runs with their parent links, nodes,
+    edges): it is serve's bound only if it does the same job."""
+    tables = {
+        "dag_runs": "run_id",
+        "node_executions": "run_id, node_label",
+        "edge_traversals": "run_id, upstream_label, downstream_label",
+    }
+    for table, key in tables.items():
+        contents = []
+        for db in (no_glue, serve):
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                contents.append(conn.execute(f"SELECT * FROM {table} ORDER BY {key}").fetchall())
+        assert contents[0] == contents[1], f"no glue and serve stored different {table}"
+    print("no glue and serve stored the same runs (parent links included), nodes and edges")
+
+
 def _report(figures: dict[str, list[float]], rounds: int, spans: int) -> None:
     m = {arm: statistics.median(v) for arm, v in figures.items()}
     print(
         f"\nCPU µs per span, medians of {rounds} rounds ({spans:,} spans an arm a round, the mix):"
     )
-    for arm in ("parse", "walk", "decode", "raw write", "write"):
+    for arm in ("parse", "walk", "decode", "raw write", "raw+links", "write"):
         print(f"  {arm:<10} {m[arm]:6.1f}   in process")
     for arm in _ARMS:
         print(f"  {arm:<10} {m[arm]:6.1f}   every server process")
@@ -385,11 +427,13 @@ def _report(figures: dict[str, list[float]], rounds: int, spans: int) -> None:
     print(f"  {'':<10} {own:6.1f}   of which serve's own process (HTTP, no decoding)")
     ratios = [s / n for s, n in zip(figures["serve"], figures["no glue"], strict=True)]
     strict = m["walk"] + m["raw write"] + m["bare HTTP"]
-    mapping = m["decode"] - m["walk"]
+    links = m["raw+links"] - m["raw write"]
+    mapping = m["decode"] - m["walk"] + links
     print(
         f"bound without the mapping (walk + raw write + bare HTTP): {strict:.1f} µs, "
-        f"{strict / FLOOR_US:.2f}× the {FLOOR_US:.0f} µs floor; the mapping (decode − walk) "
-        f"{mapping:.1f} µs, {mapping / m['serve'] * 100:.0f}% of serve's"
+        f"{strict / FLOOR_US:.2f}× the {FLOOR_US:.0f} µs floor; the mapping (decode − walk, "
+        f"and the parent links {links:.1f}) {mapping:.1f} µs, "
+        f"{mapping / m['serve'] * 100:.0f}% of serve's"
     )
     print(
         f"no glue: {m['no glue']:.1f} µs, {m['no glue'] / FLOOR_US:.2f}× the floor; "
