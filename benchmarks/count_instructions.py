@@ -16,7 +16,8 @@ stretched alike); the whole script takes a few minutes.
 - serve's work per span on bench_serve's requests (512 spans, the mix), in process: the
   decode (protobuf to rows) alone, then decode and the store's write;
 - every process of `dagtrace serve` (two decoding processes) and of ingest_budget.py's
-  no-glue server (two uvicorn processes decoding and writing raw) per span received,
+  no-glue server (two uvicorn processes decoding and writing raw, with the sub-runs'
+  parent links as serve sets them) per span received,
   under `valgrind --trace-children=yes`: what serve's own code adds, where CPU time on
   a shared machine moves too much to tell (kernel time is not counted).
 
